@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Predict the sentiment of reviews with an exported model; prints one JSON line per review.
+
+Reviews come from the arguments, from --file (.txt: one review per line, a blank line being an
+empty review; .csv: a `review` column; .jsonl: objects with a `review` field, or plain strings),
+or from standard input (one review per line). Output order is input order. Large files are read
+and predicted in chunks, so memory stays bounded.
+
+  python scripts/predict.py "A wonderful, moving film." "Dull and far too long."
+  python scripts/predict.py --file reviews.csv > predictions.jsonl
+"""
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging before it loads)
+from imdb_sentiment.io import UserError  # noqa: E402
+
+CHUNK = 8192  # reviews read, predicted and written at a time
+
+
+def read_txt(f):
+    for line in f:
+        yield line.rstrip("\r\n")
+
+
+def read_jsonl(f, name):
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{name}:{lineno}: not valid JSON ({e.msg})") from None
+        review = obj.get("review") if isinstance(obj, dict) else obj
+        if not isinstance(review, str):
+            raise UserError(f"{name}:{lineno}: expected a string or an object with a string 'review' field")
+        yield review
+
+
+def read_csv(path):
+    import pandas as pd
+
+    try:
+        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK,
+                                 encoding="utf-8", encoding_errors="replace"):
+            chunk.columns = [c.strip().lstrip("\ufeff").lower() for c in chunk.columns]
+            if "review" not in chunk.columns:
+                raise UserError(f"{path}: no 'review' column; found {', '.join(chunk.columns)}")
+            yield from chunk["review"]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{path}: cannot be read as CSV: {e}") from None
+
+
+def reviews(args):
+    if args.texts:
+        yield from args.texts
+        return
+    if args.file is None:
+        if sys.stdin.isatty():
+            raise UserError("no reviews given: pass them as arguments, with --file, or on standard input")
+        yield from read_txt(sys.stdin)
+        return
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from read_csv(path)
+        return
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        yield from (read_jsonl(f, path) if suffix in (".jsonl", ".ndjson") else read_txt(f))
+
+
+def main(argv=None) -> int:
+    from imdb_sentiment.config import DEFAULT_EXPORT_DIR
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("texts", nargs="*", help="reviews to classify")
+    p.add_argument("--file", help="a .txt, .csv or .jsonl file of reviews")
+    p.add_argument("--model", type=Path, default=DEFAULT_EXPORT_DIR,
+                   help="an exported version folder, or the folder of versions (newest used; default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256, help="reviews per model call (default %(default)s)")
+    args = p.parse_args(argv)
+
+    from imdb_sentiment.predict import Predictor
+
+    source = reviews(args)
+    first = list(itertools.islice(source, CHUNK))  # reads input errors before the slow model load
+    predictor = Predictor(args.model)
+    chunk = first
+    while chunk:
+        for result in predictor.predict(chunk, args.batch_size):
+            sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+        chunk = list(itertools.islice(source, CHUNK))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

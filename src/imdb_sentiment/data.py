@@ -1,0 +1,260 @@
+"""Finding, reading, cleaning and splitting the IMDB reviews.
+
+Sources, in order: a file the user names; a copy in the cache folder; Kaggle (when credentials
+exist); the Stanford tarball. Every reader returns the same frame: review, label (1 = positive),
+split ("train"/"test", or None when the source has no official split).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tarfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import UserError
+
+KAGGLE_DATASET = "lakshmi25npathi/imdb-dataset-of-50k-movie-reviews"
+KAGGLE_FILE = "IMDB Dataset.csv"
+STANFORD_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+STANFORD_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+DEFAULT_CACHE = Path(os.environ.get("IMDB_SENTIMENT_CACHE", Path.home() / ".cache" / "imdb-sentiment"))
+
+_LABELS = {"positive": 1, "pos": 1, "1": 1, "negative": 0, "neg": 0, "0": 0}
+_ACL_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+
+NO_DATA_HELP = """\
+No IMDB data found, and it could not be downloaded.
+Give it one of these ways:
+  --data PATH      the Kaggle CSV ("IMDB Dataset.csv", also .gz/.zip), the Stanford aclImdb folder or
+                   aclImdb_v1.tar.gz, or a CSV with review, sentiment and split columns
+  cache folder     put one of those files in {cache}
+  Kaggle           set KAGGLE_API_TOKEN (or ~/.kaggle/kaggle.json) and have network access
+  Stanford         network access to {url}"""
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    source: str
+    report: dict = field(default_factory=dict)
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the cleaned rows of all three splits: identifies the data a model saw."""
+        h = hashlib.sha256()
+        for name in ("train", "val", "test"):
+            df = getattr(self, name)
+            h.update(name.encode())
+            for review, label in zip(df.review, df.label):
+                h.update(f"{label}\t{review}\n".encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- reading
+
+def read_reviews(path: Path) -> pd.DataFrame:
+    """Read any supported source into a frame with columns review, label, split (raw text)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    name = path.name.lower()
+    if path.is_dir():
+        return _read_acl_folder(path)
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _read_acl_tar(path)
+    if name.endswith((".csv", ".csv.gz", ".gz", ".zip")):
+        return _read_csv(path)
+    raise UserError(f"{path}: unsupported data file (expected .csv, .csv.gz, .zip, aclImdb folder or .tar.gz)")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        if path.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
+                if not members:
+                    raise UserError(f"{path}: the zip archive holds no .csv file")
+                with zf.open(members[0]) as f:
+                    df = pd.read_csv(io.TextIOWrapper(f, encoding="utf-8", errors="replace"),
+                                     dtype=str, keep_default_na=False)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
+                             encoding_errors="replace")
+    except UserError:
+        raise
+    except (EOFError, OSError, zipfile.BadZipFile, pd.errors.ParserError, UnicodeError) as e:
+        raise UserError(f"{path}: cannot be read as CSV: {e}") from None
+    df.columns = [str(c).strip().lstrip("\ufeff").lower() for c in df.columns]
+    missing = [c for c in ("review", "sentiment") if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
+    split = df["split"].str.strip().str.lower() if "split" in df.columns else None
+    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"],
+                         "split": split if split is not None else None})
+
+
+def _read_acl_folder(path: Path) -> pd.DataFrame:
+    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+    rows = []
+    for f in sorted(root.glob("*/*/*.txt")):
+        m = _ACL_MEMBER.search(f.relative_to(root).as_posix())
+        if m:
+            rows.append((f.read_text(encoding="utf-8", errors="replace"), m[2], m[1]))
+    if not rows:
+        raise UserError(f"{path}: no aclImdb reviews found (expected train/pos/*.txt and the like)")
+    return pd.DataFrame(rows, columns=["review", "sentiment", "split"])
+
+
+def _read_acl_tar(path: Path) -> pd.DataFrame:
+    # Members are read in memory, never extracted: no path in the archive can reach the disk.
+    rows = []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                m = _ACL_MEMBER.search(member.name)
+                if m and member.isfile():
+                    text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                    rows.append((text, m[2], m[1]))
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UserError(f"{path}: damaged or truncated archive ({e}); delete it and fetch it again") from None
+    if not rows:
+        raise UserError(f"{path}: no aclImdb reviews in this archive")
+    return pd.DataFrame(rows, columns=["review", "sentiment", "split"])
+
+
+# ---------------------------------------------------------------------------- finding
+
+def find_source(data: str | os.PathLike | None, cache_dir: Path = DEFAULT_CACHE) -> tuple[Path, str]:
+    """Return (path, how it was found). Raises UserError with NO_DATA_HELP when nothing works."""
+    if data:
+        return Path(data), "given with --data"
+    for name in ("imdb_50k_split.csv.gz", KAGGLE_FILE, "imdb-dataset-of-50k-movie-reviews.zip",
+                 "aclImdb_v1.tar.gz", "aclImdb"):
+        if (Path(cache_dir) / name).exists():
+            return Path(cache_dir) / name, f"cached copy in {cache_dir}"
+    errors = []
+    if kaggle_credentials_present():
+        try:
+            return download_kaggle(cache_dir), "downloaded from Kaggle"
+        except Exception as e:  # the client raises many types; the message is what matters
+            errors.append(f"Kaggle: {_redact(str(e))}")
+    try:
+        return download_stanford(cache_dir), "downloaded from Stanford"
+    except Exception as e:
+        errors.append(f"Stanford: {_redact(str(e))}")
+    raise UserError(NO_DATA_HELP.format(cache=cache_dir, url=STANFORD_URL)
+                    + "\n\nTried:\n  " + "\n  ".join(errors))
+
+
+def kaggle_credentials_present() -> bool:
+    home = Path.home() / ".kaggle"
+    return bool(os.environ.get("KAGGLE_API_TOKEN")
+                or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+                or (home / "access_token").exists() or (home / "kaggle.json").exists())
+
+
+def _redact(message: str) -> str:
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_KEY"):
+        secret = os.environ.get(var)
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def download_kaggle(cache_dir: Path) -> Path:
+    # Imported here: importing kaggle without credentials prints a long notice.
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    api = KaggleApi()
+    api.authenticate()
+    api.dataset_download_files(KAGGLE_DATASET, path=str(cache_dir), unzip=False, quiet=False)
+    path = cache_dir / "imdb-dataset-of-50k-movie-reviews.zip"
+    if not path.exists():
+        raise RuntimeError(f"Kaggle download finished but {path} is missing")
+    return path
+
+
+def download_stanford(cache_dir: Path) -> Path:
+    import keras  # get_file: cached, hash-checked, resumable progress bar
+
+    return Path(keras.utils.get_file("aclImdb_v1.tar.gz", STANFORD_URL, file_hash=STANFORD_SHA256,
+                                     hash_algorithm="sha256", cache_dir=str(cache_dir), cache_subdir="."))
+
+
+# ---------------------------------------------------------------------------- cleaning and splitting
+
+def strip_html(text: str) -> str:
+    """Remove markup with BeautifulSoup; text without '<' or '&' has none, so it is returned as is."""
+    if "<" not in text and "&" not in text:
+        return text
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        return BeautifulSoup(text, "html.parser").get_text(" ")
+
+
+def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Labels to 0/1, HTML stripped; rows with no text or an unknown label dropped and counted."""
+    report = {"rows_read": len(raw)}
+    label = raw["sentiment"].astype(str).str.strip().str.lower().map(_LABELS)
+    review = raw["review"].astype(str)
+    empty = review.str.strip().eq("")
+    unknown = label.isna() & ~empty
+    report["dropped_empty_text"] = int(empty.sum())
+    report["dropped_unknown_label"] = int(unknown.sum())
+    keep = ~(empty | unknown)
+    df = pd.DataFrame({"review": review[keep].map(strip_html), "label": label[keep].astype(int),
+                       "split": raw["split"][keep] if raw["split"] is not None else None})
+    return df.reset_index(drop=True), report
+
+
+def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Official split when the data has one; else seeded and stratified. Validation comes from train."""
+    from sklearn.model_selection import train_test_split
+
+    report = {}
+    official = df["split"].notna().all() and set(df["split"]) <= {"train", "test"}
+    if official:
+        train, test = df[df.split == "train"], df[df.split == "test"]
+        report["split"] = "official train/test"
+    else:
+        train, test = train_test_split(df, test_size=cfg.test_fraction, random_state=cfg.seed,
+                                       stratify=df.label)
+        report["split"] = f"seeded stratified, test fraction {cfg.test_fraction}"
+    # Duplicate reviews inside train would leak between train and validation.
+    dup = train.duplicated("review")
+    report["duplicates_dropped_from_train"] = int(dup.sum())
+    report["test_reviews_also_in_train"] = int(test.review.isin(train.review).sum())
+    train = train[~dup]
+    if cfg.max_rows:
+        train = train.sample(n=min(cfg.max_rows, len(train)), random_state=cfg.seed)
+        test = test.sample(n=min(cfg.max_rows, len(test)), random_state=cfg.seed)
+    train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
+                                  stratify=train.label)
+    shuffle = lambda d: d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[["review", "label"]]
+    return shuffle(train), shuffle(val), shuffle(test), report
+
+
+def load(data, cfg, cache_dir: Path = DEFAULT_CACHE, log=print) -> Splits:
+    path, how = find_source(data, cache_dir)
+    log(f"data: {path} ({how})")
+    df, report = clean(read_reviews(path))
+    if df.empty:
+        raise UserError(f"{path}: no usable reviews (read {report['rows_read']} rows)")
+    train, val, test, split_report = split(df, cfg)
+    report.update(split_report, train=len(train), val=len(val), test=len(test))
+    log("data: " + ", ".join(f"{k} {v}" for k, v in report.items()))
+    return Splits(train, val, test, source=str(path), report=report)

@@ -1,0 +1,55 @@
+"""Metrics on a labelled split, as a dict for metrics.json and as a printed table."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
+    y = np.asarray(labels, dtype=int)
+    p = np.asarray(probabilities, dtype=np.float64)
+    pred = (p >= threshold).astype(int)
+    n = len(y)
+    acc = float((pred == y).mean()) if n else float("nan")
+    lo, hi = wilson_interval(acc, n)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    return {
+        "n": n,
+        "accuracy": acc,
+        "accuracy_95ci": [lo, hi],
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan"),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "threshold": threshold,
+    }
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for an accuracy p measured on n independent reviews."""
+    if n == 0:
+        return float("nan"), float("nan")
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return centre - half, centre + half
+
+
+def format_table(columns: dict[str, dict]) -> str:
+    """Side-by-side table, one column per evaluated split or model."""
+    names = list(columns)
+    rows = [("accuracy", "{:.4f}"), ("precision", "{:.4f}"), ("recall", "{:.4f}"), ("f1", "{:.4f}"),
+            ("roc_auc", "{:.4f}"), ("n", "{:d}")]
+    width = max(12, *(len(n) + 2 for n in names))
+    lines = ["metric".ljust(12) + "".join(n.rjust(width) for n in names)]
+    for key, fmt in rows:
+        lines.append(key.ljust(12) + "".join(fmt.format(columns[n][key]).rjust(width) for n in names))
+    lines.append("acc 95% CI".ljust(12) + "".join(
+        "{:.3f}-{:.3f}".format(*columns[n]["accuracy_95ci"]).rjust(width) for n in names))
+    for n in names:
+        cm = columns[n]["confusion_matrix"]
+        lines.append(f"confusion ({n}): TN {cm['tn']}  FP {cm['fp']}  FN {cm['fn']}  TP {cm['tp']}")
+    return "\n".join(lines)

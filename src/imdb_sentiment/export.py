@@ -1,0 +1,87 @@
+"""Export for TF Serving: <base>/<version>/ with a serving_default that takes raw review strings."""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from .config import DEFAULT_EXPORT_DIR
+from .io import UserError, atomic_dir, atomic_write_text
+from .text import Vectorizer
+INPUT_NAME = "review"
+
+
+class SentimentModule(tf.Module):
+    """Raw strings in, probability and label out: the whole preprocessing lives in the graph."""
+
+    def __init__(self, model: keras.Model, vectorizer: Vectorizer):
+        super().__init__(name="imdb_sentiment")
+        self.model = model
+        self.vectorizer = vectorizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
+    def serve(self, review):
+        ids = self.vectorizer(review)
+        probability = tf.reshape(tf.cast(self.model(ids, training=False), tf.float32), [-1])
+        label = tf.where(probability >= 0.5, tf.constant("positive"), tf.constant("negative"))
+        return {"probability": probability, "label": label}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
+    def token_ids(self, review):
+        """The ids the model sees for each review: lets anyone check serving against training."""
+        return {"token_ids": self.vectorizer(review)}
+
+
+def versions(base: Path) -> list[int]:
+    base = Path(base)
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir()
+                  if p.name.isdigit() and (p / "saved_model.pb").exists())
+
+
+def resolve_version(path: Path) -> Path:
+    """A version folder as is, or the newest version inside a model folder."""
+    path = Path(path)
+    if (path / "saved_model.pb").exists():
+        return path
+    found = versions(path)
+    if not found:
+        raise UserError(f"{path}: no exported model here (expected <version>/saved_model.pb). "
+                        f"Train one with: python scripts/train.py")
+    return path / str(found[-1])
+
+
+def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = DEFAULT_EXPORT_DIR,
+           log=print) -> Path:
+    """Write the next numbered version atomically: TF Serving never sees a half-written one."""
+    base = Path(base)
+    version = (versions(base) or [0])[-1] + 1
+    final = base / str(version)
+    module = SentimentModule(model, vectorizer)
+    with atomic_dir(final) as tmp:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
+                                                               "token_ids": module.token_ids})
+        model.save(tmp / "model.keras")
+        atomic_write_text(tmp / "model_info.json", json.dumps(
+            {**info, "version": version, "signature": signature_contract(),
+             "packages": package_versions()}, indent=2, default=str) + "\n")
+    log(f"export: {final}")
+    return final
+
+
+def signature_contract() -> dict:
+    return {"name": "serving_default", "inputs": {INPUT_NAME: "string [-1], raw UTF-8 review text"},
+            "outputs": {"probability": "float32 [-1], P(positive)",
+                        "label": "string [-1], 'positive' or 'negative' (probability >= 0.5)"}}
+
+
+def package_versions() -> dict:
+    import numpy
+    import pandas
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__}

@@ -1,0 +1,114 @@
+"""Text standardization, tokenization and vectorization, defined once as core TensorFlow ops.
+
+The same functions turn the training corpus into token ids and run inside the exported
+SavedModel, so a raw review is tokenized identically at training and at serving time. Only
+ops from TensorFlow's standard build are used (TF Serving has no tensorflow-text ops).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+PAD_ID = 0
+OOV_ID = 1
+OOV_TOKEN = "[UNK]"
+
+# Tags start with a letter, '/' or '!': "<br />", "</i>", "<!-- -->". A bare "<" as in "<3" or
+# "a < b" is text, as BeautifulSoup reads it.
+_TAG = r"<[a-zA-Z/!][^<>]*>"
+# The entities that occur in reviews; "&amp;" last so "&amp;lt;" becomes "&lt;", as in HTML.
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&apos;", "'"),
+             ("&nbsp;", " "), ("&amp;", "&"))
+_PUNCT = r"([^\pL\pN\pM\s'])"
+
+
+def standardize(texts: tf.Tensor) -> tf.Tensor:
+    """Raw review strings -> lower-case strings with tags removed and tokens space-separated.
+
+    GloVe 6B was trained on Stanford-tokenized text, so contractions are split the same way
+    ("don't" -> "do n't", "film's" -> "film 's") and punctuation becomes tokens of its own.
+    Nothing is removed: "not good" keeps its "not".
+    """
+    # Entities first: BeautifulSoup turns "&lt;i&gt;" into "<i>" before training tokenizes it, and
+    # the raw text must end up the same.
+    x = texts
+    for entity, char in _ENTITIES:
+        x = tf.strings.regex_replace(x, entity, char)
+    x = tf.strings.regex_replace(x, _TAG, " ")
+    x = tf.strings.lower(x, encoding="utf-8")
+    # Apostrophes used as quotes (not inside a word) are tokens; the rest belong to contractions.
+    x = tf.strings.regex_replace(x, r"(^|[^\pL\pN])'", r"\1 ' ")
+    x = tf.strings.regex_replace(x, r"'([^\pL\pN]|$)", r" ' \1")
+    x = tf.strings.regex_replace(x, r"n't(\s|$)", r" n't\1")
+    x = tf.strings.regex_replace(x, r"'(s|re|ll|ve|d|m)(\s|$)", r" '\1\2")
+    return tf.strings.regex_replace(x, _PUNCT, r" \1 ")
+
+
+def tokenize(texts) -> tf.RaggedTensor:
+    """Raw review strings (1-D) -> ragged [batch, tokens] of token strings."""
+    return tf.strings.split(standardize(tf.convert_to_tensor(texts, tf.string)))
+
+
+def tokenize_corpus(texts: Sequence[str], chunk: int = 4096) -> tf.RaggedTensor:
+    """tokenize() over a large list, in chunks so the regex work stays in cache-sized pieces."""
+    parts = [tokenize(list(texts[i:i + chunk])) for i in range(0, len(texts), chunk)]
+    return tf.concat(parts, axis=0) if parts else tf.ragged.constant([[]], dtype=tf.string)[:0]
+
+
+def build_vocabulary(tokens: tf.RaggedTensor, max_size: int, min_count: int) -> list[str]:
+    """Most frequent tokens first (ties broken alphabetically, so the result is deterministic)."""
+    words, counts = np.unique(tokens.flat_values.numpy(), return_counts=True)
+    order = np.lexsort((words, -counts))
+    keep = [i for i in order[:max_size] if counts[i] >= min_count]
+    return [words[i].decode("utf-8") for i in keep]
+
+
+class Vectorizer(tf.Module):
+    """Token strings -> token ids: vocabulary lookup, then head+tail truncation to max_len.
+
+    Id 0 is padding and 1 is out-of-vocabulary; vocabulary word i has id i + 2. An empty review
+    becomes the single OOV token, so every row has at least one unmasked step.
+    """
+
+    def __init__(self, vocabulary: Iterable[str], max_len: int, head_tokens: int):
+        super().__init__(name="vectorizer")
+        self.vocabulary = list(vocabulary)
+        self.max_len = int(max_len)
+        self.head_tokens = int(head_tokens)
+        keys = tf.constant(self.vocabulary, tf.string)
+        values = tf.range(2, len(self.vocabulary) + 2, dtype=tf.int64)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID)
+
+    @property
+    def size(self) -> int:
+        """Number of ids, padding and OOV included."""
+        return len(self.vocabulary) + 2
+
+    def ids(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+        ids = tf.cast(tf.ragged.map_flat_values(self.table.lookup, tokens), tf.int32)
+        return _truncate_head_tail(_fill_empty(ids), self.max_len, self.head_tokens)
+
+    def __call__(self, texts) -> tf.Tensor:
+        """Raw strings -> dense [batch, longest] int32 ids, right-padded with 0."""
+        return self.ids(tokenize(texts)).to_tensor(default_value=PAD_ID)
+
+
+def _fill_empty(ids: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Append one OOV id to each empty row: a fully masked row would make pooling divide by zero."""
+    empty = tf.cast(tf.equal(ids.row_lengths(), 0), ids.row_splits.dtype)
+    filler = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, ids.dtype)), empty)
+    return tf.concat([ids, filler], axis=1)
+
+
+def _truncate_head_tail(ids: tf.RaggedTensor, max_len: int, head: int) -> tf.RaggedTensor:
+    """Keep the first `head` and the last `max_len - head` ids of rows longer than max_len."""
+    n = ids.row_lengths()
+    keep = tf.minimum(n, max_len)
+    pos = tf.ragged.range(keep)
+    skip = tf.maximum(n - max_len, 0)  # ids dropped from the middle of each row
+    src = pos + tf.where(pos >= head, tf.ones_like(pos), tf.zeros_like(pos)) * tf.expand_dims(skip, 1)
+    return tf.gather(ids.flat_values, src + tf.expand_dims(ids.row_starts(), 1))

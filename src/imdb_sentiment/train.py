@@ -1,0 +1,127 @@
+"""Training: corpus -> token ids (once) -> length-bucketed tf.data -> fit with early stopping."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import text
+from .embeddings import embedding_matrix
+from .io import atomic_write_text
+from .model import build_model, compile_model
+
+
+@dataclass
+class Trained:
+    model: keras.Model
+    vectorizer: text.Vectorizer
+    embedding_report: dict
+    history: dict
+    train_seconds: float
+
+
+def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
+    return list(range(step, max_len + 1, step))
+
+
+def make_dataset(ids: tf.RaggedTensor, labels, cfg, training: bool) -> tf.data.Dataset:
+    """Reviews of similar length share a batch, so little time goes into padding.
+
+    Token ids are computed once, before this; the dataset only shuffles, groups and pads them.
+    """
+    ds = rows(ids, np.asarray(labels, np.float32)).cache()
+    if training:
+        ds = ds.shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
+    bounds = bucket_boundaries(cfg.max_len)
+    ds = ds.bucket_by_sequence_length(lambda x, y: tf.shape(x)[0], bounds,
+                                      [cfg.batch_size] * (len(bounds) + 1))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(ids: tf.RaggedTensor, cfg) -> int:
+    """Batches per pass of make_dataset: each length bucket is cut into batches on its own."""
+    lengths = ids.row_lengths().numpy()
+    bucket = np.searchsorted(bucket_boundaries(cfg.max_len), lengths, side="right")
+    return int(sum(-(-count // cfg.batch_size) for count in np.bincount(bucket)))
+
+
+def rows(ids: tf.RaggedTensor, *columns) -> tf.data.Dataset:
+    """One dense 1-D tensor of ids per element (slicing a RaggedTensor would yield ragged elements)."""
+    flat = ids.flat_values
+    ds = tf.data.Dataset.from_tensor_slices((ids.row_starts(), ids.row_lengths(), *columns))
+    return ds.map(lambda start, n, *rest: (flat[start:start + n], *rest) if rest else flat[start:start + n],
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def predict_ids(model: keras.Model, ids: tf.RaggedTensor, batch_size: int = 256) -> np.ndarray:
+    """Probabilities in input order; batches are formed from length-sorted rows to save padding."""
+    order = np.argsort(ids.row_lengths().numpy(), kind="stable")
+    ds = rows(tf.gather(ids, order)).padded_batch(batch_size)
+    p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)[:, 0]
+    out = np.empty_like(p)
+    out[order] = p
+    return out
+
+
+def setup_devices(cfg, log=print) -> None:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus and cfg.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    log(f"devices: {len(gpus)} GPU(s)" + (" (cuDNN LSTM, mixed float16)" if gpus and cfg.mixed_precision
+                                          else " (cuDNN LSTM)" if gpus else ", training on CPU"))
+
+
+def train(cfg, splits, run_dir: Path, log=print) -> Trained:
+    keras.utils.set_random_seed(cfg.seed)
+    setup_devices(cfg, log)
+    t0 = time.perf_counter()
+    tokens = text.tokenize_corpus(splits.train.review.tolist())
+    vocabulary = text.build_vocabulary(tokens, cfg.vocab_size, cfg.min_count)
+    vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)
+    train_ids = vectorizer.ids(tokens)
+    val_ids = vectorizer.ids(text.tokenize_corpus(splits.val.review.tolist()))
+    atomic_write_text(run_dir / "vocab.txt", "\n".join(vocabulary) + "\n")
+    log(f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
+        f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s")
+
+    matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
+    model = compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(train_ids, cfg))
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
+    ]
+    # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    t1 = time.perf_counter()
+    history = model.fit(make_dataset(train_ids, splits.train.label, cfg, training=True),
+                        validation_data=make_dataset(val_ids, splits.val.label, cfg, training=False),
+                        epochs=cfg.epochs, callbacks=callbacks, shuffle=False,  # tf.data shuffles
+                        verbose=1 if sys.stdout.isatty() else 2)
+    seconds = time.perf_counter() - t1
+    log(f"train: {len(history.history['loss'])} epochs in {seconds:.0f}s; "
+        f"best val accuracy {max(history.history['val_accuracy']):.4f}")
+    return Trained(model, vectorizer, emb_report, history.history, seconds)
+
+
+def new_run_dir(base: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = base / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{stamp}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

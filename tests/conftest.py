@@ -1,0 +1,69 @@
+"""Shared fixtures: a small synthetic IMDB-like corpus and one tiny model trained on it by the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data" / "imdb" / "imdb_50k_split.csv.gz"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+POSITIVE = ["wonderful", "excellent", "moving", "brilliant", "superb", "delightful", "great", "beautiful"]
+NEGATIVE = ["awful", "boring", "terrible", "dull", "horrible", "pointless", "bad", "worst"]
+FILLER = ["the", "film", "plot", "actors", "story", "director", "scenes", "music", "ending", "cast",
+          "was", "and", "a", "it", "this", "movie", "with", "of", "in", "had"]
+
+
+def synthetic_reviews(n: int, seed: int) -> pd.DataFrame:
+    """Reviews whose sentiment is carried by a few words among filler, with HTML as IMDB has it."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        positive = i % 2 == 0
+        words = [rng.choice(FILLER) for _ in range(rng.randint(8, 60))]
+        for _ in range(rng.randint(2, 4)):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if positive else NEGATIVE))
+        body = " ".join(words)
+        cut = rng.randrange(len(body))
+        rows.append((body[:cut] + "<br /><br />" + body[cut:] + rng.choice([".", "!", "..."]),
+                     "positive" if positive else "negative"))
+    return pd.DataFrame(rows, columns=["review", "sentiment"])
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    train = synthetic_reviews(480, seed=1).assign(split="train")
+    test = synthetic_reviews(160, seed=2).assign(split="test")
+    path = tmp_path_factory.mktemp("data") / "tiny.csv.gz"
+    pd.concat([train, test]).to_csv(path, index=False)
+    return path
+
+
+TINY_CONFIG = {"vocab_size": 2000, "min_count": 1, "max_len": 64, "head_tokens": 16, "lstm_units": 8,
+               "batch_size": 32, "epochs": 6, "patience": 6, "learning_rate": 0.01, "dropout": 0.1}
+
+
+def run_script(name: str, *args, input: str | None = None, env: dict | None = None, timeout=600):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+                          capture_output=True, text=True, input=input, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_csv):
+    """One real training run through scripts/train.py; returns its folders."""
+    base = tmp_path_factory.mktemp("trained")
+    cfg = base / "tiny_config.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    run_dir, models = base / "run", base / "models"
+    proc = run_script("train.py", "--data", tiny_csv, "--config", cfg, "--seed", 7,
+                      "--run-dir", run_dir, "--export-dir", models)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {"run_dir": run_dir, "models": models, "version": models / "1", "stdout": proc.stdout}

@@ -1,0 +1,117 @@
+import gzip
+import io
+import os
+import tarfile
+import zipfile
+
+import pandas as pd
+import pytest
+
+from conftest import run_script, synthetic_reviews
+from imdb_sentiment import data
+from imdb_sentiment.config import Config
+from imdb_sentiment.io import UserError
+
+
+def write_kaggle_csv(path, n=200):
+    synthetic_reviews(n, seed=3).to_csv(path, index=False)  # no split column, as Kaggle's file
+
+
+def test_kaggle_csv_gets_a_seeded_stratified_split_with_validation_from_train(tmp_path):
+    path = tmp_path / "IMDB Dataset.csv"
+    write_kaggle_csv(path)
+    s1 = data.load(path, Config(seed=5), log=lambda m: None)
+    s2 = data.load(path, Config(seed=5), log=lambda m: None)
+    assert s1.report["split"].startswith("seeded stratified")
+    assert (len(s1.train), len(s1.val), len(s1.test)) == (90, 10, 100)
+    assert s1.test.label.mean() == 0.5 and s1.val.label.mean() == 0.5
+    assert not set(s1.val.review) & set(s1.test.review)
+    assert s1.checksum == s2.checksum  # same seed, same split
+
+
+def test_columns_are_read_by_name_in_any_order_and_compressed_forms(tmp_path):
+    df = synthetic_reviews(40, seed=4)[["sentiment", "review"]].assign(extra=1)
+    df.to_csv(tmp_path / "a.csv.gz", index=False)
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
+        zf.writestr("IMDB Dataset.csv", df.to_csv(index=False))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + df.to_csv(index=False, lineterminator="\r\n").encode())
+    for name in ("a.csv.gz", "a.zip", "bom.csv"):
+        raw = data.read_reviews(tmp_path / name)
+        assert raw.review.tolist() == df.review.tolist(), name
+        assert raw.sentiment.tolist() == df.sentiment.tolist(), name
+
+
+def test_bad_rows_are_dropped_and_counted_and_html_stripped(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"review": ["Good<br />film", "  ", "Fine", "Bad", "Odd"],
+                  "sentiment": ["positive", "negative", "pos", "0", "maybe"]}).to_csv(path, index=False)
+    df, report = data.clean(data.read_reviews(path))
+    assert report == {"rows_read": 5, "dropped_empty_text": 1, "dropped_unknown_label": 1}
+    assert df.review.tolist() == ["Good film", "Fine", "Bad"]
+    assert df.label.tolist() == [1, 1, 0]
+
+
+def test_missing_column_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("text,label\nhello,positive\n")
+    with pytest.raises(UserError, match="missing column.*review"):
+        data.read_reviews(path)
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path):
+    good = tmp_path / "g.csv.gz"
+    synthetic_reviews(400, seed=6).to_csv(good, index=False)
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="bad.csv.gz"):
+        data.read_reviews(bad)
+
+
+def make_acl(root):
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            d = root / "aclImdb" / split / label
+            d.mkdir(parents=True)
+            for i in range(3):
+                (d / f"{i}_{8 if label == 'pos' else 2}.txt").write_text(f"{split} {label} review {i}<br />")
+    (root / "aclImdb" / "train" / "unsup").mkdir()
+    (root / "aclImdb" / "train" / "unsup" / "0_0.txt").write_text("unlabelled")
+
+
+def test_aclimdb_folder_and_tarball_use_the_official_split(tmp_path):
+    make_acl(tmp_path)
+    with tarfile.open(tmp_path / "aclImdb_v1.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "aclImdb", arcname="aclImdb")
+    for src in (tmp_path / "aclImdb", tmp_path, tmp_path / "aclImdb_v1.tar.gz"):
+        raw = data.read_reviews(src)
+        assert len(raw) == 12, src  # unsup reviews are not read
+        assert sorted(raw.split.unique()) == ["test", "train"]
+        assert (raw[raw.review.str.contains("pos")].sentiment == "pos").all()
+
+
+def test_max_rows_limits_each_split(tmp_path):
+    path = tmp_path / "IMDB Dataset.csv"
+    write_kaggle_csv(path, 400)
+    s = data.load(path, Config(max_rows=50), log=lambda m: None)
+    assert len(s.train) + len(s.val) == 50 and len(s.test) == 50
+
+
+def test_cached_copy_is_found(tmp_path):
+    write_kaggle_csv(tmp_path / "IMDB Dataset.csv")
+    path, how = data.find_source(None, tmp_path)
+    assert path == tmp_path / "IMDB Dataset.csv" and "cached" in how
+
+
+def test_no_data_and_no_network_exits_2_with_the_options(tmp_path):
+    # A proxy on a closed loopback port makes every download fail at once, network or not.
+    env = {"HOME": str(tmp_path), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+           "KAGGLE_API_TOKEN": "", "KAGGLE_USERNAME": "", "KAGGLE_KEY": ""}
+    proc = run_script("train.py", "--cache-dir", tmp_path / "cache", "--run-dir", tmp_path / "run", env=env)
+    assert proc.returncode == 2
+    assert "No IMDB data found" in proc.stderr and "--data PATH" in proc.stderr and "Kaggle" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_data_file_exits_2(tmp_path):
+    proc = run_script("train.py", "--data", tmp_path / "nope.csv", "--run-dir", tmp_path / "run")
+    assert proc.returncode == 2 and "nope.csv: no such file" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,123 @@
+"""The product as a user meets it: train.py -> run folder + SavedModel -> predict.py / TF Serving loader."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_script, synthetic_reviews
+from imdb_sentiment.config import Config
+
+
+def test_run_folder_holds_config_logs_and_metrics(trained):
+    run = trained["run_dir"]
+    for name in ("config.json", "data_report.json", "history.csv", "metrics.json", "vocab.txt", "model.keras"):
+        assert (run / name).stat().st_size > 0, name
+    assert any((run / "tensorboard").rglob("events.out.tfevents*"))
+    cfg = Config.load(run / "config.json")
+    assert cfg.lstm_units == 8 and cfg.seed == 7
+    metrics = json.loads((run / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert set(metrics[split]) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
+    assert metrics["test"]["n"] == 160
+    # The synthetic sentiment words are easy: a model that learned nothing would sit near 0.5.
+    assert metrics["test"]["accuracy"] > 0.85
+    assert "accuracy" in trained["stdout"] and "roc_auc" in trained["stdout"]
+
+
+def test_export_is_a_numbered_version_with_info(trained):
+    version = trained["version"]
+    assert version.name == "1" and (version / "saved_model.pb").exists() and (version / "variables").is_dir()
+    assert [p.name for p in trained["models"].iterdir()] == ["1"]  # no temporary folder left behind
+    info = json.loads((version / "model_info.json").read_text())
+    assert info["config"]["lstm_units"] == 8 and info["vocabulary_size"] > 20
+    assert info["embedding"]["coverage"] > 0.7 and len(info["data"]["checksum"]) == 64
+    assert info["packages"]["tensorflow"].startswith("2.")
+    assert info["metrics"]["test"]["accuracy"] > 0.85
+
+
+def predict_cli(*args, input=None):
+    proc = run_script("predict.py", *args, input=input)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_predict_cli_labels_texts_in_order(trained):
+    out = predict_cli("--model", trained["models"], "A wonderful, moving and brilliant film.",
+                      "Awful, boring and terrible. The worst.")
+    assert [o["label"] for o in out] == ["positive", "negative"]
+    assert out[0]["probability"] > 0.5 > out[1]["probability"]
+
+
+def test_predict_cli_reads_txt_csv_jsonl_and_stdin_and_keeps_blank_lines(trained, tmp_path):
+    texts = ["superb and delightful", "", "dull, pointless, horrible", "great great great"]
+    (tmp_path / "r.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "r.jsonl").write_text("\n".join(json.dumps({"review": t}) for t in texts) + "\n")
+    synthetic_reviews(0, 0).reindex(range(4)).assign(review=texts).to_csv(tmp_path / "r.csv", index=False)
+    expected = predict_cli("--model", trained["version"], *texts)
+    for name in ("r.txt", "r.jsonl", "r.csv"):
+        got = predict_cli("--model", trained["models"], "--file", tmp_path / name)
+        assert got == expected, name
+    assert predict_cli("--model", trained["models"], input="\n".join(texts) + "\n") == expected
+
+
+def test_empty_and_one_megabyte_reviews_give_valid_results(trained, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text(("boring " * 150_000)[:1_000_000] + "\n\n")
+    out = predict_cli("--model", trained["models"], "--file", big)
+    assert len(out) == 2
+    for o in out:
+        assert o["label"] in ("positive", "negative") and 0.0 <= o["probability"] <= 1.0
+    assert out[0]["label"] == "negative"
+
+
+def test_predict_errors_are_clear(trained, tmp_path):
+    proc = run_script("predict.py", "--model", tmp_path / "none", "text")
+    assert proc.returncode == 2 and "no exported model" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"review": "ok"}\n{oops\n')
+    proc = run_script("predict.py", "--model", trained["models"], "--file", bad)
+    assert proc.returncode == 2 and "bad.jsonl:2" in proc.stderr
+
+
+def test_tensorflow_alone_loads_the_export_and_agrees_with_predict_py(trained):
+    texts = ["A wonderful, moving film.", "Terrible<br /><br />and dull.", "", "the plot and the cast"]
+    expected = [o["probability"] for o in predict_cli("--model", trained["models"], *texts)]
+    code = textwrap.dedent(f"""
+        import json, sys
+        import tensorflow as tf
+        serve = tf.saved_model.load({str(trained["version"])!r}).signatures["serving_default"]
+        out = serve(review=tf.constant({texts!r}))
+        assert "imdb_sentiment" not in sys.modules
+        print(json.dumps([out["probability"].numpy().tolist(), [l.decode() for l in out["label"].numpy()]]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probs, labels = json.loads(proc.stdout.splitlines()[-1])
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert labels == [("positive" if p >= 0.5 else "negative") for p in probs]
+
+
+def test_saved_model_cli_shows_a_string_input(trained):
+    proc = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
+                           str(trained["version"]), "--all"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sig = proc.stdout.split("signature_def['serving_default']")[1]
+    assert "inputs['review'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in sig
+    assert "outputs['probability']" in sig and "DT_FLOAT" in sig and "outputs['label']" in sig
+
+
+def test_exported_graph_tokens_equal_training_tokens(trained):
+    import tensorflow as tf
+
+    from imdb_sentiment import data, text
+
+    raw = ["Great<br /><br />film &amp; <i>superb</i> cast!", "It wasn't &quot;bad&quot; but dull", ""]
+    loaded = tf.saved_model.load(str(trained["version"]))
+    served = loaded.signatures["token_ids"](review=tf.constant(raw))["token_ids"].numpy()
+    vocab = (trained["run_dir"] / "vocab.txt").read_text().split("\n")[:-1]
+    vec = text.Vectorizer(vocab, Config.load(trained["run_dir"] / "config.json").max_len, 16)
+    training = vec.ids(text.tokenize_corpus([data.strip_html(r) for r in raw])).to_tensor().numpy()
+    np.testing.assert_array_equal(served, training)

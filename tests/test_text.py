@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imdb_sentiment import text
+from imdb_sentiment.data import strip_html
+
+
+def tokens(s: str) -> list[str]:
+    return [t.decode() for t in text.tokenize([s]).to_list()[0]]
+
+
+def test_negations_and_contractions_are_kept_apart_the_glove_way():
+    assert tokens("This was NOT good, and I didn't like it.") == \
+        ["this", "was", "not", "good", ",", "and", "i", "did", "n't", "like", "it", "."]
+    assert tokens("The film's end, we'll see; I'm sure") == \
+        ["the", "film", "'s", "end", ",", "we", "'ll", "see", ";", "i", "'m", "sure"]
+
+
+def test_html_tags_are_removed_and_text_is_not():
+    assert tokens("Great<br /><br />acting <i>truly</i> &amp; a <3 for a < b") == \
+        ["great", "acting", "truly", "&", "a", "<", "3", "for", "a", "<", "b"]
+
+
+def test_quotes_and_unicode_survive():
+    assert tokens("'Amélie' is naïve — and wonderful!") == \
+        ["'", "amélie", "'", "is", "naïve", "—", "and", "wonderful", "!"]
+
+
+@pytest.mark.parametrize("raw", [
+    "A <b>bold</b> film.<br /><br />I loved it &amp; you will too!",
+    "It wasn't &quot;bad&quot;<br/>but &lt;sigh&gt; it dragged",
+    "<p>Seven out of ten</p><hr>Watch it <3",
+])
+def test_standardization_in_graph_matches_beautifulsoup_cleaning(raw):
+    # Training tokenizes BeautifulSoup-cleaned text; serving tokenizes raw text in the graph.
+    assert tokens(raw) == tokens(strip_html(raw))
+
+
+def test_vocabulary_is_from_counts_with_min_count_and_stable_ties():
+    toks = text.tokenize(["b a a c", "a b d", "c"])
+    assert text.build_vocabulary(toks, max_size=10, min_count=2) == ["a", "b", "c"]
+    assert text.build_vocabulary(toks, max_size=2, min_count=1) == ["a", "b"]
+
+
+def test_vectorizer_pads_right_keeps_head_and_tail_and_fills_empty_reviews():
+    v = text.Vectorizer(["the", "movie", "good"], max_len=5, head_tokens=2)
+    ids = v(tf.constant(["the movie", "", "x1 x2 x3 x4 x5 x6 the good"])).numpy()
+    assert ids.tolist() == [[2, 3, 0, 0, 0],
+                            [text.OOV_ID, 0, 0, 0, 0],
+                            [1, 1, 1, 2, 4]]  # x1 x2 | x6 the good
+
+
+def test_vectorizer_never_exceeds_max_len():
+    v = text.Vectorizer(["w"], max_len=7, head_tokens=3)
+    ids = v(tf.constant(["w " * n for n in (0, 1, 6, 7, 8, 500)])).numpy()
+    assert ids.shape == (6, 7)
+    assert (ids[:, 0] != 0).all()
