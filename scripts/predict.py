@@ -83,17 +83,24 @@ def main(argv=None) -> int:
     p.add_argument("--file", help="a .txt, .csv or .jsonl file of reviews")
     p.add_argument("--model", type=Path, default=DEFAULT_EXPORT_DIR,
                    help="an exported version folder, or the folder of versions (newest used; default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256, help="reviews per model call (default %(default)s)")
+    p.add_argument("--server", metavar="URL", help="send the reviews to a TF Serving REST endpoint (or "
+                                                     "scripts/serve.py), e.g. http://localhost:8501")
+    p.add_argument("--model-name", default="imdb_sentiment", help="model name on the server (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per server request (default %(default)s)")
+    p.add_argument("--batch-size", type=int, help="reviews per model call (default 256 local, 64 to a server)")
     args = p.parse_args(argv)
 
-    from imdb_sentiment.predict import Predictor
+    from imdb_sentiment.predict import Predictor, RemotePredictor
 
     source = reviews(args)
     first = list(itertools.islice(source, CHUNK))  # reads input errors before the slow model load
-    predictor = Predictor(args.model)
+    if args.server:
+        predictor, batch = RemotePredictor(args.server, args.model_name, args.timeout), args.batch_size or 64
+    else:
+        predictor, batch = Predictor(args.model), args.batch_size or 256
     chunk = first
     while chunk:
-        for result in predictor.predict(chunk, args.batch_size):
+        for result in predictor.predict(chunk, batch):
             sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
         chunk = list(itertools.islice(source, CHUNK))

@@ -121,3 +121,26 @@ def test_exported_graph_tokens_equal_training_tokens(trained):
     vec = text.Vectorizer(vocab, Config.load(trained["run_dir"] / "config.json").max_len, 16)
     training = vec.ids(text.tokenize_corpus([data.strip_html(r) for r in raw])).to_tensor().numpy()
     np.testing.assert_array_equal(served, training)
+
+
+def test_graph_uses_only_standard_tensorflow_ops(trained):
+    """TF Serving has TensorFlow's standard ops and nothing else (no tensorflow-text, no custom ops)."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((trained["version"] / "saved_model.pb").read_bytes())
+    graph = sm.meta_graphs[0].graph_def
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    assert {"StaticRegexReplace", "StringSplitV2", "LookupTableFindV2"} <= ops  # preprocessing is in the graph
+    assert not ops - set(dir(tf.raw_ops)), f"non-standard ops: {ops - set(dir(tf.raw_ops))}"
+
+
+def test_saved_model_cli_run_on_raw_strings_in_a_fresh_process(trained):
+    proc = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir",
+                           str(trained["version"]), "--tag_set", "serve", "--signature_def", "serving_default",
+                           "--input_exprs", "review=['superb and delightful film', 'awful boring worst film']"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout[proc.stdout.index("Result for output key label"):]
+    assert "[b'positive' b'negative']" in out

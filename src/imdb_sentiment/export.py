@@ -14,25 +14,29 @@ from .text import Vectorizer
 INPUT_NAME = "review"
 
 
-class SentimentModule(tf.Module):
-    """Raw strings in, probability and label out: the whole preprocessing lives in the graph."""
+def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.ExportArchive:
+    """Raw strings in, probability and label out: the whole preprocessing lives in the graph.
 
-    def __init__(self, model: keras.Model, vectorizer: Vectorizer):
-        super().__init__(name="imdb_sentiment")
-        self.model = model
-        self.vectorizer = vectorizer
+    ExportArchive saves only the model's weights and the vocabulary table (no optimizer state),
+    in the form TF Serving's C++ loader restores.
+    """
+    spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
-    def serve(self, review):
-        ids = self.vectorizer(review)
-        probability = tf.reshape(tf.cast(self.model(ids, training=False), tf.float32), [-1])
+    def serve(review):
+        probability = tf.reshape(tf.cast(model(vectorizer(review), training=False), tf.float32), [-1])
         label = tf.where(probability >= 0.5, tf.constant("positive"), tf.constant("negative"))
         return {"probability": probability, "label": label}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
-    def token_ids(self, review):
+    def token_ids(review):
         """The ids the model sees for each review: lets anyone check serving against training."""
-        return {"token_ids": self.vectorizer(review)}
+        return {"token_ids": vectorizer(review)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(vectorizer.table)
+    archive.add_endpoint("serving_default", serve, input_signature=spec)
+    archive.add_endpoint("token_ids", token_ids, input_signature=spec)
+    return archive
 
 
 def versions(base: Path) -> list[int]:
@@ -61,10 +65,9 @@ def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = 
     base = Path(base)
     version = (versions(base) or [0])[-1] + 1
     final = base / str(version)
-    module = SentimentModule(model, vectorizer)
+    archive = serving_archive(model, vectorizer)
     with atomic_dir(final) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
-                                                               "token_ids": module.token_ids})
+        archive.write_out(str(tmp), verbose=False)
         model.save(tmp / "model.keras")
         atomic_write_text(tmp / "model_info.json", json.dumps(
             {**info, "version": version, "signature": signature_contract(),

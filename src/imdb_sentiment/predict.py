@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .export import DEFAULT_EXPORT_DIR, INPUT_NAME, resolve_version
+from .config import DEFAULT_EXPORT_DIR
+from .export import INPUT_NAME, resolve_version
+from .io import UserError
 
 
 class Predictor:
@@ -32,3 +34,38 @@ class Predictor:
             probability[idx] = out["probability"].numpy()
             label[idx] = [b.decode() for b in out["label"].numpy()]
         return [{"label": lab, "probability": float(p)} for lab, p in zip(label, probability)]
+
+
+class RemotePredictor:
+    """The same predict() through a TF Serving (or scripts/serve.py) REST endpoint."""
+
+    def __init__(self, url: str, model_name: str = "imdb_sentiment", timeout: float = 30.0):
+        self.endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
+        self.timeout = timeout
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            preds = self._post({"instances": list(texts[i:i + batch_size])})["predictions"]
+            out += [{"label": p["label"], "probability": float(p["probability"])} for p in preds]
+        return out
+
+    def _post(self, body: dict) -> dict:
+        import json
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            try:
+                detail = json.loads(e.read()).get("error", "")
+            except ValueError:
+                detail = e.reason
+            raise UserError(f"{self.endpoint}: HTTP {e.code}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            reason = getattr(e, "reason", e)
+            raise UserError(f"cannot reach the model server at {self.endpoint}: {reason}") from None

@@ -1,0 +1,156 @@
+"""scripts/serve.py started for real on a free loopback port, spoken to over HTTP."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SHARED_DATA, run_script, synthetic_reviews
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    models = tmp_path_factory.mktemp("serve") / "imdb_sentiment"
+    shutil.copytree(trained["models"], models)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), "--model-dir", str(models),
+                             "--port", "0", "--poll-seconds", "0.5", "--max-batch", "256"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = None
+    deadline = time.time() + 120
+    while time.time() < deadline and url is None:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("listening on "):
+            url = line.split()[2].split("/v1/")[0]
+    assert url, "server did not start"
+    yield {"url": url, "models": models, "proc": proc}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def call(url, path, body=None, raw: bytes | None = None, method=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url + path, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+PREDICT = "/v1/models/imdb_sentiment:predict"
+
+
+def sample_reviews(n=64):
+    if SHARED_DATA.exists():
+        return pd.read_csv(SHARED_DATA, nrows=30000).sample(n, random_state=0).review.tolist()
+    return synthetic_reviews(n, seed=9).review.tolist()
+
+
+def test_predictions_equal_local_prediction(server, trained):
+    from imdb_sentiment.predict import Predictor
+
+    reviews = sample_reviews()
+    status, body = call(server["url"], PREDICT, {"instances": reviews})
+    assert status == 200
+    local = Predictor(trained["models"]).predict(reviews)
+    np.testing.assert_allclose([p["probability"] for p in body["predictions"]],
+                               [p["probability"] for p in local], atol=1e-5)
+    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in local]
+
+
+def test_columnar_and_named_inputs(server):
+    r = ["superb film", "awful film"]
+    s1, rows = call(server["url"], PREDICT, {"instances": r})
+    s2, cols = call(server["url"], PREDICT, {"inputs": {"review": r}})
+    s3, named = call(server["url"], PREDICT, {"instances": [{"review": x} for x in r]})
+    assert s1 == s2 == s3 == 200
+    assert cols["outputs"]["probability"] == [p["probability"] for p in rows["predictions"]]
+    assert named == rows
+
+
+def test_status_and_metadata(server):
+    status, body = call(server["url"], "/v1/models/imdb_sentiment")
+    assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+    status, meta = call(server["url"], "/v1/models/imdb_sentiment/metadata")
+    sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert sig["inputs"]["review"]["dtype"] == "DT_STRING"
+    assert sig["inputs"]["review"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
+    assert sig["outputs"]["probability"]["dtype"] == "DT_FLOAT" and sig["outputs"]["label"]["dtype"] == "DT_STRING"
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"{not json", 400),
+    (b'{"instances": [1, 2]}', 400),
+    (b'{"instances": "x", "inputs": "y"}', 400),
+    (b'{"instances": []}', 400),
+    (b'{"instances": [null]}', 400),
+    (b'["a list"]', 400),
+    (b"\xff\xfe\x00garbage", 400),
+    (b'{"instances": ' + json.dumps(["x"] * 300).encode() + b"}", 400),  # over --max-batch
+    (b'{"instances": ["' + b"a" * (10 << 20) + b'"]}', 413),             # 10 MB body
+])
+def test_bad_requests_get_a_clean_4xx_and_the_server_lives(server, raw, code):
+    status, body = call(server["url"], PREDICT, raw=raw)
+    assert status == code and isinstance(body["error"], str) and body["error"]
+    assert call(server["url"], PREDICT, {"instances": ["fine"]})[0] == 200
+
+
+def test_wrong_routes_and_methods(server):
+    assert call(server["url"], "/v1/models/other:predict", {"instances": ["x"]})[0] == 404
+    assert call(server["url"], "/v1/models/imdb_sentiment/versions/99:predict", {"instances": ["x"]})[0] == 404
+    assert call(server["url"], "/nothing")[0] == 404
+    assert call(server["url"], PREDICT)[0] == 405  # GET on :predict
+
+
+def test_thousand_concurrent_requests_from_8_threads(server):
+    good = {"instances": ["a superb film"]}
+    bad = b'{"instances": [3]}'
+
+    def one(i):
+        return call(server["url"], PREDICT, raw=bad) if i % 10 == 0 else call(server["url"], PREDICT, good)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(1000)))
+    for i, (status, body) in enumerate(results):
+        if i % 10 == 0:
+            assert status == 400 and "error" in body
+        else:
+            assert status == 200 and body["predictions"][0]["label"] in ("positive", "negative")
+    assert server["proc"].poll() is None
+
+
+def test_new_version_is_served_without_restart(server):
+    shutil.copytree(server["models"] / "1", server["models"] / "2")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        _, body = call(server["url"], "/v1/models/imdb_sentiment")
+        if [s["version"] for s in body["model_version_status"]] == ["2"]:
+            break
+        time.sleep(0.5)
+    assert [s["version"] for s in body["model_version_status"]] == ["2"]
+    assert call(server["url"], "/v1/models/imdb_sentiment/versions/2:predict", {"instances": ["ok"]})[0] == 200
+
+
+def test_predict_cli_through_the_server_prints_what_local_prediction_prints(server, trained):
+    texts = ["A wonderful, moving film.", "", "Dull and pointless."]
+    remote = run_script("predict.py", "--server", server["url"], *texts)
+    local = run_script("predict.py", "--model", trained["models"], *texts)
+    assert remote.returncode == 0 and local.returncode == 0, remote.stderr[-2000:]
+    r = [json.loads(x) for x in remote.stdout.splitlines()]
+    l = [json.loads(x) for x in local.stdout.splitlines()]
+    assert [x["label"] for x in r] == [x["label"] for x in l]
+    np.testing.assert_allclose([x["probability"] for x in r], [x["probability"] for x in l], atol=1e-5)
+
+
+def test_predict_cli_reports_a_server_that_is_down():
+    proc = run_script("predict.py", "--server", "http://127.0.0.1:9", "--timeout", "5", "text")
+    assert proc.returncode == 2 and "cannot reach the model server" in proc.stderr and "Traceback" not in proc.stderr
