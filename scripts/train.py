@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from imdb_sentiment import data
     from imdb_sentiment.evaluate import evaluate, format_table
     from imdb_sentiment.export import export
-    from imdb_sentiment.train import new_run_dir, predict_ids, train, write_json
+    from imdb_sentiment.train import new_run_dir, predict_features, train, write_json
     from imdb_sentiment.text import tokenize_corpus
 
     log = cli.log
@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     # The test split is read here, once, after every choice was made on validation.
     for name in ("val",) if args.skip_test else ("val", "test"):
         df = getattr(splits, name)
-        results[name] = evaluate(df.label, predict_ids(trained.model, vec.ids(tokenize_corpus(df.review.tolist()))))
+        features = vec.features(tokenize_corpus(df.review.tolist()))
+        results[name] = evaluate(df.label, predict_features(trained.model, features))
     metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds}
     write_json(run_dir / "metrics.json", metrics)
     trained.model.save(run_dir / "model.keras")

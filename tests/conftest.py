@@ -47,7 +47,8 @@ def tiny_csv(tmp_path_factory) -> Path:
 
 
 TINY_CONFIG = {"vocab_size": 2000, "min_count": 1, "max_len": 64, "head_tokens": 16, "lstm_units": 8,
-               "batch_size": 32, "epochs": 6, "patience": 6, "learning_rate": 0.01, "dropout": 0.1}
+               "batch_size": 32, "epochs": 6, "patience": 6, "learning_rate": 0.01, "dropout": 0.1,
+               "ngram_buckets": 4096}
 
 
 def run_script(name: str, *args, input: str | None = None, env: dict | None = None, timeout=600):

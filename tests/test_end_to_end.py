@@ -116,11 +116,13 @@ def test_exported_graph_tokens_equal_training_tokens(trained):
 
     raw = ["Great<br /><br />film &amp; <i>superb</i> cast!", "It wasn't &quot;bad&quot; but dull", ""]
     loaded = tf.saved_model.load(str(trained["version"]))
-    served = loaded.signatures["token_ids"](review=tf.constant(raw))["token_ids"].numpy()
+    served = loaded.signatures["token_ids"](review=tf.constant(raw))
     vocab = (trained["run_dir"] / "vocab.txt").read_text().split("\n")[:-1]
-    vec = text.Vectorizer(vocab, Config.load(trained["run_dir"] / "config.json").max_len, 16)
-    training = vec.ids(text.tokenize_corpus([data.strip_html(r) for r in raw])).to_tensor().numpy()
-    np.testing.assert_array_equal(served, training)
+    vec = text.Vectorizer.from_config(vocab, Config.load(trained["run_dir"] / "config.json"))
+    training = vec.features(text.tokenize_corpus([data.strip_html(r) for r in raw]))
+    assert set(served) == set(training) == {"token_ids", "ngram_ids"}
+    for name in training:
+        np.testing.assert_array_equal(served[name].numpy(), training[name].to_tensor().numpy())
 
 
 def test_graph_uses_only_standard_tensorflow_ops(trained):

@@ -45,7 +45,7 @@ def test_vocabulary_is_from_counts_with_min_count_and_stable_ties():
 
 def test_vectorizer_pads_right_keeps_head_and_tail_and_fills_empty_reviews():
     v = text.Vectorizer(["the", "movie", "good"], max_len=5, head_tokens=2)
-    ids = v(tf.constant(["the movie", "", "x1 x2 x3 x4 x5 x6 the good"])).numpy()
+    ids = v(tf.constant(["the movie", "", "x1 x2 x3 x4 x5 x6 the good"]))["token_ids"].numpy()
     assert ids.tolist() == [[2, 3, 0, 0, 0],
                             [text.OOV_ID, 0, 0, 0, 0],
                             [1, 1, 1, 2, 4]]  # x1 x2 | x6 the good
@@ -53,6 +53,18 @@ def test_vectorizer_pads_right_keeps_head_and_tail_and_fills_empty_reviews():
 
 def test_vectorizer_never_exceeds_max_len():
     v = text.Vectorizer(["w"], max_len=7, head_tokens=3)
-    ids = v(tf.constant(["w " * n for n in (0, 1, 6, 7, 8, 500)])).numpy()
+    ids = v(tf.constant(["w " * n for n in (0, 1, 6, 7, 8, 500)]))["token_ids"].numpy()
     assert ids.shape == (6, 7)
     assert (ids[:, 0] != 0).all()
+
+
+def test_ngram_ids_hash_every_unigram_and_bigram_of_the_whole_review():
+    v = text.Vectorizer(["a"], max_len=2, head_tokens=1, ngram_buckets=1000)
+    f = v(tf.constant(["a b c", "", "c b a"]))
+    grams = f["ngram_ids"].numpy()
+    assert grams.shape == (3, 5)  # a b c | a_b b_c: not truncated to max_len
+    assert (grams[0] >= 1).all() and (grams[0] < 1000).all()
+    assert sorted(grams[0][:3]) == sorted(grams[2][:3])  # same unigrams
+    assert set(grams[0][3:]) != set(grams[2][3:])  # bigrams keep word order: "a b" is not "b a"
+    assert grams[1].tolist() == [1, 0, 0, 0, 0]
+    assert "ngram_ids" not in text.Vectorizer(["a"], 2, 1)(tf.constant(["a"]))

@@ -2,11 +2,11 @@ import numpy as np
 import tensorflow as tf
 
 from imdb_sentiment.config import Config
-from imdb_sentiment.train import make_dataset, predict_ids, steps_per_epoch
+from imdb_sentiment.train import make_dataset, predict_features, steps_per_epoch
 
 
 def ragged(lengths):
-    return tf.ragged.constant([[i % 7 + 2] * n for i, n in enumerate(lengths)], dtype=tf.int32)
+    return {"token_ids": tf.ragged.constant([[i % 7 + 2] * n for i, n in enumerate(lengths)], dtype=tf.int32)}
 
 
 def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
@@ -17,14 +17,14 @@ def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
     assert len(batches) == steps_per_epoch(ids, cfg)
     assert sum(len(y) for _, y in batches) == 53
     for x, _ in batches:  # each batch is padded only to its own longest review, within one bucket
-        real = (x.numpy() != 0).sum(axis=1)
-        assert x.shape[1] == real.max() and real.max() - real.min() < 25
+        real = (x["token_ids"].numpy() != 0).sum(axis=1)
+        assert x["token_ids"].shape[1] == real.max() and real.max() - real.min() < 25
 
 
-def test_predict_ids_returns_input_order():
+def test_predict_features_returns_input_order():
     class Echo(tf.keras.Model):  # probability = number of real tokens / 100
         def call(self, x):
-            return tf.reduce_sum(tf.cast(x != 0, tf.float32), axis=1, keepdims=True) / 100
+            return tf.reduce_sum(tf.cast(x["token_ids"] != 0, tf.float32), axis=1, keepdims=True) / 100
 
     lengths = [5, 50, 1, 20, 7]
-    np.testing.assert_allclose(predict_ids(Echo(), ragged(lengths), batch_size=2), np.array(lengths) / 100)
+    np.testing.assert_allclose(predict_features(Echo(), ragged(lengths), batch_size=2), np.array(lengths) / 100)

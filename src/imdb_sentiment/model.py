@@ -44,6 +44,7 @@ def lstm_layer(units: int, return_sequences: bool) -> keras.layers.LSTM:
 def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     vocab_size, dim = embedding_matrix.shape
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    inputs = {"token_ids": ids}
     embed = keras.layers.Embedding(vocab_size, dim, mask_zero=True, trainable=cfg.train_embeddings,
                                    name="glove")
     x = embed(ids)
@@ -56,8 +57,23 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
         x = MaskedMaxMeanPooling(name="pool")(x)
     x = keras.layers.Dropout(cfg.dropout)(x)
     # float32 output: a float16 sigmoid would round probabilities near 0 and 1 under mixed precision.
-    out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(ids, out, name="imdb_sentiment")
+    if not cfg.ngram_buckets:
+        out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+        return keras.Model(inputs, out, name="imdb_sentiment")
+    # Wide part: the mean of one learned weight per hashed n-gram, added to the LSTM's logit.
+    ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
+    inputs["ngram_ids"] = ngrams
+    weights = keras.layers.Embedding(cfg.ngram_buckets, 1, mask_zero=True, embeddings_initializer="zeros",
+                                     name="ngram_weights")(ngrams)
+    if cfg.ngram_dropout:  # dropping n-grams keeps the bag from memorising the training set alone
+        weights = keras.layers.Dropout(cfg.ngram_dropout, name="ngram_dropout")(weights)
+    wide = keras.layers.GlobalAveragePooling1D(name="ngram_mean")(weights)
+    # Adam moves each weight by about the learning rate per step, so scaling the output by k
+    # is a k-times learning rate for this part alone: a weight seen in few reviews must move far.
+    wide = keras.layers.Rescaling(cfg.ngram_lr_scale, name="ngram_lr_scale")(wide)
+    logit = keras.layers.Add()([keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x), wide])
+    out = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
+    return keras.Model(inputs, out, name="imdb_sentiment")
 
 
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:

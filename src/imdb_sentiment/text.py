@@ -66,34 +66,47 @@ def build_vocabulary(tokens: tf.RaggedTensor, max_size: int, min_count: int) -> 
 
 
 class Vectorizer(tf.Module):
-    """Token strings -> token ids: vocabulary lookup, then head+tail truncation to max_len.
+    """Token strings -> the model's integer features.
 
-    Id 0 is padding and 1 is out-of-vocabulary; vocabulary word i has id i + 2. An empty review
-    becomes the single OOV token, so every row has at least one unmasked step.
+    "token_ids": vocabulary lookup, then head+tail truncation to max_len. Id 0 is padding and 1 is
+    out-of-vocabulary; vocabulary word i has id i + 2.
+    "ngram_ids" (when ngram_buckets > 0): every unigram and bigram of the whole review, hashed
+    into ids 1 .. ngram_buckets - 1 (0 is padding), for the model's bag-of-n-grams part.
+    An empty review gets one id 1 in each, so every row has at least one unmasked step.
     """
 
-    def __init__(self, vocabulary: Iterable[str], max_len: int, head_tokens: int):
+    def __init__(self, vocabulary: Iterable[str], max_len: int, head_tokens: int, ngram_buckets: int = 0):
         super().__init__(name="vectorizer")
         self.vocabulary = list(vocabulary)
         self.max_len = int(max_len)
         self.head_tokens = int(head_tokens)
+        self.ngram_buckets = int(ngram_buckets)
         keys = tf.constant(self.vocabulary, tf.string)
         values = tf.range(2, len(self.vocabulary) + 2, dtype=tf.int64)
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID)
 
+    @classmethod
+    def from_config(cls, vocabulary, cfg) -> "Vectorizer":
+        return cls(vocabulary, cfg.max_len, cfg.head_tokens, cfg.ngram_buckets)
+
     @property
     def size(self) -> int:
-        """Number of ids, padding and OOV included."""
+        """Number of token ids, padding and OOV included."""
         return len(self.vocabulary) + 2
 
-    def ids(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+    def features(self, tokens: tf.RaggedTensor) -> dict[str, tf.RaggedTensor]:
         ids = tf.cast(tf.ragged.map_flat_values(self.table.lookup, tokens), tf.int32)
-        return _truncate_head_tail(_fill_empty(ids), self.max_len, self.head_tokens)
+        out = {"token_ids": _truncate_head_tail(_fill_empty(ids), self.max_len, self.head_tokens)}
+        if self.ngram_buckets:
+            grams = tf.concat([tokens, tf.strings.join([tokens[:, :-1], tokens[:, 1:]], separator=" ")], axis=1)
+            hashed = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 1)
+            out["ngram_ids"] = _fill_empty(tf.cast(hashed + 1, tf.int32))
+        return out
 
-    def __call__(self, texts) -> tf.Tensor:
-        """Raw strings -> dense [batch, longest] int32 ids, right-padded with 0."""
-        return self.ids(tokenize(texts)).to_tensor(default_value=PAD_ID)
+    def __call__(self, texts) -> dict[str, tf.Tensor]:
+        """Raw strings -> dense [batch, longest] int32 features, right-padded with 0."""
+        return {k: v.to_tensor(default_value=PAD_ID) for k, v in self.features(tokenize(texts)).items()}
 
 
 def _fill_empty(ids: tf.RaggedTensor) -> tf.RaggedTensor:

@@ -31,39 +31,44 @@ def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
     return list(range(step, max_len + 1, step))
 
 
-def make_dataset(ids: tf.RaggedTensor, labels, cfg, training: bool) -> tf.data.Dataset:
+def make_dataset(features: dict, labels, cfg, training: bool) -> tf.data.Dataset:
     """Reviews of similar length share a batch, so little time goes into padding.
 
     Token ids are computed once, before this; the dataset only shuffles, groups and pads them.
     """
-    ds = rows(ids, np.asarray(labels, np.float32)).cache()
+    ds = rows(features, np.asarray(labels, np.float32)).cache()
     if training:
         ds = ds.shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
     bounds = bucket_boundaries(cfg.max_len)
-    ds = ds.bucket_by_sequence_length(lambda x, y: tf.shape(x)[0], bounds,
+    ds = ds.bucket_by_sequence_length(lambda x, y: tf.shape(x["token_ids"])[0], bounds,
                                       [cfg.batch_size] * (len(bounds) + 1))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def steps_per_epoch(ids: tf.RaggedTensor, cfg) -> int:
+def steps_per_epoch(features: dict, cfg) -> int:
     """Batches per pass of make_dataset: each length bucket is cut into batches on its own."""
-    lengths = ids.row_lengths().numpy()
+    lengths = features["token_ids"].row_lengths().numpy()
     bucket = np.searchsorted(bucket_boundaries(cfg.max_len), lengths, side="right")
     return int(sum(-(-count // cfg.batch_size) for count in np.bincount(bucket)))
 
 
-def rows(ids: tf.RaggedTensor, *columns) -> tf.data.Dataset:
-    """One dense 1-D tensor of ids per element (slicing a RaggedTensor would yield ragged elements)."""
-    flat = ids.flat_values
-    ds = tf.data.Dataset.from_tensor_slices((ids.row_starts(), ids.row_lengths(), *columns))
-    return ds.map(lambda start, n, *rest: (flat[start:start + n], *rest) if rest else flat[start:start + n],
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def rows(features: dict, labels=None) -> tf.data.Dataset:
+    """Elements {name: dense 1-D ids} (, label); slicing RaggedTensors would yield ragged elements."""
+    flat = {k: v.flat_values for k, v in features.items()}
+    spans = {k: (v.row_starts(), v.row_lengths()) for k, v in features.items()}
+    ds = tf.data.Dataset.from_tensor_slices(spans if labels is None else (spans, labels))
+
+    def cut(spans, *label):
+        x = {k: flat[k][start:start + n] for k, (start, n) in spans.items()}
+        return (x, *label) if label else x
+
+    return ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def predict_ids(model: keras.Model, ids: tf.RaggedTensor, batch_size: int = 256) -> np.ndarray:
+def predict_features(model: keras.Model, features: dict, batch_size: int = 256) -> np.ndarray:
     """Probabilities in input order; batches are formed from length-sorted rows to save padding."""
-    order = np.argsort(ids.row_lengths().numpy(), kind="stable")
-    ds = rows(tf.gather(ids, order)).padded_batch(batch_size)
+    order = np.argsort(features["token_ids"].row_lengths().numpy(), kind="stable")
+    ds = rows({k: tf.gather(v, order) for k, v in features.items()}).padded_batch(batch_size)
     p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)[:, 0]
     out = np.empty_like(p)
     out[order] = p
@@ -84,15 +89,15 @@ def train(cfg, splits, run_dir: Path, log=print) -> Trained:
     t0 = time.perf_counter()
     tokens = text.tokenize_corpus(splits.train.review.tolist())
     vocabulary = text.build_vocabulary(tokens, cfg.vocab_size, cfg.min_count)
-    vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)
-    train_ids = vectorizer.ids(tokens)
-    val_ids = vectorizer.ids(text.tokenize_corpus(splits.val.review.tolist()))
+    vectorizer = text.Vectorizer.from_config(vocabulary, cfg)
+    train_x = vectorizer.features(tokens)
+    val_x = vectorizer.features(text.tokenize_corpus(splits.val.review.tolist()))
     atomic_write_text(run_dir / "vocab.txt", "\n".join(vocabulary) + "\n")
     log(f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
         f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s")
 
     matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
-    model = compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(train_ids, cfg))
+    model = compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(train_x, cfg))
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
                                       restore_best_weights=True, verbose=1),
@@ -102,8 +107,8 @@ def train(cfg, splits, run_dir: Path, log=print) -> Trained:
     # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     t1 = time.perf_counter()
-    history = model.fit(make_dataset(train_ids, splits.train.label, cfg, training=True),
-                        validation_data=make_dataset(val_ids, splits.val.label, cfg, training=False),
+    history = model.fit(make_dataset(train_x, splits.train.label, cfg, training=True),
+                        validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),
                         epochs=cfg.epochs, callbacks=callbacks, shuffle=False,  # tf.data shuffles
                         verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - t1
