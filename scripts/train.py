@@ -34,6 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR,
                    help="model folder holding numbered versions, as TF Serving expects (default %(default)s)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    p.add_argument("--compare-baseline", action="store_true",
+                   help="also fit the TF-IDF + logistic regression baseline on the same splits and print both")
     p.add_argument("--skip-test", action="store_true",
                    help="evaluate on validation only: for experiments, so the test split is read once, "
                         "for the final model")
@@ -71,9 +73,15 @@ def main(argv=None) -> int:
         features = vec.features(tokenize_corpus(df.review.tolist()))
         results[name] = evaluate(df.label, predict_features(trained.model, features))
     metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds}
+    table = {f"lstm {k}": v for k, v in results.items()}
+    if args.compare_baseline:
+        from imdb_sentiment.baseline import fit_baseline
+
+        metrics["baseline"] = fit_baseline(splits, log=log, with_test=not args.skip_test)
+        table.update({f"baseline {k}": metrics["baseline"][k] for k in results})
     write_json(run_dir / "metrics.json", metrics)
     trained.model.save(run_dir / "model.keras")
-    print(format_table(results))
+    print(format_table(table))
 
     if not args.no_export:
         info = {"config": cfg.to_dict(), "vocabulary_size": vec.size, "embedding": trained.embedding_report,

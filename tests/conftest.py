@@ -65,6 +65,6 @@ def trained(tmp_path_factory, tiny_csv):
     cfg.write_text(json.dumps(TINY_CONFIG))
     run_dir, models = base / "run", base / "models"
     proc = run_script("train.py", "--data", tiny_csv, "--config", cfg, "--seed", 7,
-                      "--run-dir", run_dir, "--export-dir", models)
+                      "--run-dir", run_dir, "--export-dir", models, "--compare-baseline")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"run_dir": run_dir, "models": models, "version": models / "1", "stdout": proc.stdout}

@@ -36,7 +36,7 @@ def test_embedding_is_glove_and_frozen_by_default():
 
 
 def test_padding_does_not_change_the_prediction():
-    for _, model in (small_model(), small_model(ngram_buckets=64)):
+    for _, model in (small_model(ngram_buckets=0), small_model(ngram_buckets=64)):
         x = {"token_ids": np.array([[5, 6, 7]], "int32"), "ngram_ids": np.array([[3, 9]], "int32")}
         padded = {"token_ids": np.array([[5, 6, 7, 0, 0, 0, 0, 0]], "int32"),
                   "ngram_ids": np.array([[3, 9, 0, 0]], "int32")}

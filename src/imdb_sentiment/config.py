@@ -35,9 +35,9 @@ class Config:
     bidirectional: bool = True
     pooling: str = "max_mean"       # "max_mean" over the masked time steps, or "last" state
     dropout: float = 0.3
-    ngram_buckets: int = 0          # >0 adds a bag of hashed uni+bigrams (one trainable weight each) to the logit
+    ngram_buckets: int = 1 << 20    # >0 adds a bag of hashed uni+bigrams (one trainable weight each) to the logit
     ngram_lr_scale: float = 300.0   # learning-rate multiplier of that bag (see model.py)
-    ngram_dropout: float = 0.0      # fraction of n-gram weights dropped in each training step
+    ngram_dropout: float = 0.5      # fraction of n-gram weights dropped in each training step
 
     # Training
     batch_size: int = 64

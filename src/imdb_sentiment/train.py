@@ -18,6 +18,10 @@ from .io import atomic_write_text
 from .model import build_model, compile_model
 
 
+# A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
+
+
 @dataclass
 class Trained:
     model: keras.Model
@@ -104,8 +108,6 @@ def train(cfg, splits, run_dir: Path, log=print) -> Trained:
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
     ]
-    # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
     t1 = time.perf_counter()
     history = model.fit(make_dataset(train_x, splits.train.label, cfg, training=True),
                         validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Speed of the default model on this machine, against the notebooks' way of doing the same work.
+
+Prints, as medians of --repeats runs: training throughput (reviews/s and real tokens/s, padding not
+counted) and the time of one full epoch; inference throughput of the exported SavedModel on raw
+strings at batch sizes 1, 32 and 256, single-review latency (p50, p99); FLOPs per token, achieved
+GFLOP/s and the machine's own float32 matmul GFLOP/s; the notebooks' way (every review padded to
+max_len and tokenized again each epoch; one review at a time through BeautifulSoup, the tokenizer and
+model.predict) as ratios; peak memory. --json writes every figure as one JSON object.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from imdb_sentiment import cli  # noqa: E402
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_gflops(m: int, k: int, n: int, repeats: int) -> float:
+    import tensorflow as tf
+
+    a, b = tf.random.normal([m, k]), tf.random.normal([k, n])
+    reps = max(1, int(2e9 / (2 * m * k * n)))  # about 2 GFLOP per timing
+    f = tf.function(lambda: tf.reduce_sum(tf.stack([tf.matmul(a + i, b) for i in range(min(reps, 64))])))
+    f()
+    loops = max(1, reps // 64)
+    sec = median_time(lambda: [f().numpy() for _ in range(loops)], repeats)
+    return 2 * m * k * n * min(reps, 64) * loops / sec / 1e9
+
+
+def lstm_flops_per_token(cfg) -> float:
+    """Forward FLOPs per token: the gate matmuls of every LSTM (2 * 4u * (in + u)) plus ~10u elementwise."""
+    flops, width = 0, cfg.glove_dim
+    directions = 2 if cfg.bidirectional else 1
+    for _ in range(cfg.lstm_layers):
+        u = cfg.lstm_units
+        flops += directions * (2 * 4 * u * (width + u) + 10 * u)
+        width = directions * u
+    return float(flops)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="same sources as train.py (default: found as train.py finds it)")
+    p.add_argument("--steps", type=int, default=40, help="measured training steps per repeat (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per figure; medians are printed")
+    p.add_argument("--max-rows", type=int, help="use at most N rows of each split (a quick check, not a benchmark)")
+    p.add_argument("--json", type=Path, help="write every figure here")
+    args = p.parse_args(argv)
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from imdb_sentiment import data, text
+    from imdb_sentiment.config import Config
+    from imdb_sentiment.embeddings import embedding_matrix
+    from imdb_sentiment.export import export
+    from imdb_sentiment.model import build_model, compile_model
+    from imdb_sentiment.train import make_dataset, steps_per_epoch
+
+    cfg = Config(max_rows=args.max_rows)
+    log = cli.log
+    r = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,
+                     "gpus": [g.name for g in tf.config.list_physical_devices("GPU")]}, "config": cfg.to_dict()}
+    keras.utils.set_random_seed(cfg.seed)
+    splits = data.load(args.data, cfg, log=lambda m: None)
+    reviews = splits.train.review.tolist()
+    tokens = text.tokenize_corpus(reviews)
+    vec = text.Vectorizer.from_config(text.build_vocabulary(tokens, cfg.vocab_size, cfg.min_count), cfg)
+    feats = vec.features(tokens)
+    labels = splits.train.label.to_numpy()
+    matrix, _ = embedding_matrix(vec.vocabulary, cfg, log=lambda m: None)
+
+    def fresh_model():
+        return compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(feats, cfg))
+
+    def train_rate(ds, model):
+        """reviews/s and real tokens/s over args.steps steps, after 5 warm-up steps (tracing)."""
+        it = iter(ds.repeat())
+        for _ in range(5):
+            model.train_on_batch(*next(it))
+        batches = [next(it) for _ in range(args.steps)]
+        n = sum(int(y.shape[0]) for _, y in batches)
+        toks = sum(int(np.count_nonzero(x["token_ids"])) for x, _ in batches)
+        sec = median_time(lambda: [model.train_on_batch(x, y) for x, y in batches], args.repeats)
+        return n / sec, toks / sec
+
+    # Ours: ids computed once, cached, length-bucketed batches.
+    model = fresh_model()
+    ours_rps, ours_tps = train_rate(make_dataset(feats, labels, cfg, training=True), model)
+    log(f"train (ours): {ours_rps:.0f} reviews/s, {ours_tps:.0f} real tokens/s")
+
+    # The notebooks' way: tokenize raw text again every epoch, pad every review to max_len, no cache.
+    def notebook_batch(t, y):
+        f = vec(t)
+        return {k: tf.pad(v, [[0, 0], [0, cfg.max_len - tf.shape(v)[1]]])[:, :cfg.max_len] if k == "token_ids" else v
+                for k, v in f.items()}, y
+
+    nb_ds = (tf.data.Dataset.from_tensor_slices((reviews, labels.astype("float32"))).shuffle(len(reviews))
+             .batch(cfg.batch_size).map(notebook_batch))
+    nb_rps, nb_tps = train_rate(nb_ds, fresh_model())
+    log(f"train (notebook way): {nb_rps:.0f} reviews/s, {nb_tps:.0f} real tokens/s")
+
+    t = time.perf_counter()
+    model.fit(make_dataset(feats, labels, cfg, training=True), epochs=1, verbose=0, shuffle=False)
+    epoch_s = time.perf_counter() - t
+    log(f"train: one epoch of {len(reviews)} reviews in {epoch_s:.1f}s")
+
+    # Inference: the exported SavedModel on raw strings.
+    with tempfile.TemporaryDirectory() as tmp:
+        version = export(model, vec, {"config": cfg.to_dict()}, Path(tmp), log=lambda m: None)
+        serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+        sample = splits.val.review.tolist()
+        infer = {}
+        for bs in (1, 32, 256):
+            batches = [tf.constant(sample[i:i + bs]) for i in range(0, min(len(sample), max(64 * bs, 1024)), bs)]
+            batches = batches[: max(8, 2048 // bs)]
+            serve(review=batches[0])
+            n = sum(int(b.shape[0]) for b in batches)
+            infer[bs] = n / median_time(lambda: [serve(review=b)["probability"].numpy() for b in batches], args.repeats)
+            log(f"inference: batch {bs}: {infer[bs]:.0f} reviews/s")
+        lat = []
+        for review in sample[:300]:
+            s = time.perf_counter()
+            serve(review=tf.constant([review]))["probability"].numpy()
+            lat.append((time.perf_counter() - s) * 1000)
+        p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+        log(f"latency (one review): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+    # The notebooks' way of predicting: one review at a time, BeautifulSoup + tokenizer + model.predict.
+    def notebook_predict(review):
+        ids = vec(tf.constant([data.strip_html(review)]))
+        return model.predict(ids, verbose=0)
+
+    notebook_predict(sample[0])
+    nb_pred = 50 / median_time(lambda: [notebook_predict(x) for x in sample[:50]], args.repeats)
+    log(f"inference (notebook way, one at a time): {nb_pred:.1f} reviews/s")
+
+    tokens_per_review = float(np.mean(np.minimum(
+        text.tokenize_corpus(sample[:2048]).row_lengths().numpy(), cfg.max_len)))
+    fwd = lstm_flops_per_token(cfg)
+    mm_lstm = matmul_gflops(cfg.batch_size, cfg.glove_dim + cfg.lstm_units, 4 * cfg.lstm_units, args.repeats)
+    mm_large = matmul_gflops(2048, 2048, 2048, args.repeats)
+    train_gflops = ours_tps * 3 * fwd / 1e9  # backward is about twice the forward
+    infer_gflops = infer[256] * tokens_per_review * fwd / 1e9
+    r.update({
+        "train_reviews_per_s": ours_rps, "train_real_tokens_per_s": ours_tps, "epoch_seconds": epoch_s,
+        "notebook_train_reviews_per_s": nb_rps, "notebook_train_real_tokens_per_s": nb_tps,
+        "train_speedup_vs_notebook": ours_tps / nb_tps,
+        "inference_reviews_per_s": {str(k): v for k, v in infer.items()},
+        "latency_ms_p50": p50, "latency_ms_p99": p99,
+        "notebook_inference_reviews_per_s": nb_pred, "inference_speedup_vs_notebook": infer[256] / nb_pred,
+        "flops_per_token_forward": fwd, "tokens_per_review": tokens_per_review,
+        "train_gflops": train_gflops, "inference_gflops": infer_gflops,
+        "matmul_gflops_lstm_shape": mm_lstm, "matmul_gflops_2048": mm_large,
+        "train_utilization_of_large_matmul": train_gflops / mm_large,
+        "inference_utilization_of_large_matmul": infer_gflops / mm_large,
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "repeats": args.repeats, "steps": args.steps})
+    print(f"\nmachine: {r['machine']['cores']} cores, TensorFlow {tf.__version__}, GPUs: {r['machine']['gpus'] or 'none'}")
+    print(f"training: {ours_rps:.0f} reviews/s, {ours_tps:.0f} real tokens/s; one epoch {epoch_s:.0f}s; "
+          f"{r['train_speedup_vs_notebook']:.2f}x the notebook way ({nb_tps:.0f} real tokens/s)")
+    print(f"inference: " + ", ".join(f"batch {k}: {v:.0f}/s" for k, v in infer.items())
+          + f"; latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {r['inference_speedup_vs_notebook']:.0f}x the "
+            f"notebook way ({nb_pred:.1f}/s)")
+    print(f"compute: {fwd / 1e3:.1f} kFLOP/token forward; training {train_gflops:.2f} GFLOP/s, inference "
+          f"{infer_gflops:.2f} GFLOP/s; matmul {mm_lstm:.1f} GFLOP/s at the LSTM's shape, {mm_large:.1f} "
+          f"GFLOP/s at 2048^3; utilization {r['train_utilization_of_large_matmul']:.1%} (training), "
+          f"{r['inference_utilization_of_large_matmul']:.1%} (inference)")
+    print(f"peak memory: {r['peak_memory_mb']:.0f} MB")
+    if args.json:
+        from imdb_sentiment.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(r, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
