@@ -73,7 +73,7 @@ def main(argv=None) -> int:
         features = vec.features(tokenize_corpus(df.review.tolist()))
         results[name] = evaluate(df.label, predict_features(trained.model, features))
     metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds}
-    table = {f"lstm {k}": v for k, v in results.items()}
+    table = {f"model {k}": v for k, v in results.items()}
     if args.compare_baseline:
         from imdb_sentiment.baseline import fit_baseline
 

@@ -27,7 +27,7 @@ def test_run_folder_holds_config_logs_and_metrics(trained):
     assert "accuracy" in trained["stdout"] and "roc_auc" in trained["stdout"]
     # --compare-baseline: TF-IDF + logistic regression on the same rows, C chosen on validation
     assert metrics["baseline"]["test"]["n"] == 160 and metrics["baseline"]["C"] in (1, 3, 10, 30, 100)
-    assert "baseline test" in trained["stdout"] and "lstm test" in trained["stdout"]
+    assert "baseline test" in trained["stdout"] and "model test" in trained["stdout"]
 
 
 def test_export_is_a_numbered_version_with_info(trained):

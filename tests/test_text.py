@@ -63,7 +63,7 @@ def test_ngram_ids_hash_every_unigram_and_bigram_of_the_whole_review():
     f = v(tf.constant(["a b c", "", "c b a"]))
     grams = f["ngram_ids"].numpy()
     assert grams.shape == (3, 5)  # a b c | a_b b_c: not truncated to max_len
-    assert (grams[0] >= 1).all() and (grams[0] < 1000).all()
+    assert (grams[0] >= 2).all() and (grams[0] < 1000).all()  # 1 is kept for "no n-gram"
     assert sorted(grams[0][:3]) == sorted(grams[2][:3])  # same unigrams
     assert set(grams[0][3:]) != set(grams[2][3:])  # bigrams keep word order: "a b" is not "b a"
     assert grams[1].tolist() == [1, 0, 0, 0, 0]

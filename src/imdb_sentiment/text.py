@@ -71,7 +71,8 @@ class Vectorizer(tf.Module):
     "token_ids": vocabulary lookup, then head+tail truncation to max_len. Id 0 is padding and 1 is
     out-of-vocabulary; vocabulary word i has id i + 2.
     "ngram_ids" (when ngram_buckets > 0): every unigram and bigram of the whole review, hashed
-    into ids 1 .. ngram_buckets - 1 (0 is padding), for the model's bag-of-n-grams part.
+    into ids 2 .. ngram_buckets - 1, for the model's bag-of-n-grams part. Id 0 is padding; id 1
+    stands for "no n-gram at all" and no real n-gram shares it, so its weight stays 0.
     An empty review gets one id 1 in each, so every row has at least one unmasked step.
     """
 
@@ -100,8 +101,8 @@ class Vectorizer(tf.Module):
         out = {"token_ids": _truncate_head_tail(_fill_empty(ids), self.max_len, self.head_tokens)}
         if self.ngram_buckets:
             grams = tf.concat([tokens, tf.strings.join([tokens[:, :-1], tokens[:, 1:]], separator=" ")], axis=1)
-            hashed = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 1)
-            out["ngram_ids"] = _fill_empty(tf.cast(hashed + 1, tf.int32))
+            hashed = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 2)
+            out["ngram_ids"] = _fill_empty(tf.cast(hashed + 2, tf.int32))
         return out
 
     def __call__(self, texts) -> dict[str, tf.Tensor]:
