@@ -5,7 +5,6 @@ The regularisation C is chosen on the validation rows; the test rows are read on
 Prints the same metrics table as train.py and writes them as JSON with --json.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,8 +33,8 @@ def main(argv=None) -> int:
     print(format_table({"baseline val": result["val"], "baseline test": result["test"]}))
     print(f"C={result['C']:g}, {result['seconds']:.0f}s")
     if args.json:
-        from imdb_sentiment.io import atomic_write_text
-        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+        from imdb_sentiment.io import write_json
+        write_json(args.json, result)
     return 0
 
 

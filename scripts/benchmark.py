@@ -9,7 +9,6 @@ max_len and tokenized again each epoch; one review at a time through BeautifulSo
 model.predict) as ratios; peak memory. --json writes every figure as one JSON object.
 """
 import argparse
-import json
 import os
 import platform
 import resource
@@ -177,7 +176,7 @@ def main(argv=None) -> int:
     print(f"\nmachine: {r['machine']['cores']} cores, TensorFlow {tf.__version__}, GPUs: {r['machine']['gpus'] or 'none'}")
     print(f"training: {ours_rps:.0f} reviews/s, {ours_tps:.0f} real tokens/s; one epoch {epoch_s:.0f}s; "
           f"{r['train_speedup_vs_notebook']:.2f}x the notebook way ({nb_tps:.0f} real tokens/s)")
-    print(f"inference: " + ", ".join(f"batch {k}: {v:.0f}/s" for k, v in infer.items())
+    print("inference: " + ", ".join(f"batch {k}: {v:.0f}/s" for k, v in infer.items())
           + f"; latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {r['inference_speedup_vs_notebook']:.0f}x the "
             f"notebook way ({nb_pred:.1f}/s)")
     print(f"compute: {fwd / 1e3:.1f} kFLOP/token forward; training {train_gflops:.2f} GFLOP/s, inference "
@@ -186,8 +185,8 @@ def main(argv=None) -> int:
           f"{r['inference_utilization_of_large_matmul']:.1%} (inference)")
     print(f"peak memory: {r['peak_memory_mb']:.0f} MB")
     if args.json:
-        from imdb_sentiment.io import atomic_write_text
-        atomic_write_text(args.json, json.dumps(r, indent=2) + "\n")
+        from imdb_sentiment.io import write_json
+        write_json(args.json, r)
     return 0
 
 

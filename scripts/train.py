@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     from imdb_sentiment import data
     from imdb_sentiment.evaluate import evaluate, format_table
     from imdb_sentiment.export import export
-    from imdb_sentiment.train import new_run_dir, predict_features, train, write_json
+    from imdb_sentiment.io import write_json
+    from imdb_sentiment.train import new_run_dir, predict_features, train
     from imdb_sentiment.text import tokenize_corpus
 
     log = cli.log

@@ -1,6 +1,3 @@
-import gzip
-import io
-import os
 import tarfile
 import zipfile
 

@@ -5,9 +5,8 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 
-from conftest import ROOT, run_script, synthetic_reviews
+from conftest import run_script, synthetic_reviews
 from imdb_sentiment.config import Config
 
 

@@ -1,6 +1,7 @@
 """Writes that never leave a half-written file or folder behind."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -33,6 +34,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(Path(path), json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @contextmanager

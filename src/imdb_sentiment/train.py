@@ -1,7 +1,6 @@
 """Training: corpus -> token ids (once) -> length-bucketed tf.data -> fit with early stopping."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -128,7 +127,3 @@ def new_run_dir(base: Path = Path("runs")) -> Path:
         path = base / f"{stamp}-{n}"
     path.mkdir(parents=True)
     return path
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
