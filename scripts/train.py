@@ -34,6 +34,9 @@ def parse_args(argv=None):
     p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR,
                    help="model folder holding numbered versions, as TF Serving expects (default %(default)s)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    p.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
+                   help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
+                        "TF_CONFIG. --batch-size is per replica (default %(default)s)")
     p.add_argument("--compare-baseline", action="store_true",
                    help="also fit the TF-IDF + logistic regression baseline on the same splits and print both")
     p.add_argument("--skip-test", action="store_true",
@@ -54,7 +57,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.evaluate import evaluate, format_table
     from imdb_sentiment.export import export
     from imdb_sentiment.io import write_json
-    from imdb_sentiment.train import new_run_dir, predict_features, train
+    from imdb_sentiment.train import make_strategy, new_run_dir, predict_features, train
     from imdb_sentiment.text import tokenize_corpus
 
     log = cli.log
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
     splits = data.load(args.data, cfg, args.cache_dir, log=log)
     write_json(run_dir / "data_report.json", {"source": splits.source, "checksum": splits.checksum, **splits.report})
 
-    trained = train(cfg, splits, run_dir, log=log)
+    trained = train(cfg, splits, run_dir, log=log, strategy=make_strategy(args.distribute))
     vec = trained.vectorizer
     results = {}
     # The test split is read here, once, after every choice was made on validation.

@@ -1,6 +1,7 @@
 """Training: corpus -> token ids (once) -> length-bucketed tf.data -> fit with early stopping."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -86,7 +87,25 @@ def setup_devices(cfg, log=print) -> None:
                                           else " (cuDNN LSTM)" if gpus else ", training on CPU"))
 
 
-def train(cfg, splits, run_dir: Path, log=print) -> Trained:
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """"none": one device; "mirrored": every local GPU (or the CPU); "multiworker": the machines in TF_CONFIG."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy):
+    """Model and optimizer made under the strategy; cfg.batch_size is per replica, so the global
+    batch grows with the replicas (the learning rate is left as configured)."""
+    cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * strategy.num_replicas_in_sync)
+    with strategy.scope():
+        model = compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(train_x, cfg))
+    return model, cfg
+
+
+def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strategy | None = None) -> Trained:
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg, log)
     t0 = time.perf_counter()
@@ -100,7 +119,10 @@ def train(cfg, splits, run_dir: Path, log=print) -> Trained:
         f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s")
 
     matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
-    model = compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(train_x, cfg))
+    strategy = strategy or tf.distribute.get_strategy()
+    model, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
+    if strategy.num_replicas_in_sync > 1:
+        log(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}")
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
                                       restore_best_weights=True, verbose=1),
