@@ -1,7 +1,6 @@
 """Export for TF Serving: <base>/<version>/ with a serving_default that takes raw review strings."""
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -9,8 +8,9 @@ import keras
 import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
-from .io import UserError, atomic_dir, atomic_write_text
+from .io import UserError, atomic_dir, write_json
 from .text import Vectorizer
+
 INPUT_NAME = "review"
 
 
@@ -69,9 +69,8 @@ def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = 
     with atomic_dir(final) as tmp:
         archive.write_out(str(tmp), verbose=False)
         model.save(tmp / "model.keras")
-        atomic_write_text(tmp / "model_info.json", json.dumps(
-            {**info, "version": version, "signature": signature_contract(),
-             "packages": package_versions()}, indent=2, default=str) + "\n")
+        write_json(tmp / "model_info.json", {**info, "version": version, "signature": signature_contract(),
+                                             "packages": package_versions()})
     log(f"export: {final}")
     return final
 

@@ -1,6 +1,9 @@
 """Prediction with an exported SavedModel: load once, call on lists of raw strings."""
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +54,6 @@ class RemotePredictor:
         return out
 
     def _post(self, body: dict) -> dict:
-        import json
-        import urllib.error
-        import urllib.request
-
         req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
         try:

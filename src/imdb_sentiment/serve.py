@@ -168,12 +168,15 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
             if length > max_body:
                 # Drain a moderately large body so the client can read our answer; close on a huge one.
                 if length <= 8 * max_body:
-                    while length > 0:
-                        length -= len(self.rfile.read(min(length, 1 << 20)) or b"\0" * length)
+                    left = length
+                    while left > 0:
+                        chunk = self.rfile.read(min(left, 1 << 20))
+                        if not chunk:  # the client hung up
+                            break
+                        left -= len(chunk)
                 else:
                     self.close_connection = True
-                raise ClientError(413, f"request body of {int(self.headers['Content-Length'])} bytes is over "
-                                       f"the limit of {max_body}")
+                raise ClientError(413, f"request body of {length} bytes is over the limit of {max_body}")
             raw = self.rfile.read(length)
             try:
                 return json.loads(raw.decode("utf-8"))
