@@ -8,6 +8,10 @@ and predicted in chunks, so memory stays bounded.
 
   python scripts/predict.py "A wonderful, moving film." "Dull and far too long."
   python scripts/predict.py --file reviews.csv > predictions.jsonl
+  python scripts/predict.py --explain "Great cast, but a dull and pointless plot." --html why.html
+
+--explain shows, for each review, which words pushed the prediction towards positive or negative:
+each word is removed in turn and the change of the model's log-odds is measured (occlusion).
 """
 import argparse
 import itertools
@@ -88,7 +92,15 @@ def main(argv=None) -> int:
     p.add_argument("--model-name", default="imdb_sentiment", help="model name on the server (default %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per server request (default %(default)s)")
     p.add_argument("--batch-size", type=int, help="reviews per model call (default 256 local, 64 to a server)")
+    p.add_argument("--explain", action="store_true",
+                   help="show which words pushed each prediction up or down (word occlusion; local model only)")
+    p.add_argument("--html", type=Path, help="with --explain: also write the highlighted reviews to this HTML file")
+    p.add_argument("--top", type=int, default=5, help="with --explain: words listed per direction (default %(default)s)")
     args = p.parse_args(argv)
+    if args.explain and args.server:
+        p.error("--explain needs the local model (--model), not --server")
+    if args.html and not args.explain:
+        p.error("--html goes with --explain")
 
     from imdb_sentiment.predict import Predictor, RemotePredictor
 
@@ -98,12 +110,30 @@ def main(argv=None) -> int:
         predictor, batch = RemotePredictor(args.server, args.model_name, args.timeout), args.batch_size or 64
     else:
         predictor, batch = Predictor(args.model), args.batch_size or 256
+    if args.explain:
+        return explain_all(predictor, itertools.chain(first, source), args)
     chunk = first
     while chunk:
         for result in predictor.predict(chunk, batch):
             sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
         chunk = list(itertools.islice(source, CHUNK))
+    return 0
+
+
+def explain_all(predictor, texts, args) -> int:
+    from imdb_sentiment.explain import explain, html_page, render_html, render_terminal, summary
+    from imdb_sentiment.io import atomic_write_text
+
+    pages = []
+    for text in texts:
+        e = explain(predictor, text, args.batch_size or 256)
+        print(summary(e, args.top))
+        print("  " + render_terminal(e, color=sys.stdout.isatty()))
+        pages.append(render_html(e))
+    if args.html:
+        atomic_write_text(args.html, html_page(pages))
+        print(f"wrote {args.html}", file=sys.stderr)
     return 0
 
 

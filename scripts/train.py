@@ -54,11 +54,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args, cfg = parse_args(argv)
     from imdb_sentiment import data
-    from imdb_sentiment.evaluate import evaluate, format_table
+    from imdb_sentiment.evaluate import evaluate_splits, format_table
     from imdb_sentiment.export import export
     from imdb_sentiment.io import write_json
-    from imdb_sentiment.train import make_strategy, new_run_dir, predict_features, train
-    from imdb_sentiment.text import tokenize_corpus
+    from imdb_sentiment.report import write_report
+    from imdb_sentiment.train import make_strategy, new_run_dir, train
 
     log = cli.log
     run_dir = args.run_dir or new_run_dir()
@@ -70,12 +70,8 @@ def main(argv=None) -> int:
 
     trained = train(cfg, splits, run_dir, log=log, strategy=make_strategy(args.distribute))
     vec = trained.vectorizer
-    results = {}
     # The test split is read here, once, after every choice was made on validation.
-    for name in ("val",) if args.skip_test else ("val", "test"):
-        df = getattr(splits, name)
-        features = vec.features(tokenize_corpus(df.review.tolist()))
-        results[name] = evaluate(df.label, predict_features(trained.model, features))
+    results, predictions = evaluate_splits(trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test"))
     metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds}
     table = {f"model {k}": v for k, v in results.items()}
     if args.compare_baseline:
@@ -86,6 +82,7 @@ def main(argv=None) -> int:
     write_json(run_dir / "metrics.json", metrics)
     trained.model.save(run_dir / "model.keras")
     print(format_table(table))
+    log(f"report: {write_report(run_dir, predictions, metrics, run_dir / 'history.csv')}")
 
     if not args.no_export:
         info = {"config": cfg.to_dict(), "vocabulary_size": vec.size, "embedding": trained.embedding_report,

@@ -35,7 +35,8 @@ class Config:
     bidirectional: bool = True
     pooling: str = "max_mean"       # "max_mean" over the masked time steps, or "last" state
     dropout: float = 0.3
-    ngram_buckets: int = 1 << 20    # >0 adds a bag of hashed uni+bigrams (one trainable weight each) to the logit
+    ngram_buckets: int = 1 << 20    # >0 adds a bag of hashed n-grams (one trainable weight each) to the logit
+    ngram_order: int = 2            # longest n-gram in that bag: 2 = unigrams and bigrams
     ngram_lr_scale: float = 300.0   # learning-rate multiplier of that bag (see model.py)
     ngram_dropout: float = 0.5      # fraction of n-gram weights dropped in each training step
 
@@ -56,6 +57,8 @@ class Config:
             raise ValueError(f"pooling must be 'max_mean' or 'last', not {self.pooling!r}")
         if not 0 < self.head_tokens <= self.max_len:
             raise ValueError("head_tokens must be in (0, max_len]")
+        if self.ngram_order < 1:
+            raise ValueError("ngram_order must be at least 1")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
             raise ValueError("val_fraction and test_fraction must be in (0, 1)")
 

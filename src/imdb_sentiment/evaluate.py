@@ -23,9 +23,47 @@ def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
         "recall": float(skm.recall_score(y, pred, zero_division=0)),
         "f1": float(skm.f1_score(y, pred, zero_division=0)),
         "roc_auc": float(skm.roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan"),
+        "ece": expected_calibration_error(y, p)[0] if n else float("nan"),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
         "threshold": threshold,
     }
+
+
+def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[dict, dict]:
+    """Metrics and, for the report, the predictions of each named split (in that order)."""
+    from .report import SplitPredictions
+    from .text import tokenize_corpus
+    from .train import predict_features
+
+    results, predictions = {}, {}
+    for name in names:
+        df = getattr(splits, name)
+        tokens = tokenize_corpus(df.review.tolist())
+        p = predict_features(model, vectorizer.features(tokens))
+        results[name] = evaluate(df.label, p)
+        predictions[name] = SplitPredictions(df.review.tolist(), df.label.to_numpy(), p,
+                                             tokens.row_lengths().numpy())
+    return results, predictions
+
+
+def expected_calibration_error(labels, probabilities, bins: int = 10) -> tuple[float, list[dict]]:
+    """ECE over equal-width probability bins, and the bins (for a reliability diagram).
+
+    ECE = sum over bins of (share of reviews in the bin) * |mean predicted P(positive) - share positive|.
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        if not inside.any():
+            continue
+        conf, freq = float(p[inside].mean()), float(y[inside].mean())
+        ece += inside.mean() * abs(conf - freq)
+        table.append({"low": b / bins, "high": (b + 1) / bins, "n": int(inside.sum()),
+                      "mean_probability": conf, "fraction_positive": freq})
+    return float(ece), table
 
 
 def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -42,7 +80,7 @@ def format_table(columns: dict[str, dict]) -> str:
     """Side-by-side table, one column per evaluated split or model."""
     names = list(columns)
     rows = [("accuracy", "{:.4f}"), ("precision", "{:.4f}"), ("recall", "{:.4f}"), ("f1", "{:.4f}"),
-            ("roc_auc", "{:.4f}"), ("n", "{:d}")]
+            ("roc_auc", "{:.4f}"), ("ece", "{:.4f}"), ("n", "{:d}")]
     width = max(12, *(len(n) + 2 for n in names))
     lines = ["metric".ljust(12) + "".join(n.rjust(width) for n in names)]
     for key, fmt in rows:

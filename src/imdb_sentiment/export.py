@@ -1,14 +1,17 @@
 """Export for TF Serving: <base>/<version>/ with a serving_default that takes raw review strings."""
 from __future__ import annotations
 
+import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from .config import DEFAULT_EXPORT_DIR
-from .io import UserError, atomic_dir, write_json
+from .config import DEFAULT_EXPORT_DIR, Config
+from .io import UserError, atomic_dir, atomic_write_text, write_json
+from .model import logit_model
 from .text import Vectorizer
 
 INPUT_NAME = "review"
@@ -31,11 +34,18 @@ def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.
         """The ids the model sees for each review: lets anyone check serving against training."""
         return vectorizer(review)
 
+    logits = logit_model(model)
+
+    def logit(review):
+        """Log-odds of "positive": explanations compare these, as probabilities saturate at 0 and 1."""
+        return {"logit": tf.reshape(tf.cast(logits(vectorizer(review), training=False), tf.float32), [-1])}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(vectorizer.table)
     archive.add_endpoint("serving_default", serve, input_signature=spec)
     archive.add_endpoint("token_ids", token_ids, input_signature=spec)
+    archive.add_endpoint("logit", logit, input_signature=spec)
     return archive
 
 
@@ -69,10 +79,37 @@ def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = 
     with atomic_dir(final) as tmp:
         archive.write_out(str(tmp), verbose=False)
         model.save(tmp / "model.keras")
+        atomic_write_text(tmp / "vocab.txt", "\n".join(vectorizer.vocabulary) + "\n")
         write_json(tmp / "model_info.json", {**info, "version": version, "signature": signature_contract(),
                                              "packages": package_versions()})
     log(f"export: {final}")
     return final
+
+
+@dataclass
+class Artifacts:
+    """What scripts need to rebuild a trained model in Keras: from a run folder or an exported version."""
+    cfg: Config
+    vectorizer: Vectorizer
+    model: keras.Model
+    history_csv: Path | None
+
+
+def load_artifacts(path: Path) -> Artifacts:
+    """A run folder (config.json, vocab.txt, model.keras), or an exported version or model folder."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        cfg, history = Config.load(path / "config.json"), path / "history.csv"
+    else:
+        path = resolve_version(path)
+        info = json.loads((path / "model_info.json").read_text())
+        cfg, history = Config.from_dict(info["config"]), Path(info.get("run_dir", path)) / "history.csv"
+    for name in ("vocab.txt", "model.keras"):
+        if not (path / name).exists():
+            raise UserError(f"{path}: no {name} here; expected a run folder or a version exported by train.py")
+    vocabulary = (path / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    model = keras.saving.load_model(path / "model.keras", safe_mode=True)
+    return Artifacts(cfg, Vectorizer.from_config(vocabulary, cfg), model, history if history.exists() else None)
 
 
 def signature_contract() -> dict:

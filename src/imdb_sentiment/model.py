@@ -56,24 +56,28 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     if cfg.pooling == "max_mean":
         x = MaskedMaxMeanPooling(name="pool")(x)
     x = keras.layers.Dropout(cfg.dropout)(x)
-    # float32 output: a float16 sigmoid would round probabilities near 0 and 1 under mixed precision.
-    if not cfg.ngram_buckets:
-        out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-        return keras.Model(inputs, out, name="imdb_sentiment")
-    # Wide part: the mean of one learned weight per hashed n-gram, added to the LSTM's logit.
-    ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
-    inputs["ngram_ids"] = ngrams
-    weights = keras.layers.Embedding(cfg.ngram_buckets, 1, mask_zero=True, embeddings_initializer="zeros",
-                                     name="ngram_weights")(ngrams)
-    if cfg.ngram_dropout:  # dropping n-grams keeps the bag from memorising the training set alone
-        weights = keras.layers.Dropout(cfg.ngram_dropout, name="ngram_dropout")(weights)
-    wide = keras.layers.GlobalAveragePooling1D(name="ngram_mean")(weights)
-    # Adam moves each weight by about the learning rate per step, so scaling the output by k
-    # is a k-times learning rate for this part alone: a weight seen in few reviews must move far.
-    wide = keras.layers.Rescaling(cfg.ngram_lr_scale, name="ngram_lr_scale")(wide)
-    logit = keras.layers.Add()([keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x), wide])
+    # float32 logits: float16 would round probabilities near 0 and 1 under mixed precision.
+    logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
+    if cfg.ngram_buckets:
+        # Wide part: the mean of one learned weight per hashed n-gram, added to the LSTM's logit.
+        ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
+        inputs["ngram_ids"] = ngrams
+        weights = keras.layers.Embedding(cfg.ngram_buckets, 1, mask_zero=True, embeddings_initializer="zeros",
+                                         name="ngram_weights")(ngrams)
+        if cfg.ngram_dropout:  # dropping n-grams keeps the bag from memorising the training set alone
+            weights = keras.layers.Dropout(cfg.ngram_dropout, name="ngram_dropout")(weights)
+        wide = keras.layers.GlobalAveragePooling1D(name="ngram_mean")(weights)
+        # Adam moves each weight by about the learning rate per step, so scaling the output by k
+        # is a k-times learning rate for this part alone: a weight seen in few reviews must move far.
+        wide = keras.layers.Rescaling(cfg.ngram_lr_scale, name="ngram_lr_scale")(wide)
+        logit = keras.layers.Add(name="logit")([logit, wide])
     out = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model(inputs, out, name="imdb_sentiment")
+
+
+def logit_model(model: keras.Model) -> keras.Model:
+    """The same model without its final sigmoid: log-odds do not saturate at 0 and 1 as probabilities do."""
+    return keras.Model(model.inputs, model.get_layer("probability").input, name="imdb_sentiment_logit")
 
 
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:

@@ -21,22 +21,34 @@ class Predictor:
         self._serve = self._loaded.signatures["serving_default"]
 
     def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
-        """[{"label", "probability"}] per text, in input order.
+        """[{"label", "probability"}] per text, in input order."""
+        out = self._run(self._serve, texts, batch_size)
+        return [{"label": lab.decode(), "probability": float(p)} for lab, p in zip(out["label"], out["probability"])]
+
+    def logits(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        """Log-odds of "positive" per text, in input order."""
+        if "logit" not in self._loaded.signatures:
+            raise UserError(f"{self.path} has no 'logit' signature: it was exported by an older version; "
+                            f"re-export it with scripts/train.py")
+        return self._run(self._loaded.signatures["logit"], texts, batch_size)["logit"]
+
+    @staticmethod
+    def _run(signature, texts: list[str], batch_size: int) -> dict[str, np.ndarray]:
+        """Calls the signature batch by batch and puts its outputs back in input order.
 
         Texts of similar length are batched together, so short reviews are not padded to the
         length of a long one.
         """
         texts = list(texts)
-        probability = np.empty(len(texts), np.float32)
-        label = np.empty(len(texts), object)
         order = np.argsort([len(t) for t in texts], kind="stable")
+        out = {}
         for i in range(0, len(texts), batch_size):
             idx = order[i:i + batch_size]
             batch = tf.constant([texts[j].encode("utf-8", "replace") for j in idx], tf.string)
-            out = self._serve(**{INPUT_NAME: batch})
-            probability[idx] = out["probability"].numpy()
-            label[idx] = [b.decode() for b in out["label"].numpy()]
-        return [{"label": lab, "probability": float(p)} for lab, p in zip(label, probability)]
+            for key, value in signature(**{INPUT_NAME: batch}).items():
+                value = value.numpy()
+                out.setdefault(key, np.empty(len(texts), value.dtype))[idx] = value
+        return out
 
 
 class RemotePredictor:

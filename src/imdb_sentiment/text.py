@@ -70,18 +70,20 @@ class Vectorizer(tf.Module):
 
     "token_ids": vocabulary lookup, then head+tail truncation to max_len. Id 0 is padding and 1 is
     out-of-vocabulary; vocabulary word i has id i + 2.
-    "ngram_ids" (when ngram_buckets > 0): every unigram and bigram of the whole review, hashed
+    "ngram_ids" (when ngram_buckets > 0): every 1- to ngram_order-gram of the whole review, hashed
     into ids 2 .. ngram_buckets - 1, for the model's bag-of-n-grams part. Id 0 is padding; id 1
     stands for "no n-gram at all" and no real n-gram shares it, so its weight stays 0.
     An empty review gets one id 1 in each, so every row has at least one unmasked step.
     """
 
-    def __init__(self, vocabulary: Iterable[str], max_len: int, head_tokens: int, ngram_buckets: int = 0):
+    def __init__(self, vocabulary: Iterable[str], max_len: int, head_tokens: int, ngram_buckets: int = 0,
+                 ngram_order: int = 2):
         super().__init__(name="vectorizer")
         self.vocabulary = list(vocabulary)
         self.max_len = int(max_len)
         self.head_tokens = int(head_tokens)
         self.ngram_buckets = int(ngram_buckets)
+        self.ngram_order = int(ngram_order)
         keys = tf.constant(self.vocabulary, tf.string)
         values = tf.range(2, len(self.vocabulary) + 2, dtype=tf.int64)
         self.table = tf.lookup.StaticHashTable(
@@ -89,7 +91,7 @@ class Vectorizer(tf.Module):
 
     @classmethod
     def from_config(cls, vocabulary, cfg) -> "Vectorizer":
-        return cls(vocabulary, cfg.max_len, cfg.head_tokens, cfg.ngram_buckets)
+        return cls(vocabulary, cfg.max_len, cfg.head_tokens, cfg.ngram_buckets, cfg.ngram_order)
 
     @property
     def size(self) -> int:
@@ -100,7 +102,7 @@ class Vectorizer(tf.Module):
         ids = tf.cast(tf.ragged.map_flat_values(self.table.lookup, tokens), tf.int32)
         out = {"token_ids": _truncate_head_tail(_fill_empty(ids), self.max_len, self.head_tokens)}
         if self.ngram_buckets:
-            grams = tf.concat([tokens, tf.strings.join([tokens[:, :-1], tokens[:, 1:]], separator=" ")], axis=1)
+            grams = tf.concat([_ngrams(tokens, n) for n in range(1, self.ngram_order + 1)], axis=1)
             hashed = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 2)
             out["ngram_ids"] = _fill_empty(tf.cast(hashed + 2, tf.int32))
         return out
@@ -108,6 +110,13 @@ class Vectorizer(tf.Module):
     def __call__(self, texts) -> dict[str, tf.Tensor]:
         """Raw strings -> dense [batch, longest] int32 features, right-padded with 0."""
         return {k: v.to_tensor(default_value=PAD_ID) for k, v in self.features(tokenize(texts)).items()}
+
+
+def _ngrams(tokens: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
+    """Each row's n-grams as space-joined strings (none for rows shorter than n)."""
+    if n == 1:
+        return tokens
+    return tf.strings.join([tokens[:, i:i - n + 1 or None] for i in range(n)], separator=" ")
 
 
 def _fill_empty(ids: tf.RaggedTensor) -> tf.RaggedTensor:

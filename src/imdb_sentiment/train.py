@@ -140,8 +140,8 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     return Trained(model, vectorizer, emb_report, history.history, seconds)
 
 
-def new_run_dir(base: Path = Path("runs")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+def new_run_dir(base: Path = Path("runs"), prefix: str = "") -> Path:
+    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     path = base / stamp
     n = 1
     while path.exists():

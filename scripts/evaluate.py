@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Evaluate a trained model again and write its report (report.md and PNG plots).
+
+PATH is a run folder made by train.py (runs/<time>) or an exported model (a version folder, or
+the folder of versions: the newest is used). The splits are rebuilt from the data with the
+model's own config (same seed, same validation rows), so the figures match those of training.
+
+  python scripts/evaluate.py runs/20261123-101500 --data ../shared/data/imdb/imdb_50k_split.csv.gz
+  python scripts/evaluate.py saved_models/imdb_sentiment --splits val --out reports/v3
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging before it loads)
+
+
+def main(argv=None) -> int:
+    from imdb_sentiment.data import DEFAULT_CACHE
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", type=Path, help="run folder or exported model")
+    p.add_argument("--data", help="same sources as train.py")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--splits", default="val,test",
+                   help="comma-separated: val, test (default %(default)s). Choose on val; read test for reports")
+    p.add_argument("--out", type=Path, help="folder for the report (default: PATH when it is a run folder, "
+                                            "else runs/eval-<time>)")
+    args = p.parse_args(argv)
+    names = tuple(s.strip() for s in args.splits.split(",") if s.strip())
+    if not names or set(names) - {"val", "test"}:
+        p.error("--splits takes val, test or val,test")
+
+    from imdb_sentiment import data
+    from imdb_sentiment.evaluate import evaluate_splits, format_table
+    from imdb_sentiment.export import load_artifacts
+    from imdb_sentiment.io import UserError, write_json
+    from imdb_sentiment.report import write_report
+    from imdb_sentiment.train import new_run_dir
+
+    if not args.path.exists():
+        raise UserError(f"{args.path}: no such run folder or model")
+    art = load_artifacts(args.path)
+    splits = data.load(args.data, art.cfg, args.cache_dir, log=cli.log)
+    results, predictions = evaluate_splits(art.model, art.vectorizer, splits, names)
+    print(format_table({f"model {k}": v for k, v in results.items()}))
+    out = args.out or (args.path if (args.path / "config.json").exists() else new_run_dir(Path("runs"), "eval-"))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "evaluation.json", {"model": str(args.path.resolve()), "data": splits.source,
+                                         "checksum": splits.checksum, **results})
+    cli.log(f"report: {write_report(out, predictions, results, art.history_csv, title=f'Evaluation of {args.path}')}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

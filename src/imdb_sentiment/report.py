@@ -1,0 +1,204 @@
+"""The run report: PNG plots of training and of the evaluated splits, and report.md that shows them.
+
+Plots are drawn with matplotlib's Agg backend, so no display is needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+from .evaluate import expected_calibration_error  # noqa: E402
+from .io import atomic_write_text  # noqa: E402
+
+LENGTH_BINS = (0, 100, 200, 300, 500, 800, np.inf)  # tokens per review
+PLOTS = {"curves": "Training and validation loss and accuracy per epoch",
+         "confusion": "Confusion matrices",
+         "roc_pr": "ROC and precision-recall curves",
+         "reliability": "Reliability diagram",
+         "accuracy_by_length": "Accuracy by review length"}
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+@dataclass
+class SplitPredictions:
+    """One evaluated split: the reviews, their labels, the model's P(positive), tokens per review."""
+    reviews: list[str]
+    labels: np.ndarray
+    probabilities: np.ndarray
+    lengths: np.ndarray
+
+
+def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: dict,
+                 history_csv: Path | None = None, title: str = "Run report") -> Path:
+    """Draws every plot into run_dir and writes run_dir/report.md; returns the report's path."""
+    run_dir = Path(run_dir)
+    sns.set_theme(style="whitegrid")
+    drawn = {}
+    if history_csv is not None and Path(history_csv).exists():
+        drawn["curves"] = plot_curves(pd.read_csv(history_csv), run_dir / "curves.png")
+    drawn["confusion"] = plot_confusion(splits, run_dir / "confusion.png")
+    drawn["roc_pr"] = plot_roc_pr(splits, run_dir / "roc_pr.png")
+    drawn["reliability"] = plot_reliability(splits, run_dir / "reliability.png")
+    drawn["accuracy_by_length"] = plot_accuracy_by_length(splits, run_dir / "accuracy_by_length.png")
+    lines = [f"# {title}", "", metrics_table(metrics), ""]
+    for key, path in drawn.items():
+        lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
+    if "val" in splits:
+        lines += ["## Most confidently wrong validation reviews", "", confident_errors(splits["val"]), ""]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def metrics_table(metrics: dict) -> str:
+    """Markdown: one column per split of the model, then the baseline's when it was run."""
+    columns = {f"model {SPLIT_NAMES[s]}": metrics[s] for s in SPLIT_NAMES if s in metrics}
+    for s in SPLIT_NAMES:
+        if s in metrics.get("baseline", {}):
+            columns[f"baseline {SPLIT_NAMES[s]}"] = metrics["baseline"][s]
+    rows = [("accuracy", lambda m: "{:.4f} ({:.3f}-{:.3f})".format(m["accuracy"], *m["accuracy_95ci"])),
+            ("precision", lambda m: f"{m['precision']:.4f}"), ("recall", lambda m: f"{m['recall']:.4f}"),
+            ("F1", lambda m: f"{m['f1']:.4f}"), ("ROC-AUC", lambda m: f"{m['roc_auc']:.4f}"),
+            ("ECE", lambda m: f"{m['ece']:.4f}" if "ece" in m else "-"), ("reviews", lambda m: str(m["n"]))]
+    out = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    out += [f"| {name} | " + " | ".join(fmt(m) for m in columns.values()) + " |" for name, fmt in rows]
+    note = "Accuracy with its 95% Wilson interval; ECE: expected calibration error over 10 probability bins."
+    return "\n".join(out + ["", note])
+
+
+def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -> str:
+    wrong = np.flatnonzero((split.probabilities >= 0.5) != (split.labels == 1))
+    worst = wrong[np.argsort(-np.abs(split.probabilities[wrong] - 0.5), kind="stable")][:k]
+    if not len(worst):
+        return "No misclassified reviews."
+    out = ["| label | P(positive) | review (start) |", "| --- | --- | --- |"]
+    for i in worst:
+        text = " ".join(split.reviews[i].split())
+        text = (text[:excerpt] + " …" if len(text) > excerpt else text).replace("|", "\\|")
+        out.append(f"| {'positive' if split.labels[i] else 'negative'} | {split.probabilities[i]:.4f} | {text} |")
+    return "\n".join(out)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_curves(history: pd.DataFrame, path: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = history["epoch"] + 1
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, history[key], "o-", label="training")
+        ax.plot(epochs, history[f"val_{key}"], "o-", label="validation")
+        ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
+        ax.legend()
+    if "val_accuracy" in history:
+        best = history["val_accuracy"].idxmax()
+        axes[1].axvline(epochs[best], color="grey", ls="--", lw=1, label="kept (best validation)")
+        axes[1].legend()
+    return _save(fig, path)
+
+
+def plot_confusion(splits: dict[str, SplitPredictions], path: Path) -> Path:
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 4), squeeze=False)
+    for ax, (name, s) in zip(axes[0], splits.items()):
+        cm = skm.confusion_matrix(s.labels, s.probabilities >= 0.5, labels=[0, 1])
+        annot = np.array([[f"{c}\n{c / cm.sum():.1%}" for c in row] for row in cm])
+        sns.heatmap(cm, annot=annot, fmt="", cmap="Blues", cbar=False, ax=ax,
+                    xticklabels=["negative", "positive"], yticklabels=["negative", "positive"])
+        ax.set(xlabel="predicted", ylabel="true", title=f"{SPLIT_NAMES.get(name, name)} ({len(s.labels)} reviews)")
+    return _save(fig, path)
+
+
+def plot_roc_pr(splits: dict[str, SplitPredictions], path: Path) -> Path:
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for name, s in splits.items():
+        fpr, tpr, _ = skm.roc_curve(s.labels, s.probabilities)
+        roc.plot(fpr, tpr, label=f"{SPLIT_NAMES.get(name, name)} (AUC {skm.auc(fpr, tpr):.4f})")
+        precision, recall, _ = skm.precision_recall_curve(s.labels, s.probabilities)
+        ap = skm.average_precision_score(s.labels, s.probabilities)
+        pr.plot(recall, precision, label=f"{SPLIT_NAMES.get(name, name)} (AP {ap:.4f})")
+    roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    pr.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0.4, 1.01))
+    roc.legend(loc="lower right")
+    pr.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def plot_reliability(splits: dict[str, SplitPredictions], path: Path) -> Path:
+    fig, (diag, hist) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=(3, 1), sharex=True)
+    diag.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    for name, s in splits.items():
+        ece, bins = expected_calibration_error(s.labels, s.probabilities)
+        diag.plot([b["mean_probability"] for b in bins], [b["fraction_positive"] for b in bins], "o-",
+                  label=f"{SPLIT_NAMES.get(name, name)} (ECE {ece:.4f})")
+        hist.hist(s.probabilities, bins=20, range=(0, 1), alpha=0.5, label=SPLIT_NAMES.get(name, name))
+    diag.set(ylabel="fraction positive", title="Reliability diagram (10 bins)")
+    diag.legend(loc="upper left")
+    hist.set(xlabel="predicted P(positive)", ylabel="reviews", yscale="log")
+    return _save(fig, path)
+
+
+def accuracy_by_length(split: SplitPredictions) -> pd.DataFrame:
+    bucket = pd.cut(split.lengths, LENGTH_BINS, right=False)
+    correct = (split.probabilities >= 0.5) == (split.labels == 1)
+    return (pd.DataFrame({"tokens": bucket, "correct": correct})
+            .groupby("tokens", observed=True)["correct"].agg(accuracy="mean", reviews="size").reset_index())
+
+
+def plot_accuracy_by_length(splits: dict[str, SplitPredictions], path: Path) -> Path:
+    frames = []
+    for name, s in splits.items():
+        df = accuracy_by_length(s)
+        df["split"] = SPLIT_NAMES.get(name, name)
+        frames.append(df)
+    df = pd.concat(frames)
+    df["tokens"] = df["tokens"].map(lambda b: f"{int(b.left)}+" if np.isinf(b.right) else f"{int(b.left)}-{int(b.right) - 1}")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.barplot(df, x="tokens", y="accuracy", hue="split", ax=ax)
+    for container, (_, group) in zip(ax.containers, df.groupby("split", sort=False)):
+        ax.bar_label(container, labels=[f"n={n}" for n in group["reviews"]], fontsize=7, rotation=90,
+                     label_type="center", color="white")
+    low = max(0.0, df["accuracy"].min() - 0.1)
+    ax.set(xlabel="tokens per review", ylabel="accuracy", ylim=(low, 1.0), title="Accuracy by review length")
+    return _save(fig, path)
+
+
+def plot_embeddings(words: list[str], vectors: np.ndarray, polarity: np.ndarray, out: Path,
+                    seed: int = 0) -> list[Path]:
+    """Words at their 2-D PCA and t-SNE positions, coloured by polarity (log-odds of "positive")."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    limit = max(float(np.abs(polarity).max()), 1e-6)
+    views = {"pca": ("PCA", PCA(n_components=2, random_state=seed)),
+             "tsne": ("t-SNE", TSNE(n_components=2, perplexity=min(30.0, len(words) - 1.0), init="pca",
+                                    random_state=seed))}
+    paths = []
+    for key, (name, method) in views.items():
+        xy = method.fit_transform(np.asarray(vectors, np.float64))
+        fig, ax = plt.subplots(figsize=(10, 8))
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=polarity, cmap="RdYlGn", vmin=-limit, vmax=limit, s=30)
+        for (x, y), word in zip(xy, words):
+            ax.annotate(word, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        fig.colorbar(points, ax=ax, label="model's log-odds of positive for the word alone")
+        ax.set(title=f"GloVe vectors of {len(words)} words, {name}", xticks=[], yticks=[])
+        ax.grid(False)
+        paths.append(_save(fig, out / f"embeddings_{key}.png"))
+    return paths

@@ -1,0 +1,108 @@
+"""Insight: the run report's plots, evaluate.py, embedding views and --explain on a trained tiny model."""
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import NEGATIVE, POSITIVE, run_script
+from imdb_sentiment.evaluate import evaluate, expected_calibration_error
+
+PLOTS = ("curves.png", "confusion.png", "roc_pr.png", "reliability.png", "accuracy_by_length.png")
+
+
+def png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_plots(folder, names):
+    for name in names:
+        width, height = png_size(folder / name)
+        assert 300 <= width <= 3000 and 300 <= height <= 3000, (name, width, height)
+        assert (folder / name).stat().st_size > 10_000, name  # a blank canvas compresses to a few kB
+
+
+def test_training_leaves_report_and_every_plot(trained):
+    run = trained["run_dir"]
+    assert_plots(run, PLOTS)
+    report = (run / "report.md").read_text()
+    for name in PLOTS:
+        assert f"]({name})" in report
+    for column in ("model validation", "model test", "baseline validation", "baseline test"):
+        assert column in report
+    assert "| ECE |" in report and "Most confidently wrong validation reviews" in report
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_ece_of_calibrated_and_overconfident_predictions():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=200_000)
+    y = rng.uniform(size=p.size) < p  # labels drawn with exactly the predicted probability
+    assert expected_calibration_error(y, p)[0] < 0.01
+    # Always 99% sure, right 70% of the time: ECE = 0.29
+    y = np.r_[np.ones(700), np.zeros(300)]
+    assert expected_calibration_error(y, np.full(1000, 0.99))[0] == pytest.approx(0.29)
+    assert evaluate(y, np.full(1000, 0.99))["ece"] == pytest.approx(0.29)
+
+
+def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):
+    import json
+
+    out = tmp_path / "eval"
+    proc = run_script("evaluate.py", trained["version"], "--data", tiny_csv, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_plots(out, PLOTS)  # curves come from the run folder recorded in the export
+    got = json.loads((out / "evaluation.json").read_text())
+    want = json.loads((trained["run_dir"] / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert got[split]["accuracy"] == want[split]["accuracy"]
+        assert got[split]["roc_auc"] == pytest.approx(want[split]["roc_auc"], abs=1e-6)
+    proc = run_script("evaluate.py", tmp_path / "nothing-here", "--data", tiny_csv)
+    assert proc.returncode == 2 and "no such run folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_embedding_views(trained, tmp_path):
+    proc = run_script("visualize_embeddings.py", trained["run_dir"], "--count", "20", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_plots(tmp_path, ("embeddings_pca.png", "embeddings_tsne.png"))
+    words = ",".join(POSITIVE[:3] + NEGATIVE[:3] + ["zzqx"])
+    proc = run_script("visualize_embeddings.py", trained["version"], "--words", words, "--out", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "zzqx" in proc.stdout  # named as left out
+    assert_plots(tmp_path / "w", ("embeddings_pca.png", "embeddings_tsne.png"))
+    proc = run_script("visualize_embeddings.py", trained["run_dir"], "--words", "zzqx,qqzx")
+    assert proc.returncode == 2 and "at least 3 words" in proc.stderr
+
+
+def test_removing_the_top_word_moves_the_prediction_as_stated(trained):
+    from imdb_sentiment.explain import explain
+    from imdb_sentiment.predict import Predictor
+
+    predictor = Predictor(trained["models"])
+    for review, sign in (("the plot was wonderful and the cast superb , a moving story", 1),
+                         ("the plot was dull and the music awful , a pointless story", -1)):
+        e = explain(predictor, review)
+        assert len(e.words) == len(e.attributions) == len(review.split())
+        word, score = e.top(1, sign)[0]
+        assert word in (POSITIVE if sign > 0 else NEGATIVE) and sign * score > 0
+        without = review.replace(f" {word} ", " ", 1)
+        full, rest = predictor.logits([review, without])
+        assert full == pytest.approx(e.logit, abs=1e-4)
+        assert sign * (full - rest) == pytest.approx(abs(score), abs=1e-4)  # the stated change, measured
+        p_full, p_rest = (r["probability"] for r in predictor.predict([review, without]))
+        assert sign * (p_full - p_rest) >= 0
+
+
+def test_predict_explain_cli_and_html(trained, tmp_path):
+    page = tmp_path / "why.html"
+    proc = run_script("predict.py", "--model", trained["models"], "--explain", "--html", page,
+                      "A wonderful and superb film.", "Boring <b>awful</b> & dull.", "")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("pushed towards positive") == 3
+    assert "wonderful +" in proc.stdout and "awful -" in proc.stdout
+    assert "\033[" not in proc.stdout  # no colour codes when the output is not a terminal
+    html = page.read_text()
+    assert html.count("<section>") == 3 and "<b>" not in html and "&amp;" in html
+    proc = run_script("predict.py", "--server", "http://127.0.0.1:9", "--explain", "good")
+    assert proc.returncode == 2 and "--explain needs the local model" in proc.stderr
