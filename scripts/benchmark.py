@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     log(f"train (notebook way): {nb_rps:.0f} reviews/s, {nb_tps:.0f} real tokens/s")
 
     t = time.perf_counter()
-    model.fit(make_dataset(feats, labels, cfg, training=True), epochs=1, verbose=0, shuffle=False)
+    model.fit(make_dataset(feats, labels, cfg, training=True, first_epoch=cfg.epochs - 1), epochs=1, verbose=0)
     epoch_s = time.perf_counter() - t
     log(f"train: one epoch of {len(reviews)} reviews in {epoch_s:.1f}s")
 

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.export import load_artifacts
     from imdb_sentiment.io import UserError, write_json
     from imdb_sentiment.report import write_report
-    from imdb_sentiment.train import new_run_dir
+    from imdb_sentiment.train import RUNS_DIR, new_run_dir
 
     if not args.path.exists():
         raise UserError(f"{args.path}: no such run folder or model")
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     splits = data.load(args.data, art.cfg, args.cache_dir, log=cli.log)
     results, predictions = evaluate_splits(art.model, art.vectorizer, splits, names)
     print(format_table({f"model {k}": v for k, v in results.items()}))
-    out = args.out or (args.path if (args.path / "config.json").exists() else new_run_dir(Path("runs"), "eval-"))
+    out = args.out or (args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-"))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "evaluation.json", {"model": str(args.path.resolve()), "data": splits.source,
                                          "checksum": splits.checksum, **results})

@@ -30,10 +30,15 @@ def parse_args(argv=None):
     p.add_argument("--glove", dest="glove_path", help="GloVe text file (.txt/.gz/.zip); default: the offline 50d package")
     p.add_argument("--glove-dim", type=int, choices=(50, 100, 200, 300), help="GloVe dimension; >50 downloads glove.6B.zip")
     p.add_argument("--train-embeddings", action="store_true", default=None, help="fine-tune GloVe instead of freezing it")
-    p.add_argument("--run-dir", type=Path, help="folder for this run's config, logs and metrics (default runs/<time>)")
+    p.add_argument("--run-dir", type=Path, help="folder for this run's config, logs and metrics (default runs/<time>); "
+                                                "an interrupted run in it is resumed")
     p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR,
                    help="model folder holding numbered versions, as TF Serving expects (default %(default)s)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    p.add_argument("--fresh", action="store_true",
+                   help="start a new run even when an interrupted one with the same config and data can be "
+                        "resumed (by default it is: the newest such folder under runs/ continues from its "
+                        "last epoch checkpoint)")
     p.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
                    help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
                         "TF_CONFIG. --batch-size is per replica (default %(default)s)")
@@ -56,16 +61,16 @@ def main(argv=None) -> int:
     from imdb_sentiment import data
     from imdb_sentiment.evaluate import evaluate_splits, format_table
     from imdb_sentiment.export import export
-    from imdb_sentiment.io import write_json
+    from imdb_sentiment.io import save_model, write_json
     from imdb_sentiment.report import write_report
-    from imdb_sentiment.train import make_strategy, new_run_dir, train
+    from imdb_sentiment.train import RUNS_DIR, find_unfinished, make_strategy, new_run_dir, train
 
     log = cli.log
-    run_dir = args.run_dir or new_run_dir()
+    splits = data.load(args.data, cfg, args.cache_dir, log=log)
+    run_dir = args.run_dir or (None if args.fresh else find_unfinished(RUNS_DIR, cfg, splits.checksum)) or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.json")
     log(f"run: {run_dir}")
-    splits = data.load(args.data, cfg, args.cache_dir, log=log)
     write_json(run_dir / "data_report.json", {"source": splits.source, "checksum": splits.checksum, **splits.report})
 
     trained = train(cfg, splits, run_dir, log=log, strategy=make_strategy(args.distribute))
@@ -80,7 +85,7 @@ def main(argv=None) -> int:
         metrics["baseline"] = fit_baseline(splits, log=log, with_test=not args.skip_test)
         table.update({f"baseline {k}": metrics["baseline"][k] for k in results})
     write_json(run_dir / "metrics.json", metrics)
-    trained.model.save(run_dir / "model.keras")
+    save_model(trained.model, run_dir / "model.keras")
     print(format_table(table))
     log(f"report: {write_report(run_dir, predictions, metrics, run_dir / 'history.csv')}")
 

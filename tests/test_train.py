@@ -10,12 +10,19 @@ def ragged(lengths):
 
 
 def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
-    cfg = Config(batch_size=4, max_len=100)
+    cfg = Config(batch_size=4, max_len=100, epochs=3)
     lengths = np.random.default_rng(0).integers(1, 100, size=53)
     ids = ragged(lengths)
-    batches = list(make_dataset(ids, np.zeros(53), cfg, training=True))
-    assert len(batches) == steps_per_epoch(ids, cfg)
-    assert sum(len(y) for _, y in batches) == 53
+    batches = list(make_dataset(ids, np.arange(53), cfg, training=True))
+    steps = steps_per_epoch(ids, cfg)
+    assert len(batches) == 3 * steps
+    epochs = [np.concatenate([y for _, y in batches[e * steps:(e + 1) * steps]]) for e in range(3)]
+    for order in epochs:  # every review once per epoch, in a new order each epoch
+        assert sorted(order) == list(range(53))
+    assert len({tuple(o) for o in epochs}) == 3
+    # The order depends on the epoch's number only: a run resumed at epoch 2 gets epoch 2's batches.
+    resumed = list(make_dataset(ids, np.arange(53), cfg, training=True, first_epoch=2))
+    np.testing.assert_array_equal(np.concatenate([y for _, y in resumed]), epochs[2])
     for x, _ in batches:  # each batch is padded only to its own longest review, within one bucket
         real = (x["token_ids"].numpy() != 0).sum(axis=1)
         assert x["token_ids"].shape[1] == real.max() and real.max() - real.min() < 25

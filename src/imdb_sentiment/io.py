@@ -36,6 +36,18 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def save_model(model, path: Path) -> None:
+    """model.save() under a temporary name, then renamed: a crash never leaves a truncated .keras file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2, default=str) + "\n")
 

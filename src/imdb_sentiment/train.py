@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 import time
 import warnings
@@ -10,11 +12,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from . import text
 from .embeddings import embedding_matrix
-from .io import atomic_write_text
+from .io import UserError, atomic_write_text
 from .model import build_model, compile_model
 
 
@@ -35,18 +38,26 @@ def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
     return list(range(step, max_len + 1, step))
 
 
-def make_dataset(features: dict, labels, cfg, training: bool) -> tf.data.Dataset:
+def make_dataset(features: dict, labels, cfg, training: bool, first_epoch: int = 0) -> tf.data.Dataset:
     """Reviews of similar length share a batch, so little time goes into padding.
 
     Token ids are computed once, before this; the dataset only shuffles, groups and pads them.
+    Training data runs through epochs first_epoch .. cfg.epochs - 1, each shuffled with its own
+    number as seed: a run resumed at epoch k sees exactly the batches an uninterrupted run sees.
     """
-    ds = rows(features, np.asarray(labels, np.float32)).cache()
-    if training:
-        ds = ds.shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
+    base = rows(features, np.asarray(labels, np.float32)).cache()
     bounds = bucket_boundaries(cfg.max_len)
-    ds = ds.bucket_by_sequence_length(lambda x, y: tf.shape(x["token_ids"])[0], bounds,
-                                      [cfg.batch_size] * (len(bounds) + 1))
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+    def batched(ds):
+        return ds.bucket_by_sequence_length(lambda x, y: tf.shape(x["token_ids"])[0], bounds,
+                                            [cfg.batch_size] * (len(bounds) + 1))
+
+    if not training:
+        return batched(base).prefetch(tf.data.AUTOTUNE)
+    n = len(labels)
+    epochs = tf.data.Dataset.range(first_epoch, cfg.epochs)
+    return epochs.flat_map(lambda e: batched(base.shuffle(n, seed=e, reshuffle_each_iteration=False))
+                           ).prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(features: dict, cfg) -> int:
@@ -123,24 +134,115 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     model, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}")
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
-                                      restore_best_weights=True, verbose=1),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
-    ]
+    early = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
+                                          restore_best_weights=True, verbose=1)
+    checkpoint = Checkpoint(run_dir / CHECKPOINT, early)
+    first_epoch = checkpoint.restore(model)
+    if first_epoch:
+        log(f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there")
+    if first_epoch:  # rows of an epoch that ended after the checkpoint was written are dropped
+        _truncate_csv(run_dir / "history.csv", first_epoch)
+    callbacks = [early, checkpoint,
+                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
+                 keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
     t1 = time.perf_counter()
-    history = model.fit(make_dataset(train_x, splits.train.label, cfg, training=True),
-                        validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),
-                        epochs=cfg.epochs, callbacks=callbacks, shuffle=False,  # tf.data shuffles
-                        verbose=1 if sys.stdout.isatty() else 2)
+    model.fit(make_dataset(train_x, splits.train.label, cfg, training=True, first_epoch=first_epoch),
+              validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),
+              steps_per_epoch=steps_per_epoch(train_x, cfg), initial_epoch=first_epoch,
+              epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
+              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - t1
-    log(f"train: {len(history.history['loss'])} epochs in {seconds:.0f}s; "
-        f"best val accuracy {max(history.history['val_accuracy']):.4f}")
-    return Trained(model, vectorizer, emb_report, history.history, seconds)
+    checkpoint.path.unlink()  # finished: the best weights are in the model now
+    history = pd.read_csv(run_dir / "history.csv").to_dict("list")
+    log(f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
+        f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f}")
+    return Trained(model, vectorizer, emb_report, history, seconds)
 
 
-def new_run_dir(base: Path = Path("runs"), prefix: str = "") -> Path:
+CHECKPOINT = "checkpoint.npz"
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """The whole training state after each epoch, in one file replaced atomically.
+
+    Keras' BackupAndRestore writes weights and metadata as two files, not atomically, and leaves
+    out the random-seed state of dropout and EarlyStopping's best weights and patience counter;
+    a run resumed from it does not end where an uninterrupted one does. Here every model variable
+    (seed states included), every optimizer variable (step count included) and the early-stopping
+    state go into one .npz written under a temporary name and renamed.
+    """
+
+    def __init__(self, path: Path, early_stopping: keras.callbacks.EarlyStopping):
+        super().__init__()
+        self.path = Path(path)
+        self.early = early_stopping
+        self.stopped = False
+        self._early_state = None
+
+    def _variables(self, model) -> list:
+        return list(model.variables) + list(model.optimizer.variables)
+
+    def restore(self, model) -> int:
+        """Loads the state into `model` if a checkpoint exists; returns the epoch to start from."""
+        if not self.path.exists():
+            return 0
+        model.optimizer.build(model.trainable_variables)
+        with np.load(self.path, allow_pickle=False) as z:
+            variables = self._variables(model)
+            if int(z["n_variables"]) != len(variables):
+                raise UserError(f"{self.path}: checkpoint of a different model; delete it or use another --run-dir")
+            for i, v in enumerate(variables):
+                v.assign(z[f"v{i}"])
+            best = [z[f"best{i}"] for i in range(int(z["n_best"]))]
+            self._early_state = {"wait": int(z["wait"]), "best": None if np.isnan(z["best"]) else float(z["best"]),
+                                 "best_epoch": int(z["best_epoch"]), "best_weights": best or None}
+            self.stopped = bool(z["stopped"])
+            return int(z["epoch"])
+
+    def on_train_begin(self, logs=None):
+        if self._early_state:  # EarlyStopping resets itself in its own on_train_begin, which ran first
+            for key, value in self._early_state.items():
+                setattr(self.early, key, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        arrays = {f"v{i}": v.numpy() for i, v in enumerate(self._variables(self.model))}
+        best = self.early.best_weights or []
+        arrays.update({f"best{i}": w for i, w in enumerate(best)})
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, n_variables=len(self._variables(self.model)), n_best=len(best), epoch=epoch + 1,
+                     wait=self.early.wait, best=np.nan if self.early.best is None else self.early.best,
+                     best_epoch=self.early.best_epoch, stopped=bool(self.model.stop_training), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def _truncate_csv(path: Path, rows: int) -> None:
+    if path.exists():
+        lines = path.read_text().splitlines(keepends=True)
+        atomic_write_text(path, "".join(lines[:rows + 1]))
+
+
+RUNS_DIR = Path("runs")
+
+
+def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
+    """The newest run under base that was interrupted (it still has a checkpoint) with the same
+    config and the same data: running the same command again continues it."""
+    for run in sorted(Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True):
+        run = run.parent
+        try:
+            same_cfg = json.loads((run / "config.json").read_text()) == cfg.to_dict()
+            same_data = json.loads((run / "data_report.json").read_text())["checksum"] == data_checksum
+        except (OSError, ValueError, KeyError):
+            continue
+        if same_cfg and same_data:
+            return run
+    return None
+
+
+def new_run_dir(base: Path = RUNS_DIR, prefix: str = "") -> Path:
     stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     path = base / stamp
     n = 1
