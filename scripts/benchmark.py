@@ -143,6 +143,28 @@ def main(argv=None) -> int:
         p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
         log(f"latency (one review): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
+    # Where one batch of 256 goes, stage by stage, and whether XLA speeds up the model part.
+    batch = tf.constant(sample[:256])
+    stages = {"standardize (regex ops)": tf.function(lambda b: text.standardize(b)),
+              "vectorize (standardize, split, lookup, n-gram hashing)": tf.function(lambda b: vec(b))}
+    feats_256 = stages["vectorize (standardize, split, lookup, n-gram hashing)"](batch)
+    forward = {"model forward": tf.function(lambda f: model(f, training=False)),
+               "model forward, XLA (jit_compile)": tf.function(lambda f: model(f, training=False), jit_compile=True)}
+    profile = {}
+    for name, fn in [*((k, (f, batch)) for k, f in stages.items()), *((k, (f, feats_256)) for k, f in forward.items())]:
+        f, x = fn
+        try:
+            f(x)
+            profile[name] = median_time(lambda: [f(x) for _ in range(5)], args.repeats) / 5 * 1000
+        except Exception as e:  # XLA may not compile every op on every machine
+            profile[name] = None
+            log(f"profile: {name} failed: {type(e).__name__}: {str(e)[:200]}")
+    serve(review=batch)
+    profile["whole serving signature"] = median_time(
+        lambda: [serve(review=batch)["probability"].numpy() for _ in range(5)], args.repeats) / 5 * 1000
+    for name, ms in profile.items():
+        log(f"profile, one batch of 256: {name}: " + (f"{ms:.1f} ms" if ms is not None else "failed"))
+
     # The notebooks' way of predicting: one review at a time, BeautifulSoup + tokenizer + model.predict.
     def notebook_predict(review):
         ids = vec(tf.constant([data.strip_html(review)]))
@@ -171,6 +193,7 @@ def main(argv=None) -> int:
         "matmul_gflops_lstm_shape": mm_lstm, "matmul_gflops_2048": mm_large,
         "train_utilization_of_large_matmul": train_gflops / mm_large,
         "inference_utilization_of_large_matmul": infer_gflops / mm_large,
+        "profile_batch_256_ms": profile,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "repeats": args.repeats, "steps": args.steps})
     print(f"\nmachine: {r['machine']['cores']} cores, TensorFlow {tf.__version__}, GPUs: {r['machine']['gpus'] or 'none'}")
@@ -183,6 +206,8 @@ def main(argv=None) -> int:
           f"{infer_gflops:.2f} GFLOP/s; matmul {mm_lstm:.1f} GFLOP/s at the LSTM's shape, {mm_large:.1f} "
           f"GFLOP/s at 2048^3; utilization {r['train_utilization_of_large_matmul']:.1%} (training), "
           f"{r['inference_utilization_of_large_matmul']:.1%} (inference)")
+    print("one batch of 256, ms: " + "; ".join(f"{k} {v:.1f}" if v is not None else f"{k} failed"
+                                              for k, v in profile.items()))
     print(f"peak memory: {r['peak_memory_mb']:.0f} MB")
     if args.json:
         from imdb_sentiment.io import write_json

@@ -3,7 +3,7 @@
 
 Data sources, in order: a copy already in the cache folder; Kaggle (when credentials exist:
 KAGGLE_API_TOKEN, ~/.kaggle/access_token or ~/.kaggle/kaggle.json); the Stanford aclImdb tarball.
-Downloads are SHA-256 checked and resumed from the cache. Training fetches on its own too; this
+Downloads are SHA-256 checked and kept in the cache. Training fetches on its own too; this
 script is for preparing a machine before it goes offline.
 """
 import argparse

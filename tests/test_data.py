@@ -43,7 +43,7 @@ def test_bad_rows_are_dropped_and_counted_and_html_stripped(tmp_path):
     pd.DataFrame({"review": ["Good<br />film", "  ", "Fine", "Bad", "Odd"],
                   "sentiment": ["positive", "negative", "pos", "0", "maybe"]}).to_csv(path, index=False)
     df, report = data.clean(data.read_reviews(path))
-    assert report == {"rows_read": 5, "dropped_empty_text": 1, "dropped_unknown_label": 1}
+    assert report == {"rows_read": 5, "dropped_empty_text": 1, "dropped_unknown_label": 1, "rows_with_invalid_utf8": 0}
     assert df.review.tolist() == ["Good film", "Fine", "Bad"]
     assert df.label.tolist() == [1, 1, 0]
 
@@ -112,3 +112,34 @@ def test_no_data_and_no_network_exits_2_with_the_options(tmp_path):
 def test_missing_data_file_exits_2(tmp_path):
     proc = run_script("train.py", "--data", tmp_path / "nope.csv", "--run-dir", tmp_path / "run")
     assert proc.returncode == 2 and "nope.csv: no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_quoted_newlines_invalid_utf8_and_duplicates_are_handled_and_counted(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b'review,sentiment,split\r\n'
+                     b'"A film\r\nin two lines, ""quoted""",positive,train\r\n'
+                     b'"Caf\xe9 scene \xff broken bytes",negative,train\r\n'
+                     b'Same review,positive,train\r\nSame review,positive,train\r\n'
+                     b'Other,negative,train\r\nTest one,positive,test\r\nTest two,negative,test\r\n')
+    raw = data.read_reviews(path)
+    assert raw.review[0] == 'A film\r\nin two lines, "quoted"' and len(raw) == 7
+    df, report = data.clean(raw)
+    assert report["rows_with_invalid_utf8"] == 1 and "\ufffd" in df.review[1]
+    s = data.load(path, Config(val_fraction=0.5), log=lambda m: None)
+    assert s.report["duplicates_dropped_from_train"] == 1 and len(s.train) + len(s.val) == 4
+
+
+def test_every_bad_data_case_exits_2_naming_the_file(tmp_path):
+    cases = {"nocol.csv": b"text,label\nhi,positive\n", "empty.csv": b"", "junk.csv.gz": b"\x1f\x8b\x08junk",
+             "bad.zip": b"PK\x03\x04 not a zip", "labels.csv": b"review,sentiment\nok,maybe\n"}
+    for name, body in cases.items():
+        (tmp_path / name).write_bytes(body)
+        proc = run_script("train.py", "--data", tmp_path / name, "--run-dir", tmp_path / "run", "--no-export")
+        assert proc.returncode == 2 and name in proc.stderr and "Traceback" not in proc.stderr, (name, proc.stderr)
+
+
+def test_too_few_reviews_for_a_validation_split_is_a_clear_error(tmp_path):
+    path = tmp_path / "few.csv"
+    path.write_text("review,sentiment,split\na,positive,train\nb,negative,train\nc,positive,test\n")
+    with pytest.raises(UserError, match="cannot carve a validation split from 2 training reviews"):
+        data.load(path, Config(), log=lambda m: None)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import UserError
+from .io import UserError, fetch
 
 KAGGLE_DATASET = "lakshmi25npathi/imdb-dataset-of-50k-movie-reviews"
 KAGGLE_FILE = "IMDB Dataset.csv"
 STANFORD_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+STANFORD_FILE = "aclImdb_v1.tar.gz"
 STANFORD_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 DEFAULT_CACHE = Path(os.environ.get("IMDB_SENTIMENT_CACHE", Path.home() / ".cache" / "imdb-sentiment"))
 
@@ -91,7 +92,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
                              encoding_errors="replace")
     except UserError:
         raise
-    except (EOFError, OSError, zipfile.BadZipFile, pd.errors.ParserError, UnicodeError) as e:
+    except (EOFError, OSError, zipfile.BadZipFile, pd.errors.ParserError, pd.errors.EmptyDataError,
+            UnicodeError) as e:
         raise UserError(f"{path}: cannot be read as CSV: {e}") from None
     df.columns = [str(c).strip().lstrip("\ufeff").lower() for c in df.columns]
     missing = [c for c in ("review", "sentiment") if c not in df.columns]
@@ -121,7 +123,8 @@ def _read_acl_tar(path: Path) -> pd.DataFrame:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 m = _ACL_MEMBER.search(member.name)
-                if m and member.isfile():
+                # Only regular files, never links, and no member that climbs out of the archive's root.
+                if m and member.isfile() and ".." not in Path(member.name).parts:
                     text = tar.extractfile(member).read().decode("utf-8", errors="replace")
                     rows.append((text, m[2], m[1]))
     except (tarfile.TarError, EOFError, OSError) as e:
@@ -137,11 +140,16 @@ def find_source(data: str | os.PathLike | None, cache_dir: Path = DEFAULT_CACHE)
     """Return (path, how it was found). Raises UserError with NO_DATA_HELP when nothing works."""
     if data:
         return Path(data), "given with --data"
-    for name in ("imdb_50k_split.csv.gz", KAGGLE_FILE, "imdb-dataset-of-50k-movie-reviews.zip",
-                 "aclImdb_v1.tar.gz", "aclImdb"):
+    # The Stanford tarball is not taken as is: download_stanford checks its hash, re-fetching a bad copy.
+    for name in ("imdb_50k_split.csv.gz", KAGGLE_FILE, "imdb-dataset-of-50k-movie-reviews.zip", "aclImdb"):
         if (Path(cache_dir) / name).exists():
             return Path(cache_dir) / name, f"cached copy in {cache_dir}"
     errors = []
+    if (Path(cache_dir) / STANFORD_FILE).exists():
+        try:
+            return download_stanford(cache_dir), f"cached copy in {cache_dir}"
+        except UserError as e:
+            errors.append(f"cached {STANFORD_FILE}: {e}")
     if kaggle_credentials_present():
         try:
             return download_kaggle(cache_dir), "downloaded from Kaggle"
@@ -186,10 +194,7 @@ def download_kaggle(cache_dir: Path) -> Path:
 
 
 def download_stanford(cache_dir: Path) -> Path:
-    import keras  # get_file: cached, hash-checked, resumable progress bar
-
-    return Path(keras.utils.get_file("aclImdb_v1.tar.gz", STANFORD_URL, file_hash=STANFORD_SHA256,
-                                     hash_algorithm="sha256", cache_dir=str(cache_dir), cache_subdir="."))
+    return fetch(STANFORD_URL, STANFORD_SHA256, cache_dir, STANFORD_FILE)
 
 
 # ---------------------------------------------------------------------------- cleaning and splitting
@@ -214,6 +219,8 @@ def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     unknown = label.isna() & ~empty
     report["dropped_empty_text"] = int(empty.sum())
     report["dropped_unknown_label"] = int(unknown.sum())
+    # Readers decode with errors="replace": bytes that are not UTF-8 become U+FFFD and are counted.
+    report["rows_with_invalid_utf8"] = int(review.str.contains("\ufffd", regex=False).sum())
     keep = ~(empty | unknown)
     df = pd.DataFrame({"review": review[keep].map(strip_html), "label": label[keep].astype(int),
                        "split": raw["split"][keep] if raw["split"] is not None else None})
@@ -241,8 +248,11 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     if cfg.max_rows:
         train = train.sample(n=min(cfg.max_rows, len(train)), random_state=cfg.seed)
         test = test.sample(n=min(cfg.max_rows, len(test)), random_state=cfg.seed)
-    train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
-                                  stratify=train.label)
+    try:
+        train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
+                                      stratify=train.label)
+    except ValueError as e:  # too few reviews of one label for a stratified cut
+        raise UserError(f"cannot carve a validation split from {len(train)} training reviews: {e}") from None
     shuffle = lambda d: d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[["review", "label"]]
     return shuffle(train), shuffle(val), shuffle(test), report
 

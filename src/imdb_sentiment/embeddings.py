@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PROJECT_ROOT
-from .io import UserError
+from .io import UserError, fetch
 
 GLOVE_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
 GLOVE_SHA256 = "617afb2fe6cbd085c235baf7a465b96f4112bd7f7ccb2b2cbd649fed9cbcf2fb"
@@ -91,15 +91,11 @@ def _lookup_kumo(index: dict[str, int], matrix: np.ndarray) -> dict:
 
 
 def download_glove(embeddings_dir: Path = EMBEDDINGS_DIR) -> Path:
-    import keras
-
     try:
-        return Path(keras.utils.get_file("glove.6B.zip", GLOVE_URL, file_hash=GLOVE_SHA256,
-                                         hash_algorithm="sha256", cache_dir=str(embeddings_dir),
-                                         cache_subdir="."))
-    except Exception as e:
-        raise UserError(f"could not download {GLOVE_URL} ({e}). Without network, pass --glove PATH to a "
-                        f"glove.6B.<dim>d.txt file, or use the offline 50d vectors (--glove-dim 50).") from None
+        return fetch(GLOVE_URL, GLOVE_SHA256, embeddings_dir, "glove.6B.zip")
+    except UserError as e:
+        raise UserError(f"{e}. Without network, pass --glove PATH to a glove.6B.<dim>d.txt file, or use "
+                        f"the offline 50d vectors (--glove-dim 50).") from None
 
 
 def embedding_matrix(vocabulary: list[str], cfg, embeddings_dir: Path = EMBEDDINGS_DIR, log=print):

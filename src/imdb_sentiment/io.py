@@ -1,6 +1,7 @@
 """Writes that never leave a half-written file or folder behind."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -70,3 +71,40 @@ def atomic_dir(final: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(url: str, sha256: str, folder: Path, fname: str, log=print) -> Path:
+    """folder/fname, downloaded from url unless a copy with the right SHA-256 is already there.
+
+    keras.utils.get_file downloads (progress bar, HTTP errors) under a temporary name; the file
+    is renamed to fname only once its hash matches. A killed or corrupted download therefore never
+    sits under the real name, and a cached copy that does not match is fetched again.
+    """
+    import keras
+
+    folder = Path(folder)
+    final = folder / fname
+    if final.exists():
+        if sha256_of(final) == sha256:
+            return final
+        log(f"{final}: SHA-256 does not match (truncated or corrupted); fetching it again")
+        final.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{fname}.partial"
+    try:
+        keras.utils.get_file(tmp.name, url, file_hash=sha256, hash_algorithm="sha256", cache_dir=str(folder),
+                             cache_subdir=".", force_download=True)
+        os.replace(tmp, final)
+    except Exception as e:  # get_file raises bare Exceptions for HTTP and network errors
+        raise UserError(f"could not download {url}: {e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
