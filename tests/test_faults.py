@@ -108,3 +108,15 @@ def test_export_killed_midway_leaves_no_version_behind(trained, tmp_path, moment
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert versions(base) == [1] and (base / "1" / "model_info.json").exists()
+
+
+def test_a_model_file_with_python_code_is_refused(trained, tmp_path):
+    """safe_mode: a .keras file with a Lambda layer (marshalled Python bytecode) is not loaded."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["run_dir"], run, ignore=shutil.ignore_patterns("tensorboard"))
+    inp = keras.Input((3,))
+    keras.Model(inp, keras.layers.Lambda(lambda x: x * 2)(inp)).save(run / "model.keras")
+    proc = run_script("visualize_embeddings.py", run, "--words", "good,bad,film")
+    assert proc.returncode == 2 and "refused to load" in proc.stderr and "Traceback" not in proc.stderr

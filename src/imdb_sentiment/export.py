@@ -108,7 +108,10 @@ def load_artifacts(path: Path) -> Artifacts:
         if not (path / name).exists():
             raise UserError(f"{path}: no {name} here; expected a run folder or a version exported by train.py")
     vocabulary = (path / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    model = keras.saving.load_model(path / "model.keras", safe_mode=True)
+    try:  # safe_mode refuses Lambda layers and anything else that would run pickled Python code
+        model = keras.saving.load_model(path / "model.keras", safe_mode=True)
+    except ValueError as e:
+        raise UserError(f"{path / 'model.keras'}: refused to load: {str(e).splitlines()[0]}") from None
     return Artifacts(cfg, Vectorizer.from_config(vocabulary, cfg), model, history if history.exists() else None)
 
 
