@@ -8,6 +8,7 @@ dataclass (src/imdb_sentiment/config.py); the flags below override the common on
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -87,7 +88,9 @@ def main(argv=None) -> int:
     write_json(run_dir / "metrics.json", metrics)
     save_model(trained.model, run_dir / "model.keras")
     print(format_table(table))
-    log(f"report: {write_report(run_dir, predictions, metrics, run_dir / 'history.csv')}")
+    t = time.perf_counter()
+    report = write_report(run_dir, predictions, metrics, run_dir / "history.csv")
+    log(f"report: {report} and its plots in {time.perf_counter() - t:.1f}s")
 
     if not args.no_export:
         info = {"config": cfg.to_dict(), "vocabulary_size": vec.size, "embedding": trained.embedding_report,

@@ -15,7 +15,8 @@ def raw():
 
 def test_official_split_is_used_and_validation_comes_from_train(raw):
     df, report = data.clean(raw)
-    assert report == {"rows_read": 50000, "dropped_empty_text": 0, "dropped_unknown_label": 0}
+    assert report == {"rows_read": 50000, "dropped_empty_text": 0, "dropped_unknown_label": 0,
+                      "rows_with_invalid_utf8": 0}
     train, val, test, split_report = data.split(df, Config())
     assert split_report["split"] == "official train/test"
     assert len(test) == 25000 and len(train) + len(val) == 25000 - split_report["duplicates_dropped_from_train"]
