@@ -35,7 +35,7 @@ class Config:
     bidirectional: bool = True
     pooling: str = "max_mean"       # "max_mean" over the masked time steps, or "last" state
     dropout: float = 0.3
-    ngram_buckets: int = 1 << 20    # >0 adds a bag of hashed n-grams (one trainable weight each) to the logit
+    ngram_buckets: int = 1 << 22    # >0 adds a bag of hashed n-grams (one trainable weight each) to the logit
     ngram_order: int = 2            # longest n-gram in that bag: 2 = unigrams and bigrams
     ngram_lr_scale: float = 300.0   # learning-rate multiplier of that bag (see model.py)
     ngram_dropout: float = 0.5      # fraction of n-gram weights dropped in each training step
