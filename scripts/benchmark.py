@@ -141,7 +141,8 @@ def main(argv=None) -> int:
         r["parity"] = parity
 
     t = time.perf_counter()
-    model.fit(make_dataset(feats, labels, cfg, training=True, first_epoch=cfg.epochs - 1), epochs=1, verbose=0)
+    model.fit(make_dataset(feats, labels, cfg, training=True, first_epoch=cfg.epochs - 1), epochs=1, verbose=0,
+              shuffle=False)
     epoch_s = time.perf_counter() - t
     log(f"train: one epoch of {len(reviews)} reviews in {epoch_s:.1f}s")
 

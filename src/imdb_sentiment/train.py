@@ -140,8 +140,7 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     first_epoch = checkpoint.restore(model)
     if first_epoch:
         log(f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there")
-    if first_epoch:  # rows of an epoch that ended after the checkpoint was written are dropped
-        _truncate_csv(run_dir / "history.csv", first_epoch)
+        _truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
     callbacks = [early, checkpoint,
                  keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
                  keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
@@ -150,9 +149,10 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
               validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),
               steps_per_epoch=steps_per_epoch(train_x, cfg), initial_epoch=first_epoch,
               epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
-              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+              callbacks=callbacks, shuffle=False,  # make_dataset shuffles, by epoch number
+              verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - t1
-    checkpoint.path.unlink()  # finished: the best weights are in the model now
+    checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
     log(f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
         f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f}")
