@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, run_script
@@ -82,10 +82,13 @@ def in_process(trained):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=300))
+@example("\x190\U00047e89D")  # once differed by 6e-8 between a batch of 3 and a batch of 1
 def test_any_string_gives_one_stable_probability_in_process_and_through_the_savedmodel(predictor, in_process, s):
     served = [o["probability"] for o in predictor.predict([s, s, "filler text"])]
     assert 0.0 <= served[0] <= 1.0 and served[0] == served[1]
-    assert predictor.predict([s])[0]["probability"] == served[0]
+    assert [o["probability"] for o in predictor.predict([s, s, "filler text"])] == served  # same call, same bits
+    # In another batch the padding and the matmul blocking differ: equal to float32 rounding.
+    assert predictor.predict([s])[0]["probability"] == pytest.approx(served[0], abs=1e-6)
     # The SavedModel gets UTF-8 bytes with lone surrogates replaced; so must the Keras model.
     clean = s.encode("utf-8", "replace").decode("utf-8")
     assert in_process([clean])[0] == pytest.approx(served[0], abs=1e-5)
