@@ -35,8 +35,6 @@ def main(argv=None) -> int:
     from imdb_sentiment.io import UserError
     from imdb_sentiment.model import logit_model
 
-    if not args.path.exists():
-        raise UserError(f"{args.path}: no such run folder or model")
     art = load_artifacts(args.path)
     vocab = art.vectorizer.vocabulary
     if args.words:

@@ -98,6 +98,8 @@ class Artifacts:
 def load_artifacts(path: Path) -> Artifacts:
     """A run folder (config.json, vocab.txt, model.keras), or an exported version or model folder."""
     path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such run folder or model")
     if (path / "config.json").exists():
         cfg, history = Config.load(path / "config.json"), path / "history.csv"
     else:
