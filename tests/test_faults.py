@@ -1,6 +1,5 @@
 """Faults: training killed with SIGKILL resumes where it was; an export killed half-way leaves nothing."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -32,7 +32,7 @@ def test_training_leaves_report_and_every_plot(trained):
     for column in ("model validation", "model test", "baseline validation", "baseline test"):
         assert column in report
     assert "| ECE |" in report and "Most confidently wrong validation reviews" in report
-    assert not list(run.glob(".*.tmp"))
+    assert not list(run.glob(".*.partial*"))  # no temporary file left behind
 
 
 def test_ece_of_calibrated_and_overconfident_predictions():

@@ -17,7 +17,7 @@ import seaborn as sns  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from .evaluate import expected_calibration_error  # noqa: E402
-from .io import atomic_write_text  # noqa: E402
+from .io import atomic_file, atomic_write_text  # noqa: E402
 
 LENGTH_BINS = (0, 100, 200, 300, 500, 800, np.inf)  # tokens per review
 PLOTS = {"curves": "Training and validation loss and accuracy per epoch",
@@ -90,10 +90,9 @@ def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

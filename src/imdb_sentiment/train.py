@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 import warnings
@@ -17,7 +16,7 @@ import tensorflow as tf
 
 from . import text
 from .embeddings import embedding_matrix
-from .io import UserError, atomic_write_text
+from .io import UserError, atomic_file, atomic_write_text
 from .model import build_model, compile_model
 
 
@@ -208,14 +207,10 @@ class Checkpoint(keras.callbacks.Callback):
         arrays = {f"v{i}": v.numpy() for i, v in enumerate(self._variables(self.model))}
         best = self.early.best_weights or []
         arrays.update({f"best{i}": w for i, w in enumerate(best)})
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, n_variables=len(self._variables(self.model)), n_best=len(best), epoch=epoch + 1,
+        with atomic_file(self.path) as tmp:
+            np.savez(tmp, n_variables=len(self._variables(self.model)), n_best=len(best), epoch=epoch + 1,
                      wait=self.early.wait, best=np.nan if self.early.best is None else self.early.best,
                      best_epoch=self.early.best_epoch, stopped=bool(self.model.stop_training), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
 
 
 def _truncate_csv(path: Path, rows: int) -> None:
