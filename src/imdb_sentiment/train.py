@@ -140,9 +140,11 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     if first_epoch:
         log(f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there")
         _truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
-    callbacks = [early, checkpoint,
-                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
-                 keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
+    # Order matters at each epoch's end: early stopping and the history row first, then the
+    # checkpoint. A kill between row and checkpoint leaves an extra row, which resuming drops; the
+    # other order would lose the row of an epoch the checkpoint holds.
+    callbacks = [early, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
+                 checkpoint, keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
     t1 = time.perf_counter()
     model.fit(make_dataset(train_x, splits.train.label, cfg, training=True, first_epoch=first_epoch),
               validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),
