@@ -84,6 +84,27 @@ def test_aclimdb_folder_and_tarball_use_the_official_split(tmp_path):
         assert len(raw) == 12, src  # unsup reviews are not read
         assert sorted(raw.split.unique()) == ["test", "train"]
         assert (raw[raw.review.str.contains("pos")].sentiment == "pos").all()
+        assert sorted(raw.id) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]  # the number in each file name
+
+
+def test_validation_keeps_blocks_of_consecutive_ids_together(tmp_path):
+    """aclImdb numbers one movie's reviews consecutively: validation takes whole id blocks."""
+    df = synthetic_reviews(1200, seed=7).assign(split="train")
+    df["id"] = df.groupby("sentiment").cumcount()  # 600 ids per label, as in train/pos and train/neg
+    df.to_csv(tmp_path / "ids.csv", index=False)
+    raw = data.read_reviews(tmp_path / "ids.csv")
+    for val_block, how in ((50, "blocks of 50"), (0, "seeded stratified rows")):
+        cleaned, _ = data.clean(raw)
+        rows = cleaned.assign(split="train")
+        rows = pd.concat([rows, cleaned.head(10).assign(split="test")])
+        train, val, _, report = data.split(rows, Config(val_block=val_block))
+        assert report["validation"].startswith(how)
+        assert len(val) == (200 if val_block else 120) and val.label.mean() == 0.5  # 2 blocks of 50 per label
+        block = lambda d: set(zip(d.label, d.review.map(dict(zip(cleaned.review, cleaned.id))) // 50))
+        shared = block(train) & block(val)
+        assert (not shared) if val_block else len(shared) > 5
+    few = data.split(cleaned.assign(split="train").head(400), Config())[3]  # 4 blocks per label
+    assert few["validation"] == "seeded stratified rows"
 
 
 def test_max_rows_limits_each_split(tmp_path):

@@ -15,6 +15,7 @@ class Config:
     # Data
     seed: int = 1337
     val_fraction: float = 0.1       # carved from the training split, stratified
+    val_block: int = 50             # with aclImdb ids: validation takes whole blocks of this many ids; 0: single rows
     test_fraction: float = 0.5      # only for data without an official split (Kaggle CSV)
     max_rows: int | None = None     # at most this many shuffled rows of each split (quick runs)
 
@@ -59,6 +60,8 @@ class Config:
             raise ValueError("head_tokens must be in (0, max_len]")
         if self.ngram_order < 1:
             raise ValueError("ngram_order must be at least 1")
+        if self.val_block < 0:
+            raise ValueError("val_block must be 0 or more")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
             raise ValueError("val_fraction and test_fraction must be in (0, 1)")
 

@@ -1,8 +1,9 @@
 """Finding, reading, cleaning and splitting the IMDB reviews.
 
 Sources, in order: a file the user names; a copy in the cache folder; Kaggle (when credentials
-exist); the Stanford tarball. Every reader returns the same frame: review, label (1 = positive),
-split ("train"/"test", or None when the source has no official split).
+exist); the Stanford tarball. Every reader returns the same frame: review, sentiment, split
+("train"/"test", or None when the source has no official split) and id (the review's number in
+the aclImdb release, or None when the source has none).
 """
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
     split = df["split"].str.strip().str.lower() if "split" in df.columns else None
-    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"],
-                         "split": split if split is not None else None})
+    ids = pd.to_numeric(df["id"], errors="coerce") if "id" in df.columns else None
+    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"], "split": split, "id": ids})
 
 
 def _read_acl_folder(path: Path) -> pd.DataFrame:
@@ -110,10 +111,10 @@ def _read_acl_folder(path: Path) -> pd.DataFrame:
     for f in sorted(root.glob("*/*/*.txt")):
         m = _ACL_MEMBER.search(f.relative_to(root).as_posix())
         if m:
-            rows.append((f.read_text(encoding="utf-8", errors="replace"), m[2], m[1]))
+            rows.append((f.read_text(encoding="utf-8", errors="replace"), m[2], m[1], int(m[3])))
     if not rows:
         raise UserError(f"{path}: no aclImdb reviews found (expected train/pos/*.txt and the like)")
-    return pd.DataFrame(rows, columns=["review", "sentiment", "split"])
+    return pd.DataFrame(rows, columns=["review", "sentiment", "split", "id"])
 
 
 def _read_acl_tar(path: Path) -> pd.DataFrame:
@@ -126,12 +127,12 @@ def _read_acl_tar(path: Path) -> pd.DataFrame:
                 # Only regular files, never links, and no member that climbs out of the archive's root.
                 if m and member.isfile() and ".." not in Path(member.name).parts:
                     text = tar.extractfile(member).read().decode("utf-8", errors="replace")
-                    rows.append((text, m[2], m[1]))
+                    rows.append((text, m[2], m[1], int(m[3])))
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UserError(f"{path}: damaged or truncated archive ({e}); delete it and fetch it again") from None
     if not rows:
         raise UserError(f"{path}: no aclImdb reviews in this archive")
-    return pd.DataFrame(rows, columns=["review", "sentiment", "split"])
+    return pd.DataFrame(rows, columns=["review", "sentiment", "split", "id"])
 
 
 # ---------------------------------------------------------------------------- finding
@@ -223,7 +224,7 @@ def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     report["rows_with_invalid_utf8"] = int(review.str.contains("\ufffd", regex=False).sum())
     keep = ~(empty | unknown)
     df = pd.DataFrame({"review": review[keep].map(strip_html), "label": label[keep].astype(int),
-                       "split": raw["split"][keep] if raw["split"] is not None else None})
+                       **{c: raw[c][keep] if raw[c] is not None else None for c in ("split", "id")}})
     return df.reset_index(drop=True), report
 
 
@@ -249,12 +250,40 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         train = train.sample(n=min(cfg.max_rows, len(train)), random_state=cfg.seed)
         test = test.sample(n=min(cfg.max_rows, len(test)), random_state=cfg.seed)
     try:
-        train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
-                                      stratify=train.label)
-    except ValueError as e:  # too few reviews of one label for a stratified cut
+        if cfg.val_block and train["id"].notna().all() and _enough_blocks(train, cfg):
+            train, val = _split_by_id_blocks(train, cfg)
+            report["validation"] = f"blocks of {cfg.val_block} consecutive ids per label (movies kept apart)"
+        else:
+            train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
+                                          stratify=train.label)
+            report["validation"] = "seeded stratified rows"
+    except ValueError as e:  # too few reviews (or id blocks) of one label for the cut
         raise UserError(f"cannot carve a validation split from {len(train)} training reviews: {e}") from None
     shuffle = lambda d: d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[["review", "label"]]
     return shuffle(train), shuffle(val), shuffle(test), report
+
+
+def _enough_blocks(train: pd.DataFrame, cfg) -> bool:
+    """Each label needs 1 / val_fraction blocks, or validation would take far more than its share."""
+    blocks = (train["id"] // cfg.val_block).groupby(train["label"]).nunique()
+    return len(blocks) == 2 and blocks.min() * cfg.val_fraction >= 1
+
+
+def _split_by_id_blocks(train: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validation takes whole blocks of consecutive ids, the same share of blocks of each label.
+
+    The aclImdb release numbers one movie's reviews consecutively (within each split and label),
+    and its test movies are not in train. Rows drawn one by one would put reviews of the same movie
+    on both sides, and validation would reward memorising titles and names, which test never does.
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    parts = []
+    for _, rows in train.groupby("label"):
+        cut = GroupShuffleSplit(n_splits=1, test_size=cfg.val_fraction, random_state=cfg.seed)
+        keep, held = next(cut.split(rows, groups=rows["id"] // cfg.val_block))
+        parts.append((rows.iloc[keep], rows.iloc[held]))
+    return pd.concat([t for t, _ in parts]), pd.concat([v for _, v in parts])
 
 
 def load(data, cfg, cache_dir: Path = DEFAULT_CACHE, log=print) -> Splits:
