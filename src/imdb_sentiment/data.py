@@ -250,8 +250,9 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         train = train.sample(n=min(cfg.max_rows, len(train)), random_state=cfg.seed)
         test = test.sample(n=min(cfg.max_rows, len(test)), random_state=cfg.seed)
     try:
-        if cfg.val_block and train["id"].notna().all() and _enough_blocks(train, cfg):
-            train, val = _split_by_id_blocks(train, cfg)
+        blocks = train["id"] // cfg.val_block if cfg.val_block and train["id"].notna().all() else None
+        if blocks is not None and _enough_blocks(blocks, train.label, cfg.val_fraction):
+            train, val = _split_by_id_blocks(train, blocks, cfg)
             report["validation"] = f"blocks of {cfg.val_block} consecutive ids per label (movies kept apart)"
         else:
             train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
@@ -263,13 +264,13 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return shuffle(train), shuffle(val), shuffle(test), report
 
 
-def _enough_blocks(train: pd.DataFrame, cfg) -> bool:
+def _enough_blocks(blocks: pd.Series, labels: pd.Series, val_fraction: float) -> bool:
     """Each label needs 1 / val_fraction blocks, or validation would take far more than its share."""
-    blocks = (train["id"] // cfg.val_block).groupby(train["label"]).nunique()
-    return len(blocks) == 2 and blocks.min() * cfg.val_fraction >= 1
+    per_label = blocks.groupby(labels).nunique()
+    return len(per_label) == 2 and per_label.min() * val_fraction >= 1
 
 
-def _split_by_id_blocks(train: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split_by_id_blocks(train: pd.DataFrame, blocks: pd.Series, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validation takes whole blocks of consecutive ids, the same share of blocks of each label.
 
     The aclImdb release numbers one movie's reviews consecutively (within each split and label),
@@ -281,7 +282,7 @@ def _split_by_id_blocks(train: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.Data
     parts = []
     for _, rows in train.groupby("label"):
         cut = GroupShuffleSplit(n_splits=1, test_size=cfg.val_fraction, random_state=cfg.seed)
-        keep, held = next(cut.split(rows, groups=rows["id"] // cfg.val_block))
+        keep, held = next(cut.split(rows, groups=blocks[rows.index]))
         parts.append((rows.iloc[keep], rows.iloc[held]))
     return pd.concat([t for t, _ in parts]), pd.concat([v for _, v in parts])
 

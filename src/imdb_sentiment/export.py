@@ -10,9 +10,9 @@ import keras
 import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR, Config
-from .io import UserError, atomic_dir, atomic_write_text, write_json
+from .io import UserError, atomic_dir, write_json
 from .model import logit_model
-from .text import Vectorizer
+from .text import VOCAB_FILE, Vectorizer, load_vocabulary, save_vocabulary
 
 INPUT_NAME = "review"
 
@@ -79,7 +79,7 @@ def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = 
     with atomic_dir(final) as tmp:
         archive.write_out(str(tmp), verbose=False)
         model.save(tmp / "model.keras")
-        atomic_write_text(tmp / "vocab.txt", "\n".join(vectorizer.vocabulary) + "\n")
+        save_vocabulary(vectorizer.vocabulary, tmp)
         write_json(tmp / "model_info.json", {**info, "version": version, "signature": signature_contract(),
                                              "packages": package_versions()})
     log(f"export: {final}")
@@ -106,10 +106,10 @@ def load_artifacts(path: Path) -> Artifacts:
         path = resolve_version(path)
         info = json.loads((path / "model_info.json").read_text())
         cfg, history = Config.from_dict(info["config"]), Path(info.get("run_dir", path)) / "history.csv"
-    for name in ("vocab.txt", "model.keras"):
+    for name in (VOCAB_FILE, "model.keras"):
         if not (path / name).exists():
             raise UserError(f"{path}: no {name} here; expected a run folder or a version exported by train.py")
-    vocabulary = (path / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    vocabulary = load_vocabulary(path)
     try:  # safe_mode refuses Lambda layers and anything else that would run pickled Python code
         model = keras.saving.load_model(path / "model.keras", safe_mode=True)
     except ValueError as e:

@@ -104,10 +104,9 @@ def plot_curves(history: pd.DataFrame, path: Path) -> Path:
         ax.plot(epochs, history[f"val_{key}"], "o-", label="validation")
         ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
         ax.legend()
-    if "val_accuracy" in history:
-        best = history["val_accuracy"].idxmax()
-        axes[1].axvline(epochs[best], color="grey", ls="--", lw=1, label="kept (best validation)")
-        axes[1].legend()
+    best = history["val_accuracy"].idxmax()
+    axes[1].axvline(epochs[best], color="grey", ls="--", lw=1, label="kept (best validation)")
+    axes[1].legend()
     return _save(fig, path)
 
 

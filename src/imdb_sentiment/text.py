@@ -7,9 +7,12 @@ ops from TensorFlow's standard build are used (TF Serving has no tensorflow-text
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from .io import atomic_write_text
 
 PAD_ID = 0
 OOV_ID = 1
@@ -63,6 +66,17 @@ def build_vocabulary(tokens: tf.RaggedTensor, max_size: int, min_count: int) -> 
     order = np.lexsort((words, -counts))
     keep = [i for i in order[:max_size] if counts[i] >= min_count]
     return [words[i].decode("utf-8") for i in keep]
+
+
+VOCAB_FILE = "vocab.txt"  # one token per line, most frequent first, beside every run's and export's model
+
+
+def save_vocabulary(vocabulary: Sequence[str], folder: Path) -> None:
+    atomic_write_text(Path(folder) / VOCAB_FILE, "".join(f"{token}\n" for token in vocabulary))
+
+
+def load_vocabulary(folder: Path) -> list[str]:
+    return (Path(folder) / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1]
 
 
 class Vectorizer(tf.Module):

@@ -124,7 +124,7 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     vectorizer = text.Vectorizer.from_config(vocabulary, cfg)
     train_x = vectorizer.features(tokens)
     val_x = vectorizer.features(text.tokenize_corpus(splits.val.review.tolist()))
-    atomic_write_text(run_dir / "vocab.txt", "\n".join(vocabulary) + "\n")
+    text.save_vocabulary(vocabulary, run_dir)
     log(f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
         f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s")
 
