@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     vec = trained.vectorizer
     # The test split is read here, once, after every choice was made on validation.
     results, predictions = evaluate_splits(trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test"))
-    metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds}
+    metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds,
+               "parts": trained.parts}
     table = {f"model {k}": v for k, v in results.items()}
     if args.compare_baseline:
         from imdb_sentiment.baseline import fit_baseline

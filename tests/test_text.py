@@ -67,3 +67,11 @@ def test_ngram_ids_hash_every_unigram_and_bigram_of_the_whole_review():
     assert set(grams[0][3:]) != set(grams[2][3:])  # bigrams keep word order: "a b" is not "b a"
     assert grams[1].tolist() == [1, 0, 0, 0, 0]
     assert "ngram_ids" not in text.Vectorizer(["a"], 2, 1)(tf.constant(["a"]))
+
+
+def test_ngram_ids_are_distinct_per_review_in_first_occurrence_order():
+    v = text.Vectorizer(["a"], max_len=2, head_tokens=1, ngram_buckets=1 << 20)
+    f = v.features(text.tokenize(["good good good", "bad good bad good", "good"]))["ngram_ids"].to_list()
+    assert len(f[0]) == 2  # "good", "good good": a word said three times is one binary feature
+    assert len(f[1]) == 4 and len(set(f[1])) == 4  # bad, good, "bad good", "good bad"
+    assert f[2] == f[0][:1] and f[1][1] == f[0][0]  # the same n-gram gets the same id in every row

@@ -36,10 +36,10 @@ class Config:
     bidirectional: bool = True
     pooling: str = "max_mean"       # "max_mean" over the masked time steps, or "last" state
     dropout: float = 0.3
-    ngram_buckets: int = 1 << 22    # >0 adds a bag of hashed n-grams (one trainable weight each) to the logit
+    ngram_buckets: int = 1 << 22    # >0 adds a bag of hashed n-grams (NB-weighted logistic regression, bag.py)
     ngram_order: int = 2            # longest n-gram in that bag: 2 = unigrams and bigrams
-    ngram_lr_scale: float = 300.0   # learning-rate multiplier of that bag (see model.py)
-    ngram_dropout: float = 0.5      # fraction of n-gram weights dropped in each training step
+    ngram_alpha: float = 1.0        # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
+    ngram_c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # the bag's inverse L2 strengths; validation picks one
 
     # Training
     batch_size: int = 64
@@ -60,6 +60,9 @@ class Config:
             raise ValueError("head_tokens must be in (0, max_len]")
         if self.ngram_order < 1:
             raise ValueError("ngram_order must be at least 1")
+        if self.ngram_buckets and not self.ngram_c_grid:
+            raise ValueError("ngram_c_grid needs at least one value")
+        self.ngram_c_grid = tuple(float(c) for c in self.ngram_c_grid)  # JSON gives back a list
         if self.val_block < 0:
             raise ValueError("val_block must be 0 or more")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:

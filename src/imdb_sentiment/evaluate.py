@@ -39,7 +39,7 @@ def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[d
     for name in names:
         df = getattr(splits, name)
         tokens = tokenize_corpus(df.review.tolist())
-        p = predict_features(model, vectorizer.features(tokens))
+        p = predict_features(model, vectorizer.features(tokens))[:, 0]
         results[name] = evaluate(df.label, p)
         predictions[name] = SplitPredictions(df.review.tolist(), df.label.to_numpy(), p,
                                              tokens.row_lengths().numpy())

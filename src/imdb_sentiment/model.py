@@ -1,4 +1,11 @@
-"""The model: frozen GloVe embedding -> (Bi)LSTM -> pooling over time -> dropout -> sigmoid."""
+"""The model: frozen GloVe embedding -> (Bi)LSTM -> pooling over time -> dropout -> log-odds, blended
+with the log-odds of a bag of n-grams (bag.py) -> sigmoid.
+
+Two parts, each fitted on its own: the LSTM by Adam on its own loss (lstm_model), the bag by
+logistic regression outside the network, and the two log-odds then weighted by a blend fitted
+on validation. Trained jointly, the bag fits the training reviews within two epochs and the
+LSTM, left with no error to learn from, stays weak (docs/experiments.md).
+"""
 from __future__ import annotations
 
 import keras
@@ -41,6 +48,31 @@ def lstm_layer(units: int, return_sequences: bool) -> keras.layers.LSTM:
                              use_bias=True)
 
 
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class NgramBag(keras.layers.Layer):
+    """Log-odds of a linear model over a review's distinct n-gram ids: the sum of one weight per id,
+    plus a bias. The weights are fitted by bag.fit_bag and stay frozen in the network."""
+
+    def __init__(self, buckets: int, **kwargs):
+        kwargs.setdefault("trainable", False)
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.buckets = int(buckets)
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(self.buckets,), initializer="zeros", trainable=False, name="weights")
+        self.b = self.add_weight(shape=(), initializer="zeros", trainable=False, name="bias")
+
+    def call(self, ids):
+        return ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True) + self.b  # padding's weight is 0
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "buckets": self.buckets}
+
+
 def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     vocab_size, dim = embedding_matrix.shape
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -59,20 +91,33 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     # float32 logits: float16 would round probabilities near 0 and 1 under mixed precision.
     logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
     if cfg.ngram_buckets:
-        # Wide part: the mean of one learned weight per hashed n-gram, added to the LSTM's logit.
         ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
         inputs["ngram_ids"] = ngrams
-        weights = keras.layers.Embedding(cfg.ngram_buckets, 1, mask_zero=True, embeddings_initializer="zeros",
-                                         name="ngram_weights")(ngrams)
-        if cfg.ngram_dropout:  # dropping n-grams keeps the bag from memorising the training set alone
-            weights = keras.layers.Dropout(cfg.ngram_dropout, name="ngram_dropout")(weights)
-        wide = keras.layers.GlobalAveragePooling1D(name="ngram_mean")(weights)
-        # Adam moves each weight by about the learning rate per step, so scaling the output by k
-        # is a k-times learning rate for this part alone: a weight seen in few reviews must move far.
-        wide = keras.layers.Rescaling(cfg.ngram_lr_scale, name="ngram_lr_scale")(wide)
-        logit = keras.layers.Add(name="logit")([logit, wide])
+        parts = keras.layers.Concatenate(name="part_logits")([logit, NgramBag(cfg.ngram_buckets, name="ngram_bag")(ngrams)])
+        # Frozen: fit_blend sets it from validation rows; trained on training rows it would trust the bag alone.
+        logit = keras.layers.Dense(1, dtype="float32", trainable=False, kernel_initializer="ones", name="blend")(parts)
     out = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model(inputs, out, name="imdb_sentiment")
+
+
+def lstm_model(model: keras.Model) -> keras.Model:
+    """The LSTM part alone, sharing its layers with `model`: token ids -> P(positive). Training fits this."""
+    p = keras.layers.Activation("sigmoid", dtype="float32", name="lstm_probability")(model.get_layer("lstm_logit").output)
+    ids = next(t for t in model.inputs if t.name == "token_ids")
+    return keras.Model({"token_ids": ids}, p, name="imdb_sentiment_lstm")
+
+
+def set_bag(model: keras.Model, weights: np.ndarray, bias: float) -> None:
+    model.get_layer("ngram_bag").set_weights([weights, np.float32(bias)])
+
+
+def set_blend(model: keras.Model, weights: np.ndarray, bias: float) -> None:
+    model.get_layer("blend").set_weights([np.asarray(weights, np.float32).reshape(2, 1), np.array([bias], np.float32)])
+
+
+def part_logits(model: keras.Model) -> keras.Model:
+    """Both parts' log-odds, [LSTM, bag] per review: the blend's inputs."""
+    return keras.Model(model.inputs, model.get_layer("part_logits").output, name="imdb_sentiment_parts")
 
 
 def logit_model(model: keras.Model) -> keras.Model:

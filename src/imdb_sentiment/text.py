@@ -17,6 +17,7 @@ from .io import atomic_write_text
 PAD_ID = 0
 OOV_ID = 1
 OOV_TOKEN = "[UNK]"
+NO_NGRAM_ID = 1  # the one n-gram id of an empty review; no real n-gram hashes to it
 
 # Tags start with a letter, '/' or '!': "<br />", "</i>", "<!-- -->". A bare "<" as in "<3" or
 # "a < b" is text, as BeautifulSoup reads it.
@@ -84,9 +85,10 @@ class Vectorizer(tf.Module):
 
     "token_ids": vocabulary lookup, then head+tail truncation to max_len. Id 0 is padding and 1 is
     out-of-vocabulary; vocabulary word i has id i + 2.
-    "ngram_ids" (when ngram_buckets > 0): every 1- to ngram_order-gram of the whole review, hashed
-    into ids 2 .. ngram_buckets - 1, for the model's bag-of-n-grams part. Id 0 is padding; id 1
-    stands for "no n-gram at all" and no real n-gram shares it, so its weight stays 0.
+    "ngram_ids" (when ngram_buckets > 0): the distinct 1- to ngram_order-grams of the whole review,
+    hashed into ids 2 .. ngram_buckets - 1, in order of first occurrence, for the model's
+    bag-of-n-grams part (binary features: a word said twice counts once). Id 0 is padding; id 1
+    (NO_NGRAM_ID) stands for "no n-gram at all" and no real n-gram shares it, so its weight stays 0.
     An empty review gets one id 1 in each, so every row has at least one unmasked step.
     """
 
@@ -118,7 +120,7 @@ class Vectorizer(tf.Module):
         if self.ngram_buckets:
             grams = tf.concat([_ngrams(tokens, n) for n in range(1, self.ngram_order + 1)], axis=1)
             hashed = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 2)
-            out["ngram_ids"] = _fill_empty(tf.cast(hashed + 2, tf.int32))
+            out["ngram_ids"] = _fill_empty(_distinct(tf.cast(hashed + 2, tf.int32), self.ngram_buckets))
         return out
 
     def __call__(self, texts) -> dict[str, tf.Tensor]:
@@ -131,6 +133,13 @@ def _ngrams(tokens: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
     if n == 1:
         return tokens
     return tf.strings.join([tokens[:, i:i - n + 1 or None] for i in range(n)], separator=" ")
+
+
+def _distinct(ids: tf.RaggedTensor, size: int) -> tf.RaggedTensor:
+    """Each row's distinct ids, in order of first occurrence (ids lie in [0, size))."""
+    rows = ids.value_rowids()
+    key, _ = tf.unique(rows * size + tf.cast(ids.flat_values, tf.int64))  # rows stay in order
+    return tf.RaggedTensor.from_value_rowids(tf.cast(key % size, ids.dtype), key // size, nrows=ids.nrows())
 
 
 def _fill_empty(ids: tf.RaggedTensor) -> tf.RaggedTensor:

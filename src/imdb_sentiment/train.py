@@ -1,4 +1,5 @@
-"""Training: corpus -> token ids (once) -> length-bucketed tf.data -> fit with early stopping."""
+"""Training: corpus -> token ids (once) -> the n-gram bag by logistic regression -> the LSTM by
+length-bucketed tf.data and early stopping -> the blend of the two on validation."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +16,10 @@ import pandas as pd
 import tensorflow as tf
 
 from . import text
+from .bag import fit_bag, fit_blend
 from .embeddings import embedding_matrix
 from .io import UserError, atomic_file, atomic_write_text
-from .model import build_model, compile_model
+from .model import build_model, compile_model, lstm_model, part_logits, set_bag, set_blend
 
 
 # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
@@ -31,6 +33,7 @@ class Trained:
     embedding_report: dict
     history: dict
     train_seconds: float
+    parts: dict  # what each part reached alone on validation, and the blend's weights
 
 
 def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
@@ -80,10 +83,11 @@ def rows(features: dict, labels=None) -> tf.data.Dataset:
 
 
 def predict_features(model: keras.Model, features: dict, batch_size: int = 256) -> np.ndarray:
-    """Probabilities in input order; batches are formed from length-sorted rows to save padding."""
+    """The model's outputs [reviews, outputs] in input order; batches are formed from length-sorted
+    rows to save padding."""
     order = np.argsort(features["token_ids"].row_lengths().numpy(), kind="stable")
     ds = rows({k: tf.gather(v, order) for k, v in features.items()}).padded_batch(batch_size)
-    p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)[:, 0]
+    p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)
     out = np.empty_like(p)
     out[order] = p
     return out
@@ -107,12 +111,16 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy):
-    """Model and optimizer made under the strategy; cfg.batch_size is per replica, so the global
-    batch grows with the replicas (the learning rate is left as configured)."""
+    """The whole model, and its LSTM part compiled for training, made under the strategy.
+
+    cfg.batch_size is per replica, so the global batch grows with the replicas (the learning rate
+    is left as configured).
+    """
     cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * strategy.num_replicas_in_sync)
     with strategy.scope():
-        model = compile_model(build_model(cfg, matrix), cfg, steps_per_epoch(train_x, cfg))
-    return model, cfg
+        model = build_model(cfg, matrix)
+        lstm = compile_model(lstm_model(model), cfg, steps_per_epoch(train_x, cfg))
+    return model, lstm, cfg
 
 
 def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strategy | None = None) -> Trained:
@@ -129,14 +137,17 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
         f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s")
 
     matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
+    train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
+    # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M weights.
+    bag = fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg, log) if cfg.ngram_buckets else None
     strategy = strategy or tf.distribute.get_strategy()
-    model, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
+    model, lstm, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
     if strategy.num_replicas_in_sync > 1:
         log(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}")
     early = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
                                           restore_best_weights=True, verbose=1)
     checkpoint = Checkpoint(run_dir / CHECKPOINT, early)
-    first_epoch = checkpoint.restore(model)
+    first_epoch = checkpoint.restore(lstm)
     if first_epoch:
         log(f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there")
         _truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
@@ -146,18 +157,28 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     callbacks = [early, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
                  checkpoint, keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
     t1 = time.perf_counter()
-    model.fit(make_dataset(train_x, splits.train.label, cfg, training=True, first_epoch=first_epoch),
-              validation_data=make_dataset(val_x, splits.val.label, cfg, training=False),
-              steps_per_epoch=steps_per_epoch(train_x, cfg), initial_epoch=first_epoch,
-              epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
-              callbacks=callbacks, shuffle=False,  # make_dataset shuffles, by epoch number
-              verbose=1 if sys.stdout.isatty() else 2)
+    lstm.fit(make_dataset({"token_ids": train_x["token_ids"]}, train_y, cfg, training=True, first_epoch=first_epoch),
+             validation_data=make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False),
+             steps_per_epoch=steps_per_epoch(train_x, cfg), initial_epoch=first_epoch,
+             epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
+             callbacks=callbacks, shuffle=False,  # make_dataset shuffles, by epoch number
+             verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - t1
     checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
     log(f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
-        f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f}")
-    return Trained(model, vectorizer, emb_report, history, seconds)
+        f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)")
+    parts = {"lstm_val_accuracy": max(history["val_accuracy"])}
+    if bag:
+        set_bag(model, bag["weights"], bag["bias"])
+        logits = predict_features(part_logits(model), val_x)
+        weights, bias = fit_blend(logits[:, 0], logits[:, 1], val_y)
+        set_blend(model, weights, bias)
+        parts.update(bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"], bag_seconds=bag["seconds"],
+                     blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias})
+        log(f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag "
+            f"{bias:+.3f}")
+    return Trained(model, vectorizer, emb_report, history, seconds, parts)
 
 
 CHECKPOINT = "checkpoint.npz"
@@ -230,7 +251,7 @@ def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
     for run in sorted(Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True):
         run = run.parent
         try:
-            same_cfg = json.loads((run / "config.json").read_text()) == cfg.to_dict()
+            same_cfg = json.loads((run / "config.json").read_text()) == json.loads(json.dumps(cfg.to_dict()))
             same_data = json.loads((run / "data_report.json").read_text())["checksum"] == data_checksum
         except (OSError, ValueError, KeyError):
             continue

@@ -1,0 +1,76 @@
+import numpy as np
+import tensorflow as tf
+from conftest import NEGATIVE, POSITIVE, synthetic_reviews
+
+from imdb_sentiment import bag, text
+from imdb_sentiment.config import Config
+from imdb_sentiment.model import NgramBag, build_model, part_logits, set_bag, set_blend
+
+
+def features(reviews, buckets=4096):
+    v = text.Vectorizer(["the"], max_len=64, head_tokens=16, ngram_buckets=buckets)
+    return v, v.features(text.tokenize(reviews))["ngram_ids"]
+
+
+def test_binary_matrix_counts_each_ngram_once_and_ignores_padding_ids():
+    _, ids = features(["great great great film", ""])
+    m = bag.binary_matrix(ids, 4096)
+    assert m.shape == (2, 4096)
+    assert m[0].nnz == 4 and set(m[0].data) == {1.0}  # great, film, "great great", "great film"
+    assert m[1].nnz == 0  # the empty review's "no n-gram" id is not a feature
+
+
+def test_log_count_ratios_sign_and_unseen_buckets():
+    _, ids = features(["good fun", "good", "bad dull", "bad"])
+    m = bag.binary_matrix(ids, 4096)
+    r = bag.log_count_ratios(m, np.array([1, 1, 0, 0]), alpha=1.0)
+    good, bad = (int(ids[i][0]) for i in (1, 3))
+    assert r[good] > 0 > r[bad] and abs(r[good] + r[bad]) < 1e-6  # same counts, opposite sides
+    assert (r[np.asarray(m.sum(axis=0)).ravel() == 0] == 0).all()
+
+
+def test_fitted_bag_in_the_network_gives_sklearn_log_odds():
+    train, val = synthetic_reviews(300, seed=3), synthetic_reviews(100, seed=4)
+    label = lambda df: (df.sentiment == "positive").to_numpy().astype(int)  # noqa: E731
+    vec, train_ids = features(train.review.tolist())
+    val_ids = vec.features(text.tokenize(val.review.tolist()))["ngram_ids"]
+    cfg = Config(ngram_buckets=4096, ngram_c_grid=(0.1, 1.0))
+    logs = []
+    fitted = bag.fit_bag(train_ids, label(train), val_ids, label(val), cfg, log=logs.append)
+    assert fitted["C"] in (0.1, 1.0) and fitted["val_accuracy"] > 0.95
+    assert sum("validation accuracy" in line for line in logs) == 2
+    w = fitted["weights"]
+    sentiment = {word: w[int(vec.features(text.tokenize([word]))["ngram_ids"][0][0])] for word in POSITIVE + NEGATIVE}
+    assert all(sentiment[word] > 0 for word in POSITIVE) and all(sentiment[word] < 0 for word in NEGATIVE)
+
+    # The same log-odds through the network from raw strings, padding and all.
+    layer = NgramBag(4096)
+    layer.build((None, None))
+    layer.set_weights([w, np.float32(fitted["bias"])])
+    dense = vec(tf.constant(val.review.tolist()))["ngram_ids"]
+    expected = bag.binary_matrix(val_ids, 4096) @ w + fitted["bias"]
+    np.testing.assert_allclose(layer(dense).numpy()[:, 0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_blend_weights_the_two_parts_log_odds():
+    cfg = Config(lstm_units=4, ngram_buckets=64)
+    model = build_model(cfg, np.random.default_rng(0).normal(size=(10, 50)).astype("float32"))
+    w = np.zeros(64, np.float32)
+    w[5] = 2.0
+    set_bag(model, w, -0.5)
+    set_blend(model, [0.5, 1.0], 0.1)
+    x = {"token_ids": np.array([[3, 4]], "int32"), "ngram_ids": np.array([[5, 9]], "int32")}
+    lstm, bag_logit = part_logits(model)(x).numpy()[0]
+    assert bag_logit == 1.5
+    np.testing.assert_allclose(model(x).numpy()[0, 0], 1 / (1 + np.exp(-(0.5 * lstm + 1.5 + 0.1))), rtol=1e-6)
+    # The blend is fitted on validation, never by the optimizer.
+    assert not any("blend" in v.path or "ngram_bag" in v.path for v in model.trainable_weights)
+
+
+def test_fit_blend_trusts_the_informative_part():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    informative = (2 * y - 1) * 2.0 + rng.normal(size=2000)
+    noise = rng.normal(size=2000)
+    weights, _ = bag.fit_blend(noise, informative, y)
+    assert weights[1] > 1.0 and abs(weights[0]) < 0.2
