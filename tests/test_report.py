@@ -32,6 +32,11 @@ def test_training_leaves_report_and_every_plot(trained):
     for column in ("model validation", "model test", "baseline validation", "baseline test"):
         assert column in report
     assert "| ECE |" in report and "Most confidently wrong validation reviews" in report
+    import json
+    parts = json.loads((run / "metrics.json").read_text())["parts"]
+    b = parts["blend"]
+    assert f"log-odds = {b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag" in report
+    assert f"the n-gram bag {parts['bag_val_accuracy']:.4f}" in report
     assert not list(run.glob(".*.partial*"))  # no temporary file left behind
 
 

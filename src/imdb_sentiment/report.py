@@ -49,7 +49,7 @@ def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: di
     drawn["roc_pr"] = plot_roc_pr(splits, run_dir / "roc_pr.png")
     drawn["reliability"] = plot_reliability(splits, run_dir / "reliability.png")
     drawn["accuracy_by_length"] = plot_accuracy_by_length(splits, run_dir / "accuracy_by_length.png")
-    lines = [f"# {title}", "", metrics_table(metrics), ""]
+    lines = [f"# {title}", "", metrics_table(metrics), ""] + parts_note(metrics.get("parts", {}))
     for key, path in drawn.items():
         lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
     if "val" in splits:
@@ -73,6 +73,17 @@ def metrics_table(metrics: dict) -> str:
     out += [f"| {name} | " + " | ".join(fmt(m) for m in columns.values()) + " |" for name, fmt in rows]
     note = "Accuracy with its 95% Wilson interval; ECE: expected calibration error over 10 probability bins."
     return "\n".join(out + ["", note])
+
+
+def parts_note(parts: dict) -> list[str]:
+    """What each part of the model reached alone on validation, and how the blend weighs them."""
+    if "blend" not in parts:
+        return []
+    b = parts["blend"]
+    return [f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}, the n-gram bag "
+            f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: log-odds = "
+            f"{b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. The training curves are the "
+            "LSTM part's: the bag is fitted outside the network.", ""]
 
 
 def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -> str:
