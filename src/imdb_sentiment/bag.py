@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
+from .baseline import fit_on_validation
 from .text import NO_NGRAM_ID
 
 
@@ -47,15 +48,8 @@ def fit_bag(train_ids: tf.RaggedTensor, train_labels, val_ids: tf.RaggedTensor, 
     x_val = binary_matrix(val_ids, cfg.ngram_buckets)
     r = log_count_ratios(x_train, train_labels, cfg.ngram_alpha)
     scale = sp.diags(r)
-    best = None
-    for c in cfg.ngram_c_grid:
-        clf = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=cfg.seed)
-        clf.fit(x_train @ scale, train_labels)
-        acc = clf.score(x_val @ scale, val_labels)
-        log(f"n-gram bag: C={c:g} validation accuracy {acc:.4f}")
-        if best is None or acc > best[0]:
-            best = (acc, c, clf)
-    acc, c, clf = best
+    acc, c, clf = fit_on_validation(x_train @ scale, train_labels, x_val @ scale, val_labels, cfg.ngram_c_grid,
+                                    "n-gram bag", log, solver="liblinear", max_iter=1000, random_state=cfg.seed)
     seconds = time.perf_counter() - t0
     log(f"n-gram bag: C={c:g} kept; {x_train.shape[0]} reviews, {x_train.nnz / x_train.shape[0]:.0f} distinct "
         f"n-grams each, fitted in {seconds:.0f}s")

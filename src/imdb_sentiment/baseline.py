@@ -18,19 +18,26 @@ from .evaluate import evaluate
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
+def fit_on_validation(x_train, y_train, x_val, y_val, grid, name: str, log=print, **params):
+    """One LogisticRegression(C=c, **params) per c in grid; returns (validation accuracy, C, model)
+    of the best on validation (the first of equals)."""
+    best = None
+    for c in grid:
+        clf = LogisticRegression(C=c, **params).fit(x_train, y_train)
+        acc = clf.score(x_val, y_val)
+        log(f"{name}: C={c:g} validation accuracy {acc:.4f}")
+        if best is None or acc > best[0]:
+            best = (acc, c, clf)
+    return best
+
+
 def fit_baseline(splits, log=print, with_test: bool = True) -> dict:
     t0 = time.perf_counter()
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32)
     x_train = vec.fit_transform(splits.train.review)
     x_val = vec.transform(splits.val.review)
-    best = None
-    for c in C_GRID:
-        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train, splits.train.label)
-        acc = clf.score(x_val, splits.val.label)
-        log(f"baseline: C={c:g} validation accuracy {acc:.4f}")
-        if best is None or acc > best[0]:
-            best = (acc, c, clf)
-    _, c, clf = best
+    _, c, clf = fit_on_validation(x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", log,
+                                  max_iter=2000)
     model = make_pipeline(vec, clf)
     result = {"C": c, "val": evaluate(splits.val.label, model.predict_proba(splits.val.review)[:, 1])}
     if with_test:  # read once, with C already fixed

@@ -69,7 +69,8 @@ class Config:
             raise ValueError("val_fraction and test_fraction must be in (0, 1)")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The JSON form (tuples as lists), so it equals a saved config.json read back."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":

@@ -251,7 +251,7 @@ def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
     for run in sorted(Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True):
         run = run.parent
         try:
-            same_cfg = json.loads((run / "config.json").read_text()) == json.loads(json.dumps(cfg.to_dict()))
+            same_cfg = json.loads((run / "config.json").read_text()) == cfg.to_dict()
             same_data = json.loads((run / "data_report.json").read_text())["checksum"] == data_checksum
         except (OSError, ValueError, KeyError):
             continue
