@@ -33,10 +33,11 @@ def binary_matrix(ngram_ids: tf.RaggedTensor, buckets: int) -> sp.csr_matrix:
 def log_count_ratios(x: sp.csr_matrix, labels: np.ndarray, alpha: float) -> np.ndarray:
     """r per bucket, with add-alpha smoothing; buckets no training review has get r = 0."""
     y = np.asarray(labels) == 1
-    p = np.asarray(x[y].sum(axis=0)).ravel() + alpha
-    q = np.asarray(x[~y].sum(axis=0)).ravel() + alpha
+    pos = np.asarray(x[y].sum(axis=0)).ravel()
+    neg = np.asarray(x[~y].sum(axis=0)).ravel()
+    p, q = pos + alpha, neg + alpha
     r = np.log(p / p.sum()) - np.log(q / q.sum())
-    r[np.asarray(x.sum(axis=0)).ravel() == 0] = 0.0
+    r[pos + neg == 0] = 0.0
     return r.astype(np.float32)
 
 
