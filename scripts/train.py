@@ -62,19 +62,28 @@ def main(argv=None) -> int:
     from imdb_sentiment import data
     from imdb_sentiment.evaluate import evaluate_splits, format_table
     from imdb_sentiment.export import export
-    from imdb_sentiment.io import save_model, write_json
+    from imdb_sentiment.io import UserError, save_model, write_json
     from imdb_sentiment.report import write_report
-    from imdb_sentiment.train import RUNS_DIR, find_unfinished, make_strategy, new_run_dir, train
+    from imdb_sentiment.train import (RUNS_DIR, find_unfinished, is_chief, make_strategy,
+                                      new_run_dir, train, writable_run_dir)
 
     log = cli.log
+    if args.distribute == "multiworker" and not args.run_dir:
+        raise UserError("--distribute multiworker needs --run-dir: give every worker the same "
+                        "folder, on a file system they share (the chief writes it; the others "
+                        "resume from it)")
+    strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir, log=log)
     run_dir = args.run_dir or (None if args.fresh else find_unfinished(RUNS_DIR, cfg, splits.checksum)) or new_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / "config.json")
     log(f"run: {run_dir}")
-    write_json(run_dir / "data_report.json", {"source": splits.source, "checksum": splits.checksum, **splits.report})
-
-    trained = train(cfg, splits, run_dir, log=log, strategy=make_strategy(args.distribute))
+    # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
+    with writable_run_dir(run_dir, strategy) as out:
+        cfg.save(out / "config.json")
+        write_json(out / "data_report.json",
+                   {"source": splits.source, "checksum": splits.checksum, **splits.report})
+        trained = train(cfg, splits, out, log=log, strategy=strategy)
+    if not is_chief(strategy):
+        return 0  # the rest needs no other worker: the trained model predicts in this process
     vec = trained.vectorizer
     # The test split is read here, once, after every choice was made on validation.
     results, predictions = evaluate_splits(trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test"))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
+import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,24 +105,83 @@ def setup_devices(cfg, log=print) -> None:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """"none": one device; "mirrored": every local GPU (or the CPU); "multiworker": the machines in TF_CONFIG."""
+    """"none": one device; "mirrored": every local GPU (or the CPU); "multiworker": the machines
+    named in TF_CONFIG.
+
+    Make it before TensorFlow runs any op: MultiWorkerMirroredStrategy refuses to start after.
+    """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
+        _average_step_metrics_as_scalars()
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
+def _average_step_metrics_as_scalars() -> None:
+    """Keras 3 averages each train and test step's metrics over the workers with
+    strategy.reduce(..., axis=0), which fails on scalars (keras-team/keras#20585,
+    tensorflow/tensorflow#72388), so model.fit cannot run under MultiWorkerMirroredStrategy.
+    Averaged as scalars (axis=None), they are the same numbers. Train and test steps are the
+    only users of the "auto" reduction; predictions ("concat") are left to Keras."""
+    from keras.src.backend.tensorflow import trainer
+
+    keras_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction == "auto" and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run folder and the export: the chief of a multi-worker
+    cluster (worker 0 when TF_CONFIG names no chief), or the only process."""
+    return strategy.extended.should_checkpoint
+
+
+@contextmanager
+def writable_run_dir(run_dir: Path, strategy: tf.distribute.Strategy):
+    """The folder this process writes its run files to. The chief writes run_dir itself; any
+    other worker writes a temporary folder, removed on exit, so a shared run folder has one writer.
+
+    That folder starts with a copy of the chief's resume state (its checkpoint and history),
+    so every worker resumes from the same epoch and weights: the chief replaces its checkpoint
+    only at the end of an epoch, which no worker reaches before this copy.
+    """
+    if is_chief(strategy):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        yield run_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="imdb-sentiment-worker-") as tmp:
+        for name in (CHECKPOINT, "history.csv"):
+            if (run_dir / name).exists():
+                shutil.copy(run_dir / name, tmp)
+        yield Path(tmp)
+
+
 def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy):
-    """The whole model, and its LSTM part compiled for training, made under the strategy.
+    """The whole model, and its LSTM part compiled for training; fit the latter inside
+    strategy.scope().
+
+    The variables are made under the strategy, the model objects outside it: Keras ties a model
+    to the strategy in scope when the object is made, and then fails to fit it across workers
+    (the same issues as above) and predicts with it only together with every worker. Untied,
+    predicting (the blend, evaluation, export) stays in this process.
 
     cfg.batch_size is per replica, so the global batch grows with the replicas (the learning rate
     is left as configured).
     """
     cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * strategy.num_replicas_in_sync)
     with strategy.scope():
-        model = build_model(cfg, matrix)
-        lstm = compile_model(lstm_model(model), cfg, steps_per_epoch(train_x, cfg))
+        tied = build_model(cfg, matrix)
+    model = keras.Model(tied.input, tied.output, name=tied.name)
+    lstm = lstm_model(model)
+    with strategy.scope():
+        compile_model(lstm, cfg, steps_per_epoch(train_x, cfg))
+        lstm.optimizer.build(lstm.trainable_variables)
     return model, lstm, cfg
 
 
@@ -156,13 +218,21 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     # other order would lose the row of an epoch the checkpoint holds.
     callbacks = [early, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
                  checkpoint, keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
+    train_ds = make_dataset({"token_ids": train_x["token_ids"]}, train_y, cfg, training=True,
+                            first_epoch=first_epoch)
+    val_ds = make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False)
     t1 = time.perf_counter()
-    lstm.fit(make_dataset({"token_ids": train_x["token_ids"]}, train_y, cfg, training=True, first_epoch=first_epoch),
-             validation_data=make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False),
-             steps_per_epoch=steps_per_epoch(train_x, cfg), initial_epoch=first_epoch,
-             epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
-             callbacks=callbacks, shuffle=False,  # make_dataset shuffles, by epoch number
-             verbose=1 if sys.stdout.isatty() else 2)
+    try:
+        with strategy.scope():
+            lstm.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
+                     steps_per_epoch=steps_per_epoch(train_x, cfg),
+                     epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
+                     callbacks=callbacks, shuffle=False,  # make_dataset shuffles, by epoch number
+                     verbose=1 if sys.stdout.isatty() else 2)
+    except tf.errors.UnavailableError as e:  # how TensorFlow aborts collectives when a peer is lost
+        raise UserError(f"training stopped: a worker of the cluster in TF_CONFIG is gone "
+                        f"({_abort_reason(e)}). Start every worker again with the same command: "
+                        f"they resume after the last finished epoch") from None
     seconds = time.perf_counter() - t1
     checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
@@ -179,6 +249,19 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
         log(f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag "
             f"{bias:+.3f}")
     return Trained(model, vectorizer, emb_report, history, seconds, parts)
+
+
+def _abort_reason(error: tf.errors.OpError) -> str:
+    """TensorFlow's own words, e.g. "recvmsg:Connection reset by peer", or "... unhealthy
+    (stopped sending heartbeats): /job:worker/replica:0/task:1"."""
+    text = error.message.split("aborted by:")[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[0] if lines else type(error).__name__
+    for line in lines[1:]:
+        if not reason.endswith(":"):
+            break
+        reason += " " + line
+    return reason
 
 
 CHECKPOINT = "checkpoint.npz"
