@@ -29,19 +29,22 @@ def main(argv=None) -> int:
     from imdb_sentiment.io import UserError
 
     d = Config()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
-    p.add_argument("--unlabelled", help="unlabelled reviews: a CSV with a review column, an aclImdb folder "
-                                        "or aclImdb_v1.tar.gz (default: found beside --data)")
+    p.add_argument("--unlabelled", help="unlabelled reviews: a CSV with a review column, an "
+                                        "aclImdb folder or its tarball (default: beside --data)")
     p.add_argument("--cache-dir", type=Path, default=data.DEFAULT_CACHE,
                    help="where downloads and encoders are kept (default %(default)s)")
     p.add_argument("--out", type=Path, help="encoder folder (default <cache-dir>/encoders/<key>)")
-    p.add_argument("--config", type=Path, help="a config.json; its pretrain_* fields choose the objective, "
-                                               "epochs, learning rate, batch size")
+    p.add_argument("--config", type=Path, help="a config.json; its pretrain_* fields choose the "
+                                               "objective, epochs, learning rate, batch size")
     p.add_argument("--epochs", type=int, help=f"pretraining epochs (default {d.pretrain_epochs})")
-    p.add_argument("--seed", type=int, help=f"random seed for splits, weights and shuffling (default {d.seed})")
+    p.add_argument("--seed", type=int,
+                   help=f"random seed for splits, weights and shuffling (default {d.seed})")
     p.add_argument("--fresh", action="store_true",
-                   help="start over, ignoring an interrupted run's checkpoint, and replace a finished encoder")
+                   help="start over, ignoring an interrupted run's checkpoint, and replace a "
+                        "finished encoder")
     args = p.parse_args(argv)
     cfg = Config.load(args.config) if args.config else d
     overrides = {"pretrain_epochs": args.epochs, "seed": args.seed}
@@ -51,12 +54,13 @@ def main(argv=None) -> int:
     source = data.find_unlabelled(splits.source, args.unlabelled)
     unlabelled = data.read_unlabelled(source) if source else []
     if not unlabelled:
-        raise UserError(f"no unlabelled reviews found {'in ' + str(source) if source else 'beside ' + splits.source}"
-                             f"; give them with --unlabelled PATH (a {data.UNSUP_CSV} file, an aclImdb folder or "
-                             "aclImdb_v1.tar.gz)")
+        where = f"in {source}" if source else f"beside {splits.source}"
+        raise UserError(f"no unlabelled reviews found {where}; give them with --unlabelled PATH (a "
+                        f"{data.UNSUP_CSV} file, an aclImdb folder or aclImdb_v1.tar.gz)")
     cli.log(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
     out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
-    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source), log=cli.log)
+    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source),
+                      log=cli.log)
     return 0
 
 

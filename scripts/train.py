@@ -46,9 +46,10 @@ def parse_args(argv=None):
     p.add_argument("--pretrained", type=Path,
                    help="start the LSTM from this pretrained encoder folder (scripts/pretrain.py)")
     p.add_argument("--pretrain", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"find or make a pretrained encoder when unlabelled reviews are found (default "
-                        f"{d.pretrain}); it is kept under --cache-dir/encoders and reused")
-    p.add_argument("--unlabelled", help="unlabelled reviews for --pretrain (default: found beside the data)")
+                   help=f"find or make a pretrained encoder when unlabelled reviews are found "
+                        f"(default {d.pretrain}); it is kept under --cache-dir/encoders and reused")
+    p.add_argument("--unlabelled",
+                   help="unlabelled reviews for --pretrain (default: found beside the data)")
     p.add_argument("--compare-baseline", action="store_true",
                    help="also fit the TF-IDF + logistic regression baseline on the same splits and print both")
     p.add_argument("--skip-test", action="store_true",
@@ -85,9 +86,10 @@ def main(argv=None) -> int:
     if args.pretrained:
         encoder = Encoder.load(args.pretrained)
     elif cfg.pretrain:
-        encoder = find_or_make(cfg, splits, data.find_unlabelled(splits.source, args.unlabelled), args.cache_dir,
-                               log=log)
-    trained = train(cfg, splits, run_dir, log=log, strategy=make_strategy(args.distribute), encoder=encoder)
+        unlabelled = data.find_unlabelled(splits.source, args.unlabelled)
+        encoder = find_or_make(cfg, splits, unlabelled, args.cache_dir, log=log)
+    trained = train(cfg, splits, run_dir, log=log, strategy=make_strategy(args.distribute),
+                    encoder=encoder)
     vec = trained.vectorizer
     # The test split is read here, once, after every choice was made on validation.
     results, predictions = evaluate_splits(trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test"))

@@ -26,11 +26,13 @@ def unlabelled_reviews(n=300):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """Labelled CSV and, beside it, the unlabelled reviews under the release's CSV name; a config."""
+    """Labelled CSV and, beside it, unlabelled reviews under the release's CSV name; a config."""
     d = tmp_path_factory.mktemp("pretrain_data")
-    pd.concat([synthetic_reviews(480, seed=1).assign(split="train"),
-               synthetic_reviews(160, seed=2).assign(split="test")]).to_csv(d / "tiny.csv.gz", index=False)
-    pd.DataFrame({"review": unlabelled_reviews(), "id": range(300)}).to_csv(d / data.UNSUP_CSV, index=False)
+    labelled = pd.concat([synthetic_reviews(480, seed=1).assign(split="train"),
+                          synthetic_reviews(160, seed=2).assign(split="test")])
+    labelled.to_csv(d / "tiny.csv.gz", index=False)
+    unlabelled = pd.DataFrame({"review": unlabelled_reviews(), "id": range(300)})
+    unlabelled.to_csv(d / data.UNSUP_CSV, index=False)
     (d / "cfg.json").write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "epochs": 2}))
     return d
 
@@ -39,8 +41,8 @@ def folder(tmp_path_factory):
 def encoder(folder):
     """One pretraining through scripts/pretrain.py, into the cache folder where train.py looks."""
     cache = folder / "cache"
-    proc = run_script("pretrain.py", "--data", folder / "tiny.csv.gz", "--config", folder / "cfg.json",
-                      "--cache-dir", cache)
+    proc = run_script("pretrain.py", "--data", folder / "tiny.csv.gz", "--config",
+                      folder / "cfg.json", "--cache-dir", cache)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [path] = (cache / "encoders").iterdir()
     return path
@@ -49,7 +51,8 @@ def encoder(folder):
 def test_unlabelled_reviews_are_found_beside_each_kind_of_data(tmp_path):
     texts = ["An <i>odd</i> film.", "Second one.", "   "]
     root = tmp_path / "aclImdb"
-    for split, label, name, text in [("train", "pos", "0_9", "good"), ("test", "neg", "0_2", "bad")]:
+    for split, label, name, text in [("train", "pos", "0_9", "good"),
+                                     ("test", "neg", "0_2", "bad")]:
         (root / split / label).mkdir(parents=True)
         (root / split / label / f"{name}.txt").write_text(text)
     (root / "train" / "unsup").mkdir()
@@ -59,11 +62,11 @@ def test_unlabelled_reviews_are_found_beside_each_kind_of_data(tmp_path):
     with tarfile.open(tar, "w:gz") as tf_:
         tf_.add(root, arcname="aclImdb")
 
-    by_id = ["Second one.", data.strip_html(texts[0])]  # HTML stripped as clean() does; blank dropped
+    by_id = ["Second one.", data.strip_html(texts[0])]  # HTML stripped as clean() does, no blank
     assert data.find_unlabelled(tmp_path) == root and "<i>" not in by_id[1]
     assert data.read_unlabelled(root) == by_id
     assert data.find_unlabelled(tar) == tar and data.read_unlabelled(tar) == by_id
-    for labelled in (data.read_reviews(root), data.read_reviews(tar)):  # unsup stays out of the labelled data
+    for labelled in (data.read_reviews(root), data.read_reviews(tar)):  # without the unlabelled
         assert sorted(labelled.review) == ["bad", "good"]
     csv = tmp_path / "IMDB Dataset.csv"
     csv.write_text("review,sentiment\nfine,positive\n")
@@ -83,7 +86,8 @@ def test_corpus_never_holds_validation_test_or_held_out_reviews(folder):
     texts, held_out, counts = pretrain.corpus(splits, list(unlabelled_reviews()) + leaked, cfg)
     assert counts["unlabelled_dropped_as_validation_or_test"] == 2
     assert not set(texts) & (set(splits.val.review) | set(splits.test.review) | set(held_out))
-    assert set(held_out) < set(splits.train.review) and len(held_out) == round(0.02 * len(splits.train))
+    assert set(held_out) < set(splits.train.review)
+    assert len(held_out) == round(0.02 * len(splits.train))
     assert len(texts) == 300 + len(splits.train) - len(held_out)
 
 
@@ -100,7 +104,8 @@ def test_backward_language_model_reads_reviews_as_the_classifier_backward_layer_
     layers = recurrent_encoder(classifier)
     for lstm, direction in zip(lm.lstms, pretrain.DIRECTIONS):
         layers[direction].set_weights(lstm.get_weights())
-    bidirectional = next(la for la in classifier.layers if isinstance(la, keras.layers.Bidirectional))
+    bidirectional = next(la for la in classifier.layers
+                         if isinstance(la, keras.layers.Bidirectional))
     both = keras.Model(classifier.inputs, bidirectional.output)({"token_ids": ids}).numpy()
     forward, backward = (h.numpy() for h in lm.hidden(ids))
     for row, n in enumerate([5, 3, 1]):
@@ -110,31 +115,34 @@ def test_backward_language_model_reads_reviews_as_the_classifier_backward_layer_
 
 
 def test_pretrained_encoder_is_found_then_fine_tuned_and_exported(folder, encoder, tmp_path):
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", folder / "cfg.json", "--pretrain",
-                      "--cache-dir", folder / "cache", "--run-dir", tmp_path / "run",
+    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", folder / "cfg.json",
+                      "--pretrain", "--cache-dir", folder / "cache", "--run-dir", tmp_path / "run",
                       "--export-dir", tmp_path / "models", "--skip-test")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "made with these settings and data; using it" in proc.stdout  # not pretrained a second time
+    assert "made with these settings and data; using it" in proc.stdout  # not pretrained again
     assert f"the LSTM starts from the encoder in {encoder}" in proc.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["encoder"]["path"] == str(encoder.resolve())
     assert metrics["encoder"]["corpus"]["unlabelled"] == 300
     history = pd.read_csv(encoder / "history.csv")
-    assert {"loss", "val_loss", "forward_loss", "seconds"} <= set(history.columns) and len(history) == 2
+    assert {"loss", "val_loss", "forward_loss", "seconds"} <= set(history.columns)
+    assert len(history) == 2
     info = json.loads((tmp_path / "models" / "1" / "model_info.json").read_text())
     assert info["metrics"]["encoder"]["key"] == encoder.name
 
     from imdb_sentiment.predict import Predictor
-    good, bad = Predictor(tmp_path / "models").predict(["a wonderful excellent film", "an awful boring film"])
+    good, bad = Predictor(tmp_path / "models").predict(["a wonderful excellent film",
+                                                         "an awful boring film"])
     assert good["probability"] > bad["probability"]
 
 
 def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_path):
-    """With a learning rate of 0, fine-tuning leaves the LSTM where it started: the encoder's weights."""
+    """At a learning rate of 0, fine-tuning leaves the LSTM where it started: at the encoder."""
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "epochs": 1, "learning_rate": 0.0}))
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", cfg, "--pretrained", encoder,
-                      "--run-dir", tmp_path / "run", "--no-export", "--skip-test")
+    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", cfg,
+                      "--pretrained", encoder, "--run-dir", tmp_path / "run", "--no-export",
+                      "--skip-test")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     with np.load(encoder / pretrain.ENCODER_FILE) as z:
@@ -145,9 +153,11 @@ def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_pat
 
 def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "lstm_units": 16, "min_count": 2, "epochs": 1}))
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", cfg, "--pretrained", encoder,
-                      "--run-dir", tmp_path / "run", "--no-export", "--skip-test")
+    cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "lstm_units": 16, "min_count": 2,
+                               "epochs": 1}))
+    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", cfg,
+                      "--pretrained", encoder, "--run-dir", tmp_path / "run", "--no-export",
+                      "--skip-test")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert str(encoder) in proc.stderr and "lstm_units is 16 here and 8" in proc.stderr
     assert "the vocabulary differs" in proc.stderr
@@ -167,7 +177,7 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
 
     out = tmp_path / "enc"
     proc = script("pretrain.py", *common, "--out", out, wait=False)
-    kill_when(proc, lambda: (tmp_path / ".enc.work" / "checkpoint.npz").exists())  # after the first epoch
+    kill_when(proc, lambda: (tmp_path / ".enc.work" / "checkpoint.npz").exists())  # after epoch 1
     assert proc.returncode == -signal.SIGKILL and not out.exists()
     resumed = run_script("pretrain.py", *common, "--out", out)  # the same command again
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -177,7 +187,8 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
     losses = ["loss", "forward_loss", "backward_loss", "val_loss"]
     pd.testing.assert_frame_equal(pd.read_csv(out / "history.csv")[losses],
                                   pd.read_csv(tmp_path / "ref" / "history.csv")[losses])
-    with np.load(out / pretrain.ENCODER_FILE) as a, np.load(tmp_path / "ref" / pretrain.ENCODER_FILE) as b:
+    with (np.load(out / pretrain.ENCODER_FILE) as a,
+          np.load(tmp_path / "ref" / pretrain.ENCODER_FILE) as b):
         assert sorted(a.files) == sorted(b.files) and len(a.files) == 6
         for k in a.files:
             np.testing.assert_array_equal(a[k], b[k])

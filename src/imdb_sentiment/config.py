@@ -53,13 +53,13 @@ class Config:
 
     # Pretraining (pretrain.py): a next-word language model per reading direction, over the frozen
     # GloVe vectors, on the unlabelled and training reviews; its two LSTMs start the classifier's.
-    pretrain: bool = False          # train.py finds or makes an encoder when unlabelled reviews are found
-    pretrain_objective: str = "glove_cosine"  # the next word's GloVe vector (cosine), or "sampled_softmax"
+    pretrain: bool = False          # train.py finds or makes an encoder given unlabelled reviews
+    pretrain_objective: str = "glove_cosine"  # next word's GloVe vector (cosine); "sampled_softmax"
     pretrain_epochs: int = 2
     pretrain_learning_rate: float = 2e-3  # peak; lr_schedule applies over pretrain_epochs
     pretrain_batch_size: int = 64
-    pretrain_sampled: int = 1024    # sampled_softmax: words drawn (log-uniform) per batch as negatives
-    pretrain_holdout: float = 0.02  # training-split reviews kept out of the corpus to measure the LM loss
+    pretrain_sampled: int = 1024    # sampled_softmax: negative words drawn per batch (log-uniform)
+    pretrain_holdout: float = 0.02  # training-split reviews kept out of the corpus, to measure LMs
 
     def __post_init__(self):
         if self.lr_schedule not in ("cosine", "constant"):
@@ -81,7 +81,7 @@ class Config:
             raise ValueError("pretrain_objective must be 'glove_cosine' or 'sampled_softmax', "
                              f"not {self.pretrain_objective!r}")
         if self.pretrain_epochs < 1 or self.pretrain_batch_size < 1 or self.pretrain_sampled < 1:
-            raise ValueError("pretrain_epochs, pretrain_batch_size and pretrain_sampled must be at least 1")
+            raise ValueError("pretrain_epochs, _batch_size and _sampled must be 1 or more")
         if not 0 < self.pretrain_holdout < 1:
             raise ValueError("pretrain_holdout must be in (0, 1)")
 

@@ -84,7 +84,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     df = _read_csv_columns(path, ("review", "sentiment"))
     split = df["split"].str.strip().str.lower() if "split" in df.columns else None
     ids = pd.to_numeric(df["id"], errors="coerce") if "id" in df.columns else None
-    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"], "split": split, "id": ids})
+    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"], "split": split,
+                         "id": ids})
 
 
 def _read_csv_columns(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
@@ -141,13 +142,15 @@ def _tar_texts(path: Path, pattern: re.Pattern) -> list[tuple[re.Match, str]]:
                 m = pattern.search(member.name)
                 # Only regular files, never links, and no member that climbs out of the archive's root.
                 if m and member.isfile() and ".." not in Path(member.name).parts:
-                    found.append((m, tar.extractfile(member).read().decode("utf-8", errors="replace")))
+                    text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                    found.append((m, text))
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UserError(f"{path}: damaged or truncated archive ({e}); delete it and fetch it again") from None
     return found
 
 
-def find_unlabelled(data_source: str | os.PathLike, given: str | os.PathLike | None = None) -> Path | None:
+def find_unlabelled(data_source: str | os.PathLike, given: str | os.PathLike | None = None
+                    ) -> Path | None:
     """Where the unlabelled reviews are: `given` (--unlabelled), else next to the labelled data:
     UNSUP_CSV in the CSV's folder, train/unsup in the aclImdb folder, or the tarball itself (which
     read_unlabelled may find without any). None when there is nothing to look in."""
@@ -165,12 +168,13 @@ def find_unlabelled(data_source: str | os.PathLike, given: str | os.PathLike | N
 
 
 def read_unlabelled(path: Path) -> list[str]:
-    """The unlabelled reviews' cleaned texts (HTML stripped, as clean() does; empty ones dropped), in
+    """The unlabelled reviews' cleaned texts (HTML stripped as clean() does, empty ones dropped) in
     the order of their ids: from a CSV with a review column, an aclImdb folder or its tarball."""
     path = Path(path)
     if path.is_dir():
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
-        found = [(_ACL_UNSUP.search(f.relative_to(root).as_posix()), f) for f in root.glob("train/unsup/*.txt")]
+        found = [(_ACL_UNSUP.search(f.relative_to(root).as_posix()), f)
+                 for f in root.glob("train/unsup/*.txt")]
         rows = [(int(m[1]), f.read_text(encoding="utf-8", errors="replace")) for m, f in found if m]
     elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
         rows = [(int(m[1]), text) for m, text in _tar_texts(path, _ACL_UNSUP)]

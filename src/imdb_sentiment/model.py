@@ -142,9 +142,10 @@ def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Mo
 
 
 def recurrent_encoder(model: keras.Model) -> dict[str, keras.layers.LSTM]:
-    """The first recurrent layer, the one a pretrained encoder starts: {"forward": LSTM, "backward": LSTM},
-    or only "forward" for a unidirectional model."""
-    layer = next(l for l in model.layers if isinstance(l, (keras.layers.Bidirectional, keras.layers.LSTM)))
+    """The first recurrent layer, the one a pretrained encoder starts: {"forward": LSTM,
+    "backward": LSTM}, or only "forward" for a unidirectional model."""
+    recurrent = (keras.layers.Bidirectional, keras.layers.LSTM)
+    layer = next(layer for layer in model.layers if isinstance(layer, recurrent))
     if isinstance(layer, keras.layers.Bidirectional):
         return {"forward": layer.forward_layer, "backward": layer.backward_layer}
     return {"forward": layer}

@@ -39,16 +39,17 @@ from .config import Config
 from .embeddings import embedding_matrix
 from .io import UserError, atomic_dir, atomic_write_text, write_json
 from .model import adam, lstm_layer, recurrent_encoder
-from .train import CHECKPOINT, Checkpoint, make_dataset, setup_devices, steps_per_epoch, truncate_csv
+from .train import (CHECKPOINT, Checkpoint, make_dataset, setup_devices, steps_per_epoch,
+                    truncate_csv)
 
 DIRECTIONS = ("forward", "backward")
 ENCODER_FILE = "encoder.npz"    # {direction}_{kernel|recurrent_kernel|bias}: the two LSTMs' weights
 REPORT_FILE = "pretrain_report.json"
 # What pretraining reads from Config: an encoder is reused only for the same values and data.
-PRETRAIN_FIELDS = ("seed", "vocab_size", "min_count", "max_len", "head_tokens", "glove_dim", "glove_path",
-                   "lstm_units", "clipnorm", "lr_schedule", "mixed_precision", "pretrain_objective",
-                   "pretrain_epochs", "pretrain_learning_rate", "pretrain_batch_size", "pretrain_sampled",
-                   "pretrain_holdout")
+PRETRAIN_FIELDS = ("seed", "vocab_size", "min_count", "max_len", "head_tokens", "glove_dim",
+                   "glove_path", "lstm_units", "clipnorm", "lr_schedule", "mixed_precision",
+                   "pretrain_objective", "pretrain_epochs", "pretrain_learning_rate",
+                   "pretrain_batch_size", "pretrain_sampled", "pretrain_holdout")
 # What the classifier must share with the encoder it starts from (the vocabulary and the training
 # split are checked as well).
 MUST_MATCH = ("lstm_units", "glove_dim", "glove_path")
@@ -83,28 +84,30 @@ class SampledSoftmax(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
-        self.w = self.add_weight(shape=(self.vocab_size, input_shape[-1]), initializer="glorot_uniform",
-                                 name="weights")
+        self.w = self.add_weight(shape=(self.vocab_size, input_shape[-1]),
+                                 initializer="glorot_uniform", name="weights")
         self.b = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
 
     def call(self, h, targets, training=False):
         h = tf.cast(h, tf.float32)
         if not training:
             logits = tf.matmul(h, self.w, transpose_b=True) + self.b
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int64), logits)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int64),
+                                                                  logits)
             return ops.sum(loss) / ops.maximum(ops.cast(ops.shape(loss)[0], "float32"), 1.0)
         log_range = math.log(self.vocab_size + 1)
 
-        def expected_count(ids):  # of each id among the draws: num_sampled * P(id) under log-uniform
+        def expected_count(ids):  # of each id among the draws: num_sampled * P(id), log-uniform
             ids = tf.cast(ids, tf.float32)
             return self.num_sampled * (tf.math.log(ids + 2) - tf.math.log(ids + 1)) / log_range
 
         u = keras.random.uniform((self.num_sampled,), seed=self.seed_generator)
-        sampled = tf.clip_by_value(tf.cast(tf.exp(u * log_range), tf.int64) - 1, 0, self.vocab_size - 1)
+        sampled = tf.cast(tf.exp(u * log_range), tf.int64) - 1
+        sampled = tf.clip_by_value(sampled, 0, self.vocab_size - 1)
         labels = tf.cast(targets, tf.int64)[:, None]
+        drawn = (sampled, expected_count(labels), expected_count(sampled))
         loss = tf.nn.sampled_softmax_loss(self.w, self.b, labels, h, self.num_sampled,
-                                          self.vocab_size, sampled_values=(sampled, expected_count(labels),
-                                                                           expected_count(sampled)))
+                                          self.vocab_size, sampled_values=drawn)
         return ops.sum(loss) / ops.maximum(ops.cast(ops.shape(loss)[0], "float32"), 1.0)
 
 
@@ -130,7 +133,8 @@ class LanguageModels(keras.Model):
 
     def hidden(self, ids: tf.Tensor) -> list[tf.Tensor]:
         """Each direction's LSTM outputs [batch, time, units], in its own reading order."""
-        return [lstm(self.glove(x), mask=x != text.PAD_ID) for lstm, x in zip(self.lstms, (ids, reverse(ids)))]
+        return [lstm(self.glove(x), mask=x != text.PAD_ID)
+                for lstm, x in zip(self.lstms, (ids, reverse(ids)))]
 
     def call(self, inputs, training=False):
         ids = inputs["token_ids"]
@@ -141,10 +145,12 @@ class LanguageModels(keras.Model):
                 # Padding and out-of-vocabulary words have no GloVe vector to aim at.
                 predicted = ops.normalize(head(h), axis=-1)
                 wanted = ops.normalize(ops.cast(self.glove(targets), "float32"), axis=-1)
-                losses.append(masked_mean(1.0 - ops.sum(predicted * wanted, axis=-1), targets > text.OOV_ID))
+                cosine = ops.sum(predicted * wanted, axis=-1)
+                losses.append(masked_mean(1.0 - cosine, targets > text.OOV_ID))
             else:
                 valid = targets != text.PAD_ID
-                losses.append(head(tf.boolean_mask(h, valid), tf.boolean_mask(targets, valid), training=training))
+                losses.append(head(tf.boolean_mask(h, valid), tf.boolean_mask(targets, valid),
+                                   training=training))
         return ops.stack(losses)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -155,7 +161,7 @@ class LanguageModels(keras.Model):
 
 
 class EpochSeconds(keras.callbacks.Callback):
-    """Puts each epoch's wall time into its logs, and so into history.csv (placed before CSVLogger)."""
+    """Puts each epoch's wall time into its logs, so into history.csv (placed before CSVLogger)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
@@ -179,14 +185,16 @@ def corpus(splits, unlabelled: list[str], cfg: Config) -> tuple[list[str], list[
     seeded slice of the training split held out to measure the language models."""
     train = splits.train.review.tolist()
     held = np.zeros(len(train), bool)
-    held[np.random.default_rng(cfg.seed).permutation(len(train))[:max(1, round(cfg.pretrain_holdout * len(train)))]] = True
+    n_held = max(1, round(cfg.pretrain_holdout * len(train)))
+    held[np.random.default_rng(cfg.seed).permutation(len(train))[:n_held]] = True
     held_out = [t for t, h in zip(train, held) if h]
     # The same text as a validation, test or held-out review would leak it into pretraining.
     barred = set(splits.val.review) | set(splits.test.review) | set(held_out)
     kept = [t for t in unlabelled if t not in barred]
     texts = kept + [t for t, h in zip(train, held) if not h]
-    counts = {"unlabelled": len(kept), "unlabelled_dropped_as_validation_or_test": len(unlabelled) - len(kept),
-              "training_split": int((~held).sum()), "held_out": len(held_out)}
+    counts = {"unlabelled": len(kept), "training_split": int((~held).sum()),
+              "held_out": len(held_out),
+              "unlabelled_dropped_as_validation_or_test": len(unlabelled) - len(kept)}
     return texts, held_out, counts
 
 
@@ -217,24 +225,26 @@ class Encoder:
     @classmethod
     def load(cls, path) -> "Encoder":
         path = Path(path)
-        missing = [f for f in (ENCODER_FILE, "config.json", text.VOCAB_FILE, REPORT_FILE) if not (path / f).exists()]
+        files = (ENCODER_FILE, "config.json", text.VOCAB_FILE, REPORT_FILE)
+        missing = [f for f in files if not (path / f).exists()]
         if missing:
-            raise UserError(f"{path}: not a pretrained encoder (no {', '.join(missing)}); make one with "
-                            f"scripts/pretrain.py --out {path}")
+            raise UserError(f"{path}: not a pretrained encoder (no {', '.join(missing)}); make one "
+                            f"with scripts/pretrain.py --out {path}")
         with np.load(path / ENCODER_FILE, allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
         return cls(path, weights, Config.load(path / "config.json"), text.load_vocabulary(path),
                    json.loads((path / REPORT_FILE).read_text()))
 
-    def mismatches(self, cfg: Config, vocabulary: list[str], train_reviews: Iterable[str]) -> list[str]:
+    def mismatches(self, cfg: Config, vocabulary: list[str], train_reviews: Iterable[str]
+                   ) -> list[str]:
         diffs = [f"{f} is {getattr(cfg, f)!r} here and {getattr(self.cfg, f)!r} in its config.json"
                  for f in MUST_MATCH if getattr(cfg, f) != getattr(self.cfg, f)]
         if list(vocabulary) != self.vocabulary:
-            diffs.append(f"the vocabulary differs ({len(vocabulary)} words here, {len(self.vocabulary)} "
-                         f"in its {text.VOCAB_FILE})")
+            diffs.append(f"the vocabulary differs ({len(vocabulary)} words here, "
+                         f"{len(self.vocabulary)} in its {text.VOCAB_FILE})")
         if reviews_checksum(train_reviews) != self.report["train_checksum"]:
-            diffs.append("it was pretrained with another training split (its corpus may hold this run's "
-                         "validation reviews)")
+            diffs.append("it was pretrained with another training split (its corpus may hold this "
+                         "run's validation reviews)")
         return diffs
 
     def start(self, model: keras.Model, cfg: Config, vocabulary: list[str], train_reviews) -> None:
@@ -242,9 +252,9 @@ class Encoder:
         does not match the model, its vocabulary or its training split."""
         diffs = self.mismatches(cfg, vocabulary, train_reviews)
         if diffs:
-            raise UserError(f"{self.path}: this pretrained encoder does not fit the run: {'; '.join(diffs)}. "
-                            "Pretrain one with the same --data and --config (scripts/pretrain.py), "
-                            "or leave out --pretrained")
+            raise UserError(f"{self.path}: this pretrained encoder does not fit the run: "
+                            f"{'; '.join(diffs)}. Pretrain one with the same --data and --config "
+                            "(scripts/pretrain.py), or leave out --pretrained")
         for direction, layer in recurrent_encoder(model).items():
             layer.set_weights([self.weights[f"{direction}_{w.name}"] for w in layer.weights])
 
@@ -266,12 +276,13 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     if (out / ENCODER_FILE).exists() and not fresh:
         found = Encoder.load(out)
         if found.report.get("key") != key:
-            raise UserError(f"{out}: holds an encoder pretrained with other settings or data; pass --fresh "
-                            "to replace it, or another --out")
+            raise UserError(f"{out}: holds an encoder pretrained with other settings or data; pass "
+                            "--fresh to replace it, or another --out")
         log(f"pretrain: the encoder in {out} was made with these settings and data; using it")
         return found
     work = out.parent / f".{out.name}.work"
-    if work.exists() and (fresh or not (work / "key").exists() or (work / "key").read_text() != key):
+    same_run = (work / "key").exists() and (work / "key").read_text() == key
+    if work.exists() and (fresh or not same_run):
         shutil.rmtree(work)  # another run's leftovers, or not wanted
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(work / "key", key)
@@ -280,21 +291,23 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     setup_devices(cfg, log)
     t0 = time.perf_counter()
     # The classifier's vocabulary: from the training split only, as train.train builds it.
-    vocabulary = text.build_vocabulary(text.tokenize_corpus(splits.train.review.tolist()), cfg.vocab_size,
-                                       cfg.min_count)
-    vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)  # token ids only, no n-grams
+    vocabulary = text.build_vocabulary(text.tokenize_corpus(splits.train.review.tolist()),
+                                       cfg.vocab_size, cfg.min_count)
+    vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)  # token ids, no n-grams
     texts, held_out, counts = corpus(splits, unlabelled, cfg)
     ids = vectorizer.features(text.tokenize_corpus(texts))["token_ids"]
     held_ids = vectorizer.features(text.tokenize_corpus(held_out))["token_ids"]
     tokens = int(ids.row_lengths().numpy().sum())
-    log(f"pretrain: corpus {len(texts)} reviews ({counts['unlabelled']} unlabelled, {counts['training_split']} "
-        f"of the training split; {counts['unlabelled_dropped_as_validation_or_test']} unlabelled dropped as "
-        f"validation or test reviews), {tokens} tokens; {len(held_out)} training reviews held out; "
-        f"tokenized in {time.perf_counter() - t0:.1f}s")
+    log(f"pretrain: corpus {len(texts)} reviews ({counts['unlabelled']} unlabelled, "
+        f"{counts['training_split']} of the training split; "
+        f"{counts['unlabelled_dropped_as_validation_or_test']} unlabelled dropped as validation or "
+        f"test reviews), {tokens} tokens; {len(held_out)} training reviews held out; tokenized in "
+        f"{time.perf_counter() - t0:.1f}s")
     matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
 
-    lm_cfg = dataclasses.replace(cfg, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size)
-    # The full softmax of evaluation holds [tokens, vocabulary] logits: small batches keep them to ~256 MB.
+    lm_cfg = dataclasses.replace(cfg, epochs=cfg.pretrain_epochs,
+                                 batch_size=cfg.pretrain_batch_size)
+    # Evaluation's full softmax holds [tokens, vocabulary] logits: small batches keep them ~256 MB.
     held_cfg = lm_cfg if cfg.pretrain_objective == "glove_cosine" else dataclasses.replace(
         lm_cfg, batch_size=max(1, min(lm_cfg.batch_size, 2 ** 26 // (len(matrix) * cfg.max_len))))
     steps = steps_per_epoch({"token_ids": ids}, lm_cfg)
@@ -307,23 +320,29 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
         log(f"pretrain: resuming after epoch {first_epoch} from {work / CHECKPOINT}")
         truncate_csv(work / "history.csv", first_epoch)  # rows logged after that checkpoint go
     # As in train.train: the history row first, then the checkpoint.
-    callbacks = [EpochSeconds(), keras.callbacks.CSVLogger(str(work / "history.csv"), append=first_epoch > 0),
-                 checkpoint]
-    model.fit(make_dataset({"token_ids": ids}, np.zeros(len(texts)), lm_cfg, training=True, first_epoch=first_epoch),
-              validation_data=make_dataset({"token_ids": held_ids}, np.zeros(len(held_out)), held_cfg, training=False),
-              steps_per_epoch=steps, initial_epoch=first_epoch, epochs=lm_cfg.epochs, callbacks=callbacks,
-              shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    callbacks = [EpochSeconds(), keras.callbacks.CSVLogger(str(work / "history.csv"),
+                                                           append=first_epoch > 0), checkpoint]
+    train_ds = make_dataset({"token_ids": ids}, np.zeros(len(texts)), lm_cfg, training=True,
+                            first_epoch=first_epoch)
+    held_ds = make_dataset({"token_ids": held_ids}, np.zeros(len(held_out)), held_cfg,
+                           training=False)
+    model.fit(train_ds, validation_data=held_ds, steps_per_epoch=steps, initial_epoch=first_epoch,
+              epochs=lm_cfg.epochs, callbacks=callbacks, shuffle=False,
+              verbose=1 if sys.stdout.isatty() else 2)
     history = pd.read_csv(work / "history.csv")
     for row in history.itertuples():
         log(f"pretrain: epoch {row.epoch + 1}: loss {row.loss:.4f}, held-out {row.val_loss:.4f}, "
             f"{row.seconds:.0f}s ({tokens / row.seconds:,.0f} tokens/s, both directions)")
 
     report = {"key": key, "objective": cfg.pretrain_objective, "epochs": len(history),
-              "held_out_loss": float(history.val_loss.iloc[-1]), "corpus": {**counts, "tokens": tokens},
-              "seconds_per_epoch": history.seconds.round(1).tolist(), "unlabelled_source": unlabelled_source,
-              "train_checksum": reviews_checksum(splits.train.review), "data_checksum": splits.checksum,
-              "embedding": emb_report}
-    weights = {f"{d}_{w.name}": w.numpy() for d, lstm in zip(DIRECTIONS, model.lstms) for w in lstm.weights}
+              "held_out_loss": float(history.val_loss.iloc[-1]),
+              "corpus": {**counts, "tokens": tokens},
+              "seconds_per_epoch": history.seconds.round(1).tolist(),
+              "unlabelled_source": unlabelled_source,
+              "train_checksum": reviews_checksum(splits.train.review),
+              "data_checksum": splits.checksum, "embedding": emb_report}
+    weights = {f"{d}_{w.name}": w.numpy()
+               for d, lstm in zip(DIRECTIONS, model.lstms) for w in lstm.weights}
     with atomic_dir(out) as tmp:
         np.savez(tmp / ENCODER_FILE, **weights)
         cfg.save(tmp / "config.json")
@@ -337,13 +356,15 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     return Encoder.load(out)
 
 
-def find_or_make(cfg: Config, splits, unlabelled_path: Path | None, cache_dir: Path, log=print) -> Encoder | None:
+def find_or_make(cfg: Config, splits, unlabelled_path: Path | None, cache_dir: Path,
+                 log=print) -> Encoder | None:
     """The encoder for these settings and data from the cache folder, pretrained there first if
     needed; None when there are no unlabelled reviews to pretrain on."""
     unlabelled = data.read_unlabelled(unlabelled_path) if unlabelled_path else []
     if not unlabelled:
-        log(f"pretrain: no unlabelled reviews {'in ' + str(unlabelled_path) if unlabelled_path else 'beside the data'}"
-            " (give them with --unlabelled PATH); the LSTM starts from random weights")
+        where = f"in {unlabelled_path}" if unlabelled_path else "beside the data"
+        log(f"pretrain: no unlabelled reviews {where} (give them with --unlabelled PATH); the LSTM "
+            "starts from random weights")
         return None
     log(f"pretrain: {len(unlabelled)} unlabelled reviews from {unlabelled_path}")
     return pretrain(cfg, splits, unlabelled, default_dir(cfg, splits, unlabelled, cache_dir),
