@@ -24,7 +24,7 @@ from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging befo
 
 
 def main(argv=None) -> int:
-    from imdb_sentiment import data, pretrain
+    from imdb_sentiment import data
     from imdb_sentiment.config import Config
     from imdb_sentiment.io import UserError
 
@@ -46,6 +46,8 @@ def main(argv=None) -> int:
                    help="start over, ignoring an interrupted run's checkpoint, and replace a "
                         "finished encoder")
     args = p.parse_args(argv)
+    from imdb_sentiment import pretrain  # TensorFlow loads here, after --help
+
     cfg = Config.load(args.config) if args.config else d
     overrides = {"pretrain_epochs": args.epochs, "seed": args.seed}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
