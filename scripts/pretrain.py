@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     unlabelled = data.read_unlabelled(source) if source else []
     if not unlabelled:
         where = f"in {source}" if source else f"beside {splits.source}"
-        raise UserError(f"no unlabelled reviews found {where}; give them with --unlabelled PATH (a "
-                        f"{data.UNSUP_CSV} file, an aclImdb folder or aclImdb_v1.tar.gz)")
+        raise UserError(f"no unlabelled reviews found {where}; give them with --unlabelled PATH ("
+                        f"{data.UNSUP_CSV}, an aclImdb folder or aclImdb_v1.tar.gz)")
     cli.log(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
     out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
     pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source),
