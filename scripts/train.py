@@ -43,6 +43,13 @@ def parse_args(argv=None):
     p.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
                    help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
                         "TF_CONFIG. --batch-size is per replica (default %(default)s)")
+    p.add_argument("--pretrained", type=Path,
+                   help="start the LSTM from this pretrained encoder folder (scripts/pretrain.py)")
+    p.add_argument("--pretrain", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"find or make a pretrained encoder when unlabelled reviews are found "
+                        f"(default {d.pretrain}); it is kept under --cache-dir/encoders and reused")
+    p.add_argument("--unlabelled",
+                   help="unlabelled reviews for --pretrain (default: found beside the data)")
     p.add_argument("--compare-baseline", action="store_true",
                    help="also fit the TF-IDF + logistic regression baseline on the same splits and print both")
     p.add_argument("--skip-test", action="store_true",
@@ -63,6 +70,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.evaluate import evaluate_splits, format_table
     from imdb_sentiment.export import export
     from imdb_sentiment.io import UserError, save_model, write_json
+    from imdb_sentiment.pretrain import Encoder, find_or_make
     from imdb_sentiment.report import write_report
     from imdb_sentiment.train import (RUNS_DIR, find_unfinished, is_chief, make_strategy,
                                       new_run_dir, train, writable_run_dir)
@@ -76,19 +84,28 @@ def main(argv=None) -> int:
     splits = data.load(args.data, cfg, args.cache_dir, log=log)
     run_dir = args.run_dir or (None if args.fresh else find_unfinished(RUNS_DIR, cfg, splits.checksum)) or new_run_dir()
     log(f"run: {run_dir}")
+    encoder = None
+    if args.pretrained:
+        encoder = Encoder.load(args.pretrained)
+    elif cfg.pretrain:
+        if args.distribute == "multiworker":  # every worker would pretrain into the same cache
+            raise UserError("--distribute multiworker cannot pretrain: make the encoder first with "
+                            "scripts/pretrain.py and give it with --pretrained DIR, or --no-pretrain")
+        unlabelled = data.find_unlabelled(splits.source, args.unlabelled)
+        encoder = find_or_make(cfg, splits, unlabelled, args.cache_dir, log=log)
     # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
     with writable_run_dir(run_dir, strategy) as out:
         cfg.save(out / "config.json")
         write_json(out / "data_report.json",
                    {"source": splits.source, "checksum": splits.checksum, **splits.report})
-        trained = train(cfg, splits, out, log=log, strategy=strategy)
+        trained = train(cfg, splits, out, log=log, strategy=strategy, encoder=encoder)
     if not is_chief(strategy):
         return 0  # the rest needs no other worker: the trained model predicts in this process
     vec = trained.vectorizer
     # The test split is read here, once, after every choice was made on validation.
     results, predictions = evaluate_splits(trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test"))
     metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds,
-               "parts": trained.parts}
+               "parts": trained.parts, "encoder": encoder.describe() if encoder else None}
     table = {f"model {k}": v for k, v in results.items()}
     if args.compare_baseline:
         from imdb_sentiment.baseline import fit_baseline

@@ -51,6 +51,16 @@ class Config:
     mixed_precision: bool = True    # applies on GPU only; CPUs gain nothing from float16
     jit_compile: bool = False       # XLA recompiles for every padded length: slower with length buckets
 
+    # Pretraining (pretrain.py): a next-word language model per reading direction, over the frozen
+    # GloVe vectors, on the unlabelled and training reviews; its two LSTMs start the classifier's.
+    pretrain: bool = False          # train.py finds or makes an encoder given unlabelled reviews
+    pretrain_objective: str = "glove_cosine"  # next word's GloVe vector (cosine); "sampled_softmax"
+    pretrain_epochs: int = 2
+    pretrain_learning_rate: float = 2e-3  # peak; lr_schedule applies over pretrain_epochs
+    pretrain_batch_size: int = 64
+    pretrain_sampled: int = 1024    # sampled_softmax: negative words drawn per batch (log-uniform)
+    pretrain_holdout: float = 0.02  # training-split reviews kept out of the corpus, to measure LMs
+
     def __post_init__(self):
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}")
@@ -67,6 +77,13 @@ class Config:
             raise ValueError("val_block must be 0 or more")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
             raise ValueError("val_fraction and test_fraction must be in (0, 1)")
+        if self.pretrain_objective not in ("glove_cosine", "sampled_softmax"):
+            raise ValueError("pretrain_objective must be 'glove_cosine' or 'sampled_softmax', "
+                             f"not {self.pretrain_objective!r}")
+        if self.pretrain_epochs < 1 or self.pretrain_batch_size < 1 or self.pretrain_sampled < 1:
+            raise ValueError("pretrain_epochs, _batch_size and _sampled must be 1 or more")
+        if not 0 < self.pretrain_holdout < 1:
+            raise ValueError("pretrain_holdout must be in (0, 1)")
 
     def to_dict(self) -> dict:
         """The JSON form (tuples as lists), so it equals a saved config.json read back."""

@@ -30,6 +30,8 @@ DEFAULT_CACHE = Path(os.environ.get("IMDB_SENTIMENT_CACHE", Path.home() / ".cach
 
 _LABELS = {"positive": 1, "pos": 1, "1": 1, "negative": 0, "neg": 0, "0": 0}
 _ACL_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_ACL_UNSUP = re.compile(r"(?:^|/)train/unsup/(\d+)_(\d+)\.txt$")
+UNSUP_CSV = "imdb_unsup_50k.csv.gz"  # the release's unlabelled reviews as one CSV (review, id)
 
 NO_DATA_HELP = """\
 No IMDB data found, and it could not be downloaded.
@@ -79,6 +81,14 @@ def read_reviews(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    df = _read_csv_columns(path, ("review", "sentiment"))
+    split = df["split"].str.strip().str.lower() if "split" in df.columns else None
+    ids = pd.to_numeric(df["id"], errors="coerce") if "id" in df.columns else None
+    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"], "split": split,
+                         "id": ids})
+
+
+def _read_csv_columns(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     try:
         if path.name.lower().endswith(".zip"):
             with zipfile.ZipFile(path) as zf:
@@ -97,12 +107,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
             UnicodeError) as e:
         raise UserError(f"{path}: cannot be read as CSV: {e}") from None
     df.columns = [str(c).strip().lstrip("\ufeff").lower() for c in df.columns]
-    missing = [c for c in ("review", "sentiment") if c not in df.columns]
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
-    split = df["split"].str.strip().str.lower() if "split" in df.columns else None
-    ids = pd.to_numeric(df["id"], errors="coerce") if "id" in df.columns else None
-    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"], "split": split, "id": ids})
+    return df
 
 
 def _read_acl_folder(path: Path) -> pd.DataFrame:
@@ -119,20 +127,62 @@ def _read_acl_folder(path: Path) -> pd.DataFrame:
 
 def _read_acl_tar(path: Path) -> pd.DataFrame:
     # Members are read in memory, never extracted: no path in the archive can reach the disk.
-    rows = []
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                m = _ACL_MEMBER.search(member.name)
-                # Only regular files, never links, and no member that climbs out of the archive's root.
-                if m and member.isfile() and ".." not in Path(member.name).parts:
-                    text = tar.extractfile(member).read().decode("utf-8", errors="replace")
-                    rows.append((text, m[2], m[1], int(m[3])))
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise UserError(f"{path}: damaged or truncated archive ({e}); delete it and fetch it again") from None
+    rows = [(text, m[2], m[1], int(m[3])) for m, text in _tar_texts(path, _ACL_MEMBER)]
     if not rows:
         raise UserError(f"{path}: no aclImdb reviews in this archive")
     return pd.DataFrame(rows, columns=["review", "sentiment", "split", "id"])
+
+
+def _tar_texts(path: Path, pattern: re.Pattern) -> list[tuple[re.Match, str]]:
+    """(match, text) of the archive's members whose name matches."""
+    found = []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                m = pattern.search(member.name)
+                # Only regular files, never links, and no member that climbs out of the archive's root.
+                if m and member.isfile() and ".." not in Path(member.name).parts:
+                    text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                    found.append((m, text))
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UserError(f"{path}: damaged or truncated archive ({e}); delete it and fetch it again") from None
+    return found
+
+
+def find_unlabelled(data_source: str | os.PathLike, given: str | os.PathLike | None = None
+                    ) -> Path | None:
+    """Where the unlabelled reviews are: `given` (--unlabelled), else next to the labelled data:
+    UNSUP_CSV in the CSV's folder, train/unsup in the aclImdb folder, or the tarball itself (which
+    read_unlabelled may find without any). None when there is nothing to look in."""
+    if given:
+        if not Path(given).exists():
+            raise UserError(f"{given}: no such file or folder (--unlabelled)")
+        return Path(given)
+    source = Path(data_source)
+    if source.is_dir():
+        root = source / "aclImdb" if (source / "aclImdb").is_dir() else source
+        return root if (root / "train" / "unsup").is_dir() else None
+    if source.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        return source
+    return source.parent / UNSUP_CSV if (source.parent / UNSUP_CSV).exists() else None
+
+
+def read_unlabelled(path: Path) -> list[str]:
+    """The unlabelled reviews' cleaned texts (HTML stripped as clean() does, empty ones dropped) in
+    the order of their ids: from a CSV with a review column, an aclImdb folder or its tarball."""
+    path = Path(path)
+    if path.is_dir():
+        root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+        found = [(_ACL_UNSUP.search(f.relative_to(root).as_posix()), f)
+                 for f in root.glob("train/unsup/*.txt")]
+        rows = [(int(m[1]), f.read_text(encoding="utf-8", errors="replace")) for m, f in found if m]
+    elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        rows = [(int(m[1]), text) for m, text in _tar_texts(path, _ACL_UNSUP)]
+    else:
+        df = _read_csv_columns(path, ("review",))
+        rows = list(enumerate(df["review"]))
+    texts = (strip_html(text) for _, text in sorted(rows, key=lambda r: r[0]))
+    return [t for t in texts if t.strip()]
 
 
 # ---------------------------------------------------------------------------- finding

@@ -125,12 +125,27 @@ def logit_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer("probability").input, name="imdb_sentiment_logit")
 
 
-def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:
-    lr = cfg.learning_rate
+def adam(cfg, peak_lr: float, steps: int) -> keras.optimizers.Adam:
+    """Adam at peak_lr, decayed to 0 over `steps` when cfg.lr_schedule is "cosine"."""
+    lr = peak_lr
     if cfg.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, cfg.epochs * steps_per_epoch))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, clipnorm=cfg.clipnorm),
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps))
+    return keras.optimizers.Adam(learning_rate=lr, clipnorm=cfg.clipnorm)
+
+
+def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:
+    model.compile(optimizer=adam(cfg, cfg.learning_rate, cfg.epochs * steps_per_epoch),
                   loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
                   jit_compile=cfg.jit_compile)
     return model
+
+
+def recurrent_encoder(model: keras.Model) -> dict[str, keras.layers.LSTM]:
+    """The first recurrent layer, the one a pretrained encoder starts: {"forward": LSTM,
+    "backward": LSTM}, or only "forward" for a unidirectional model."""
+    recurrent = (keras.layers.Bidirectional, keras.layers.LSTM)
+    layer = next(layer for layer in model.layers if isinstance(layer, recurrent))
+    if isinstance(layer, keras.layers.Bidirectional):
+        return {"forward": layer.forward_layer, "backward": layer.backward_layer}
+    return {"forward": layer}

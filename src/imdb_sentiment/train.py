@@ -185,7 +185,9 @@ def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Str
     return model, lstm, cfg
 
 
-def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strategy | None = None) -> Trained:
+def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strategy | None = None,
+          encoder=None) -> Trained:
+    """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match)."""
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg, log)
     t0 = time.perf_counter()
@@ -204,6 +206,9 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     bag = fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg, log) if cfg.ngram_buckets else None
     strategy = strategy or tf.distribute.get_strategy()
     model, lstm, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
+    if encoder:
+        encoder.start(model, cfg, vocabulary, splits.train.review)
+        log(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
     if strategy.num_replicas_in_sync > 1:
         log(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}")
     early = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
@@ -212,7 +217,7 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     first_epoch = checkpoint.restore(lstm)
     if first_epoch:
         log(f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there")
-        _truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
+        truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
     # Order matters at each epoch's end: early stopping and the history row first, then the
     # checkpoint. A kill between row and checkpoint leaves an extra row, which resuming drops; the
     # other order would lose the row of an epoch the checkpoint holds.
@@ -274,10 +279,10 @@ class Checkpoint(keras.callbacks.Callback):
     out the random-seed state of dropout and EarlyStopping's best weights and patience counter;
     a run resumed from it does not end where an uninterrupted one does. Here every model variable
     (seed states included), every optimizer variable (step count included) and the early-stopping
-    state go into one .npz written under a temporary name and renamed.
+    state (when there is one) go into one .npz written under a temporary name and renamed.
     """
 
-    def __init__(self, path: Path, early_stopping: keras.callbacks.EarlyStopping):
+    def __init__(self, path: Path, early_stopping: keras.callbacks.EarlyStopping | None = None):
         super().__init__()
         self.path = Path(path)
         self.early = early_stopping
@@ -298,9 +303,11 @@ class Checkpoint(keras.callbacks.Callback):
                 raise UserError(f"{self.path}: checkpoint of a different model; delete it or use another --run-dir")
             for i, v in enumerate(variables):
                 v.assign(z[f"v{i}"])
-            best = [z[f"best{i}"] for i in range(int(z["n_best"]))]
-            self._early_state = {"wait": int(z["wait"]), "best": None if np.isnan(z["best"]) else float(z["best"]),
-                                 "best_epoch": int(z["best_epoch"]), "best_weights": best or None}
+            if self.early:
+                best = [z[f"best{i}"] for i in range(int(z["n_best"]))]
+                self._early_state = {"wait": int(z["wait"]), "best_epoch": int(z["best_epoch"]),
+                                     "best": None if np.isnan(z["best"]) else float(z["best"]),
+                                     "best_weights": best or None}
             self.stopped = bool(z["stopped"])
             return int(z["epoch"])
 
@@ -311,15 +318,17 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         arrays = {f"v{i}": v.numpy() for i, v in enumerate(self._variables(self.model))}
-        best = self.early.best_weights or []
-        arrays.update({f"best{i}": w for i, w in enumerate(best)})
+        if self.early:
+            best = self.early.best_weights or []
+            arrays.update({f"best{i}": w for i, w in enumerate(best)}, n_best=len(best),
+                          wait=self.early.wait, best_epoch=self.early.best_epoch,
+                          best=np.nan if self.early.best is None else self.early.best)
         with atomic_file(self.path) as tmp:
-            np.savez(tmp, n_variables=len(self._variables(self.model)), n_best=len(best), epoch=epoch + 1,
-                     wait=self.early.wait, best=np.nan if self.early.best is None else self.early.best,
-                     best_epoch=self.early.best_epoch, stopped=bool(self.model.stop_training), **arrays)
+            np.savez(tmp, n_variables=len(self._variables(self.model)), epoch=epoch + 1,
+                     stopped=bool(self.model.stop_training), **arrays)
 
 
-def _truncate_csv(path: Path, rows: int) -> None:
+def truncate_csv(path: Path, rows: int) -> None:
     if path.exists():
         lines = path.read_text().splitlines(keepends=True)
         atomic_write_text(path, "".join(lines[:rows + 1]))
