@@ -11,7 +11,8 @@ and predicted in chunks, so memory stays bounded.
   python scripts/predict.py --explain "Great cast, but a dull and pointless plot." --html why.html
 
 --explain shows, for each review, which words pushed the prediction towards positive or negative:
-each word is removed in turn and the change of the model's log-odds is measured (occlusion).
+each of the model's tokens is removed in turn and the change of the model's log-odds is measured
+on the remaining tokens (occlusion). The probability shown is the one predicted for the review.
 """
 import argparse
 import itertools

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "imdb" / "imdb_50k_split.csv.gz"
@@ -45,6 +46,18 @@ def tiny_csv(tmp_path_factory) -> Path:
     pd.concat([train, test]).to_csv(path, index=False)
     return path
 
+
+# Pieces of review text that tokenization must get right: contractions, quotes and apostrophes,
+# markup, entities (also escaped twice, numeric and malformed), Unicode spaces, marks and cases.
+TEXT_PIECES = ["don't", "film's", "I'd've", "can't", "n't", "'s", "'d", "s", "re", "'", "''", '"',
+               "“", "`", "&amp;", "&lt;i&gt;", "&amp;lt;b&amp;gt;", "&quot;", "&#39;", "&apos;",
+               "&#8230;", "&nbsp;", "&and;", "<br />", "<i>", "</i>", "<!-- x -->", "<3", "&", "<",
+               ">", ";", " ", "\t", "\n", "\v", "\u00a0", "\u2003", "Amélie", "İ", "ß", "Σ", "—",
+               "…", "\u0301", "O'Brien", "rock'n'roll", "wonderful", "awful", "film", "plot", ".",
+               ","]
+# Reviews made of those pieces and of any short text, so each meets the others and any Unicode.
+review_texts = st.lists(st.one_of(st.sampled_from(TEXT_PIECES), st.text(max_size=4)),
+                        max_size=30).map("".join)
 
 TINY_CONFIG = {"vocab_size": 2000, "min_count": 1, "max_len": 64, "head_tokens": 16, "lstm_units": 8,
                "batch_size": 32, "epochs": 6, "patience": 6, "learning_rate": 0.01, "dropout": 0.1,

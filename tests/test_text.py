@@ -1,6 +1,9 @@
 import pytest
 import tensorflow as tf
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from conftest import review_texts
 from imdb_sentiment import text
 from imdb_sentiment.data import strip_html
 
@@ -31,9 +34,24 @@ def test_quotes_and_unicode_survive():
     "It wasn't &quot;bad&quot;<br/>but &lt;sigh&gt; it dragged",
     "<p>Seven out of ten</p><hr>Watch it <3",
 ])
-def test_standardization_in_graph_matches_beautifulsoup_cleaning(raw):
-    # Training tokenizes BeautifulSoup-cleaned text; serving tokenizes raw text in the graph.
+def test_standardization_in_graph_reads_markup_as_beautifulsoup_does(raw):
+    # The model reads raw text only; the baseline and report.md read BeautifulSoup's text.
     assert tokens(raw) == tokens(strip_html(raw))
+
+
+def test_contractions_split_at_the_end_of_a_sentence_and_quotes_stay_quotes():
+    assert tokens("I didn't. It's 'bad', isn't it? ''Great''") == [
+        "i", "did", "n't", ".", "it", "'s", "'", "bad", "'", ",", "is", "n't", "it", "?",
+        "''", "great", "''"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(review_texts, min_size=1, max_size=8))
+@example(["x'd's' ''hello'' ' s don'tn't &amp;lt;i&amp;gt; it's."])
+def test_standardize_is_idempotent(texts):
+    """Standardized text reads as its own tokens: anyone re-joining tokens relies on it."""
+    once = text.standardize(tf.constant(texts))
+    assert text.standardize(once).numpy().tolist() == once.numpy().tolist()
 
 
 def test_vocabulary_is_from_counts_with_min_count_and_stable_ties():

@@ -13,6 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from .data import strip_html
 from .evaluate import evaluate
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -33,7 +34,9 @@ def fit_on_validation(x_train, y_train, x_val, y_val, grid, name: str, log=print
 
 def fit_baseline(splits, log=print, with_test: bool = True) -> dict:
     t0 = time.perf_counter()
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32)
+    # The notebooks' reading: markup removed by BeautifulSoup, then scikit-learn's own tokenizer.
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32,
+                          preprocessor=lambda review: strip_html(review).lower())
     x_train = vec.fit_transform(splits.train.review)
     x_val = vec.transform(splits.val.review)
     _, c, clf = fit_on_validation(x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", log,

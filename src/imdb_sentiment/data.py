@@ -53,7 +53,7 @@ class Splits:
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of the cleaned rows of all three splits: identifies the data a model saw."""
+        """SHA-256 of the rows (raw text, label) of all three splits: identifies the data seen."""
         h = hashlib.sha256()
         for name in ("train", "val", "test"):
             df = getattr(self, name)
@@ -251,7 +251,13 @@ def download_stanford(cache_dir: Path) -> Path:
 # ---------------------------------------------------------------------------- cleaning and splitting
 
 def strip_html(text: str) -> str:
-    """Remove markup with BeautifulSoup; text without '<' or '&' has none, so it is returned as is."""
+    """Remove markup with BeautifulSoup; text without '<' or '&' has none, so it is returned as is.
+
+    Not on the model's path: the model tokenizes the raw text (text.standardize removes the markup
+    in the graph, at training and at serving alike). Used where text is read as the notebooks
+    read it (the TF-IDF baseline, the benchmark's notebook-style prediction) and where a person
+    reads it (review excerpts in report.md).
+    """
     if "<" not in text and "&" not in text:
         return text
     from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
@@ -262,7 +268,10 @@ def strip_html(text: str) -> str:
 
 
 def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Labels to 0/1, HTML stripped; rows with no text or an unknown label dropped and counted."""
+    """Labels to 0/1; rows with no text or an unknown label dropped and counted.
+
+    The text is kept raw: training, evaluation and serving all tokenize it with text.tokenize.
+    """
     report = {"rows_read": len(raw)}
     label = raw["sentiment"].astype(str).str.strip().str.lower().map(_LABELS)
     review = raw["review"].astype(str)
@@ -273,7 +282,7 @@ def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     # Readers decode with errors="replace": bytes that are not UTF-8 become U+FFFD and are counted.
     report["rows_with_invalid_utf8"] = int(review.str.contains("\ufffd", regex=False).sum())
     keep = ~(empty | unknown)
-    df = pd.DataFrame({"review": review[keep].map(strip_html), "label": label[keep].astype(int),
+    df = pd.DataFrame({"review": review[keep], "label": label[keep].astype(int),
                        **{c: raw[c][keep] if raw[c] is not None else None for c in ("split", "id")}})
     return df.reset_index(drop=True), report
 

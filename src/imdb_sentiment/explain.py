@@ -1,10 +1,13 @@
 """Which words pushed one prediction up or down: occlusion over the words of the review.
 
-Each word is removed in turn and the exported model is run again on the shortened text; the
-word's attribution is how much the log-odds of "positive" fell without it (positive: the word
-pushed towards "positive"). Occlusion needs no gradients, so it runs on the SavedModel as served,
-preprocessing included, and it accounts for the n-grams a word takes part in. Log-odds are compared
-rather than probabilities, which saturate at 0 and 1 for confident reviews.
+The exported model tokenizes the review (its `tokens` signature); each token is removed in turn
+and the model is run again on the remaining tokens (`token_logit`), which are not tokenized again,
+so every variant differs from the review by exactly one token. A token's attribution is how much
+the log-odds of "positive" fell without it (positive: it pushed towards "positive"). The stated
+log-odds are the model's on the raw review (`logit`, the prediction predict.py makes). Occlusion
+needs no gradients, so it runs on the SavedModel as served, and it accounts for the n-grams a
+word takes part in. Log-odds are compared rather than probabilities, which saturate at 0 and 1
+for confident reviews.
 """
 from __future__ import annotations
 
@@ -13,17 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .text import tokenize
-
-MAX_WORDS = 2000  # n occlusions of an n-word review: quadratic work, so very long texts are cut
+MAX_WORDS = 2000  # n occlusions of n words each: quadratic work, so only the first are explained
 
 
 @dataclass
 class Explanation:
-    words: list[str]           # the review as the model tokenizes it
-    attributions: np.ndarray   # per word: log-odds with the word minus log-odds without it
-    logit: float               # log-odds of the whole (tokenized) review
-    truncated: bool            # the review had more than MAX_WORDS words; the rest were left out
+    words: list[str]           # the review's tokens as the model reads them (at most MAX_WORDS)
+    attributions: np.ndarray   # per word: log-odds of the review minus log-odds without that word
+    logit: float               # log-odds of the whole review, as predicted from its raw text
+    truncated: bool            # more than MAX_WORDS words; only the first MAX_WORDS were explained
 
     @property
     def probability(self) -> float:
@@ -35,13 +36,16 @@ class Explanation:
         return [(self.words[i], float(self.attributions[i])) for i in order if sign * self.attributions[i] > 0]
 
 
-def explain(predictor, review: str, batch_size: int = 256) -> Explanation:
-    words = [w.decode("utf-8") for w in tokenize([review])[0].numpy().tolist()]
-    truncated = len(words) > MAX_WORDS
-    words = words[:MAX_WORDS]
-    variants = [" ".join(words)] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-    logits = predictor.logits(variants, batch_size=batch_size)
-    return Explanation(words, logits[0] - logits[1:], float(logits[0]), truncated)
+def explain(predictor, review: str, batch_size: int = 256, max_words: int = MAX_WORDS
+            ) -> Explanation:
+    tokens = predictor.tokens(review)
+    logit = float(predictor.logits([review])[0])
+    # Every variant is the whole review less one token, also past max_words: the attributions are
+    # changes of the prediction actually made.
+    n = min(len(tokens), max_words)
+    variants = [tokens[:i] + tokens[i + 1:] for i in range(n)]
+    without = predictor.token_logits(variants, batch_size) if n else []
+    return Explanation(tokens[:n], logit - np.asarray(without, np.float64), logit, len(tokens) > n)
 
 
 def render_terminal(e: Explanation, color: bool = True) -> str:
@@ -66,7 +70,8 @@ def summary(e: Explanation, k: int = 5) -> str:
     lines.append("  pushed towards positive: " + (fmt(f"{w} {a:+.2f}" for w, a in e.top(k, 1)) or "-"))
     lines.append("  pushed towards negative: " + (fmt(f"{w} {a:+.2f}" for w, a in e.top(k, -1)) or "-"))
     if e.truncated:
-        lines.append(f"  (only the first {MAX_WORDS} words were explained)")
+        lines.append(f"  (only the first {len(e.words)} words were explained; the probability is "
+                     f"the whole review's)")
     return "\n".join(lines)
 
 

@@ -12,9 +12,10 @@ import tensorflow as tf
 from .config import DEFAULT_EXPORT_DIR, Config
 from .io import UserError, atomic_dir, write_json
 from .model import logit_model
-from .text import VOCAB_FILE, Vectorizer, load_vocabulary, save_vocabulary
+from .text import VOCAB_FILE, Vectorizer, load_vocabulary, save_vocabulary, tokenize
 
 INPUT_NAME = "review"
+TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longest], "" pads
 
 
 def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.ExportArchive:
@@ -36,9 +37,21 @@ def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.
 
     logits = logit_model(model)
 
+    def log_odds(features):
+        return {"logit": tf.reshape(tf.cast(logits(features, training=False), tf.float32), [-1])}
+
     def logit(review):
         """Log-odds of "positive": explanations compare these, as probabilities saturate at 0 and 1."""
-        return {"logit": tf.reshape(tf.cast(logits(vectorizer(review), training=False), tf.float32), [-1])}
+        return log_odds(vectorizer(review))
+
+    def tokens(review):
+        """The review's tokens as the model reads them, right-padded with "" (no token is empty)."""
+        return {TOKENS_NAME: tokenize(review).to_tensor(default_value="")}
+
+    def token_logit(tokens):
+        """logit of reviews given as tokens (as `tokens` returns them), through the same features:
+        an explanation removes one token at a time without the text being tokenized again."""
+        return log_odds(vectorizer.from_tokens(tokens))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -46,6 +59,9 @@ def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.
     archive.add_endpoint("serving_default", serve, input_signature=spec)
     archive.add_endpoint("token_ids", token_ids, input_signature=spec)
     archive.add_endpoint("logit", logit, input_signature=spec)
+    archive.add_endpoint("tokens", tokens, input_signature=spec)
+    archive.add_endpoint("token_logit", token_logit,
+                         input_signature=[tf.TensorSpec([None, None], tf.string, name=TOKENS_NAME)])
     return archive
 
 

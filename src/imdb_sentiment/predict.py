@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
-from .export import INPUT_NAME, resolve_version
+from .export import INPUT_NAME, TOKENS_NAME, resolve_version
 from .io import UserError
 
 
@@ -27,28 +27,52 @@ class Predictor:
 
     def logits(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         """Log-odds of "positive" per text, in input order."""
-        if "logit" not in self._loaded.signatures:
-            raise UserError(f"{self.path} has no 'logit' signature: it was exported by an older version; "
-                            f"re-export it with scripts/train.py")
-        return self._run(self._loaded.signatures["logit"], texts, batch_size)["logit"]
+        return self._run(self._signature("logit"), texts, batch_size)["logit"]
+
+    def tokens(self, text: str) -> list[str]:
+        """The text's tokens, as the model reads them."""
+        row = self._signature("tokens")(**{INPUT_NAME: _strings([text])})[TOKENS_NAME].numpy()[0]
+        return [t.decode("utf-8") for t in row if t]
+
+    def token_logits(self, token_lists: list[list[str]], batch_size: int = 256) -> np.ndarray:
+        """logits() of texts given as token lists (from tokens()), which are not tokenized again."""
+        signature = self._signature("token_logit")
+        return self._run(signature, token_lists, batch_size, TOKENS_NAME, _padded)["logit"]
+
+    def _signature(self, name: str):
+        if name not in self._loaded.signatures:
+            raise UserError(f"{self.path} has no '{name}' signature: it was exported by an older "
+                            f"version; train and export it again with scripts/train.py")
+        return self._loaded.signatures[name]
 
     @staticmethod
-    def _run(signature, texts: list[str], batch_size: int) -> dict[str, np.ndarray]:
+    def _run(signature, rows: list, batch_size: int, name: str = INPUT_NAME,
+             to_tensor=None) -> dict[str, np.ndarray]:
         """Calls the signature batch by batch and puts its outputs back in input order.
 
-        Texts of similar length are batched together, so short reviews are not padded to the
-        length of a long one.
+        Rows (texts, or token lists) of similar length are batched together, so short reviews are
+        not padded to the length of a long one.
         """
-        texts = list(texts)
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        rows, to_tensor = list(rows), to_tensor or _strings
+        order = np.argsort([len(r) for r in rows], kind="stable")
         out = {}
-        for i in range(0, len(texts), batch_size):
+        for i in range(0, len(rows), batch_size):
             idx = order[i:i + batch_size]
-            batch = tf.constant([texts[j].encode("utf-8", "replace") for j in idx], tf.string)
-            for key, value in signature(**{INPUT_NAME: batch}).items():
+            for key, value in signature(**{name: to_tensor([rows[j] for j in idx])}).items():
                 value = value.numpy()
-                out.setdefault(key, np.empty(len(texts), value.dtype))[idx] = value
+                out.setdefault(key, np.empty(len(rows), value.dtype))[idx] = value
         return out
+
+
+def _strings(texts: list[str]) -> tf.Tensor:
+    return tf.constant([t.encode("utf-8", "replace") for t in texts], tf.string)
+
+
+def _padded(token_lists: list[list[str]]) -> tf.Tensor:
+    """Token lists -> [batch, longest] strings right-padded with "": token_logit's input."""
+    width = max(map(len, token_lists))
+    rows = [[t.encode("utf-8") for t in row] + [b""] * (width - len(row)) for row in token_lists]
+    return tf.constant(rows, tf.string, shape=[len(token_lists), width])
 
 
 class RemotePredictor:

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from .data import strip_html  # noqa: E402
 from .evaluate import expected_calibration_error  # noqa: E402
 from .io import atomic_file, atomic_write_text  # noqa: E402
 
@@ -93,7 +94,7 @@ def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -
         return "No misclassified reviews."
     out = ["| label | P(positive) | review (start) |", "| --- | --- | --- |"]
     for i in worst:
-        text = " ".join(split.reviews[i].split())
+        text = " ".join(strip_html(split.reviews[i]).split())  # raw review, markup removed to read
         text = (text[:excerpt] + " …" if len(text) > excerpt else text).replace("|", "\\|")
         out.append(f"| {'positive' if split.labels[i] else 'negative'} | {split.probabilities[i]:.4f} | {text} |")
     return "\n".join(out)

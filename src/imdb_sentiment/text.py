@@ -25,29 +25,40 @@ _TAG = r"<[a-zA-Z/!][^<>]*>"
 # The entities that occur in reviews; "&amp;" last so "&amp;lt;" becomes "&lt;", as in HTML.
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&apos;", "'"),
              ("&nbsp;", " "), ("&amp;", "&"))
-_PUNCT = r"([^\pL\pN\pM\s'])"
+_SPACE = r"[\pZ\t\n\v\f\r]"  # Unicode separators and the ASCII spaces tf.strings.split splits on
+_PUNCT = r"([^\pL\pN\pM\pZ\t\n\v\f\r'])"
+_SUFFIX = r"(?:s|re|ll|ve|d|m)"  # contractions GloVe's tokenizer splits off: 's 're 'll 've 'd 'm
+# Each rule below sees words separated by two spaces (and puts two where it splits one), so a
+# space one match consumes is never the one the next match needs: RE2 has no lookaround.
+_APOSTROPHE_RULES = (
+    ("n't", "  n't"),                                             # did n't, ca n't
+    (r"('+)(\s|$)", r"  \1\2"),                                   # closing quotes: ... '
+    (rf"((?:'+{_SUFFIX})+)(\s|$)", r"  \1\2"),                    # film 's, i 'd 've
+    (r"(^|\s)('+)", r"\1\2  "),                                   # opening quotes: ' ...
+    (rf"(^|\s)('+)\s+({_SUFFIX}(?:'+{_SUFFIX})*)(\s|$)", r"\1\2\3\4"),  # ... but 's stays 's
+)
 
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
-    """Raw review strings -> lower-case strings with tags removed and tokens space-separated.
+    """Raw review strings -> lower-case strings with tags removed and tokens separated by one space.
 
     GloVe 6B was trained on Stanford-tokenized text, so contractions are split the same way
-    ("don't" -> "do n't", "film's" -> "film 's") and punctuation becomes tokens of its own.
-    Nothing is removed: "not good" keeps its "not".
+    ("don't" -> "do n't", "film's" -> "film 's"), punctuation becomes tokens of its own and
+    apostrophes used as quotes too. Nothing is removed: "not good" keeps its "not".
+    Idempotent: standardize(standardize(x)) == standardize(x), so text rebuilt from the tokens
+    reads as the tokens (entities and tags cannot re-form: "&" and "<" come out space-separated).
     """
-    # Entities first: BeautifulSoup turns "&lt;i&gt;" into "<i>" before training tokenizes it, and
-    # the raw text must end up the same.
+    # Entities first, so an escaped tag ("&lt;i&gt;") is removed as BeautifulSoup would read it.
     x = texts
     for entity, char in _ENTITIES:
         x = tf.strings.regex_replace(x, entity, char)
     x = tf.strings.regex_replace(x, _TAG, " ")
     x = tf.strings.lower(x, encoding="utf-8")
-    # Apostrophes used as quotes (not inside a word) are tokens; the rest belong to contractions.
-    x = tf.strings.regex_replace(x, r"(^|[^\pL\pN])'", r"\1 ' ")
-    x = tf.strings.regex_replace(x, r"'([^\pL\pN]|$)", r" ' \1")
-    x = tf.strings.regex_replace(x, r"n't(\s|$)", r" n't\1")
-    x = tf.strings.regex_replace(x, r"'(s|re|ll|ve|d|m)(\s|$)", r" '\1\2")
-    return tf.strings.regex_replace(x, _PUNCT, r" \1 ")
+    x = tf.strings.regex_replace(x, _PUNCT, r" \1 ")
+    x = tf.strings.regex_replace(x, _SPACE + "+", "  ")
+    for pattern, replacement in _APOSTROPHE_RULES:
+        x = tf.strings.regex_replace(x, pattern, replacement)
+    return tf.strings.strip(tf.strings.regex_replace(x, _SPACE + "+", " "))
 
 
 def tokenize(texts) -> tf.RaggedTensor:
@@ -125,7 +136,15 @@ class Vectorizer(tf.Module):
 
     def __call__(self, texts) -> dict[str, tf.Tensor]:
         """Raw strings -> dense [batch, longest] int32 features, right-padded with 0."""
-        return {k: v.to_tensor(default_value=PAD_ID) for k, v in self.features(tokenize(texts)).items()}
+        return _dense(self.features(tokenize(texts)))
+
+    def from_tokens(self, tokens: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Dense [batch, n] token strings right-padded with "" (no token is empty): as __call__."""
+        return _dense(self.features(tf.RaggedTensor.from_tensor(tokens, padding="")))
+
+
+def _dense(features: dict[str, tf.RaggedTensor]) -> dict[str, tf.Tensor]:
+    return {k: v.to_tensor(default_value=PAD_ID) for k, v in features.items()}
 
 
 def _ngrams(tokens: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
