@@ -38,3 +38,12 @@ def test_graph_tokens_of_raw_reviews_equal_training_tokens(raw):
     assert len(sample) > 30000
     assert len(differ) <= 14, f"{len(differ)} of {len(sample)} reviews tokenize differently"
     assert all("&" in r for r in differ)  # tags never cause a difference, only entities
+
+
+def test_without_its_split_column_no_review_is_in_both_train_and_test(raw):
+    """As the Kaggle CSV (the same 50k reviews, no split column) is read."""
+    df, _ = data.clean(raw.assign(split=None, id=None))
+    train, val, test, report = data.split(df, Config())
+    assert report["duplicates_removed_before_split"] == df.review.duplicated().sum() >= 418
+    assert not set(test.review) & (set(train.review) | set(val.review))
+    assert len(train) + len(val) + len(test) == 50000 - report["duplicates_removed_before_split"]

@@ -41,13 +41,14 @@ class Predictor:
         """
         texts = list(texts)
         order = np.argsort([len(t) for t in texts], kind="stable")
-        out = {}
+        # Allocated from the signature, not from a first batch: no texts give empty outputs.
+        out = {key: np.empty(len(texts), spec.dtype.as_numpy_dtype)
+               for key, spec in signature.structured_outputs.items()}
         for i in range(0, len(texts), batch_size):
             idx = order[i:i + batch_size]
             batch = tf.constant([texts[j].encode("utf-8", "replace") for j in idx], tf.string)
             for key, value in signature(**{INPUT_NAME: batch}).items():
-                value = value.numpy()
-                out.setdefault(key, np.empty(len(texts), value.dtype))[idx] = value
+                out[key][idx] = value.numpy()
         return out
 
 
