@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.evaluate import format_table
 
     splits = data.load(args.data, Config(seed=args.seed, max_rows=args.max_rows), args.cache_dir, log=cli.log)
-    result = fit_baseline(splits, log=cli.log)
+    result, _ = fit_baseline(splits, log=cli.log)
     print(format_table({"baseline val": result["val"], "baseline test": result["test"]}))
     print(f"C={result['C']:g}, {result['seconds']:.0f}s")
     if args.json:

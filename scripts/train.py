@@ -32,14 +32,16 @@ def parse_args(argv=None):
     p.add_argument("--glove-dim", type=int, choices=(50, 100, 200, 300), help="GloVe dimension; >50 downloads glove.6B.zip")
     p.add_argument("--train-embeddings", action="store_true", default=None, help="fine-tune GloVe instead of freezing it")
     p.add_argument("--run-dir", type=Path, help="folder for this run's config, logs and metrics (default runs/<time>); "
-                                                "an interrupted run in it is resumed")
+                                                "an interrupted run in it is resumed if its config "
+                                                "and data are these, else refused")
     p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR,
                    help="model folder holding numbered versions, as TF Serving expects (default %(default)s)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
     p.add_argument("--fresh", action="store_true",
                    help="start a new run even when an interrupted one with the same config and data can be "
                         "resumed (by default it is: the newest such folder under runs/ continues from its "
-                        "last epoch checkpoint)")
+                        "last epoch checkpoint); with --run-dir, that run folder's earlier files "
+                        "are deleted")
     p.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
                    help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
                         "TF_CONFIG. --batch-size is per replica (default %(default)s)")
@@ -67,22 +69,25 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args, cfg = parse_args(argv)
     from imdb_sentiment import data
-    from imdb_sentiment.evaluate import evaluate_splits, format_table
+    from imdb_sentiment.evaluate import correct, evaluate_splits, format_table, mcnemar
     from imdb_sentiment.export import export
     from imdb_sentiment.io import UserError, save_model, write_json
     from imdb_sentiment.pretrain import Encoder, find_or_make
-    from imdb_sentiment.report import write_report
-    from imdb_sentiment.train import (RUNS_DIR, find_unfinished, is_chief, make_strategy,
-                                      new_run_dir, train, writable_run_dir)
+    from imdb_sentiment.report import paired_note, write_report
+    from imdb_sentiment.train import (choose_run_dir, is_chief, make_strategy, train,
+                                      writable_run_dir)
 
     log = cli.log
     if args.distribute == "multiworker" and not args.run_dir:
         raise UserError("--distribute multiworker needs --run-dir: give every worker the same "
                         "folder, on a file system they share (the chief writes it; the others "
                         "resume from it)")
+    if args.distribute == "multiworker" and args.fresh:  # one worker would empty it under another
+        raise UserError("--distribute multiworker does not take --fresh: delete the run folder "
+                        "before starting the workers")
     strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir, log=log)
-    run_dir = args.run_dir or (None if args.fresh else find_unfinished(RUNS_DIR, cfg, splits.checksum)) or new_run_dir()
+    run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
     log(f"run: {run_dir}")
     encoder = None
     if args.pretrained:
@@ -110,11 +115,17 @@ def main(argv=None) -> int:
     if args.compare_baseline:
         from imdb_sentiment.baseline import fit_baseline
 
-        metrics["baseline"] = fit_baseline(splits, log=log, with_test=not args.skip_test)
+        metrics["baseline"], base_p = fit_baseline(splits, log=log, with_test=not args.skip_test)
         table.update({f"baseline {k}": metrics["baseline"][k] for k in results})
+        if "test" in results:  # paired: both scored on the same test reviews
+            y, p = predictions["test"].labels, predictions["test"].probabilities
+            metrics["model_vs_baseline"] = mcnemar(correct(y, p), correct(y, base_p["test"]),
+                                                   names=("model", "baseline"))
     write_json(run_dir / "metrics.json", metrics)
     save_model(trained.model, run_dir / "model.keras")
     print(format_table(table))
+    if "model_vs_baseline" in metrics:
+        print(paired_note(metrics["model_vs_baseline"]))
     t = time.perf_counter()
     report = write_report(run_dir, predictions, metrics, run_dir / "history.csv")
     log(f"report: {report} and its plots in {time.perf_counter() - t:.1f}s")

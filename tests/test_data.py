@@ -164,3 +164,15 @@ def test_too_few_reviews_for_a_validation_split_is_a_clear_error(tmp_path):
     path.write_text("review,sentiment,split\na,positive,train\nb,negative,train\nc,positive,test\n")
     with pytest.raises(UserError, match="cannot carve a validation split from 2 training reviews"):
         data.load(path, Config(), log=lambda m: None)
+
+
+def test_without_an_official_split_duplicates_are_removed_before_splitting(tmp_path):
+    reviews = synthetic_reviews(200, seed=3)
+    copies = reviews.iloc[:30]  # 30 reviews twice, 5 of them three times
+    pd.concat([reviews, copies, copies.iloc[:5]]).sample(frac=1.0, random_state=0).to_csv(
+        tmp_path / "IMDB Dataset.csv", index=False)
+    s = data.load(tmp_path / "IMDB Dataset.csv", Config(seed=5), log=lambda m: None)
+    assert s.report["duplicates_removed_before_split"] == 35
+    assert len(s.train) + len(s.val) + len(s.test) == 200
+    assert not set(s.test.review) & (set(s.train.review) | set(s.val.review))
+    assert s.report["test_reviews_also_in_train"] == 0

@@ -1,5 +1,7 @@
 import gzip
+import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,3 +42,27 @@ def test_offline_package_gives_the_official_50d_vectors():
     assert report["found"] == 2 and m.shape == (5, 50)
     # glove.6B.50d.txt, first line: "the 0.418 0.24968 -0.41242 ..."
     np.testing.assert_allclose(m[2][:3], [0.418, 0.24968, -0.41242], rtol=1e-5)
+
+
+def open_handles(path) -> list[str]:
+    """This process's file descriptors open on path."""
+    fds = Path("/proc/self/fd")
+    return [fd.name for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve())]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list open files")
+def test_a_zip_archive_is_closed_after_reading_and_after_an_error(tmp_path):
+    good, bad, two = tmp_path / "good.zip", tmp_path / "bad.zip", tmp_path / "two.zip"
+    for path, members in ((good, {"g.txt": "\n".join(LINES)}), (bad, {"g.txt": "the 1 2 3\nmovie 1 2\n"}),
+                          (two, {"a.txt": "", "b.txt": ""})):
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, body in members.items():
+                zf.writestr(name, body)
+    assert len(list(iter_glove_text(good, 3))) == 4 and not open_handles(good)
+    # The error's traceback keeps the reading frames alive: the archive must be closed regardless.
+    with pytest.raises(UserError, match="bad.zip:2: expected a word") as wrong_width:
+        list(iter_glove_text(bad, 3))
+    assert wrong_width.value.__traceback__ is not None and not open_handles(bad)
+    with pytest.raises(UserError, match="name the member") as ambiguous:
+        list(iter_glove_text(two, 3))
+    assert ambiguous.value.__traceback__ is not None and not open_handles(two)

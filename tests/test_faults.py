@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, TINY_CONFIG, run_script
+from imdb_sentiment import data
+from imdb_sentiment.config import Config
 from imdb_sentiment.export import versions
 from imdb_sentiment.io import UserError
 
@@ -71,6 +73,10 @@ def test_checkpoint_of_another_model_is_refused(tiny_csv, tmp_path):
     cfg.write_text(json.dumps({**TINY_CONFIG, "epochs": 1}))
     run = tmp_path / "run"
     run.mkdir()
+    # Same config and data (so it is resumed), but a checkpoint of another model.
+    Config.load(cfg).save(run / "config.json")
+    checksum = data.load(tiny_csv, Config.load(cfg), log=lambda m: None).checksum
+    (run / "data_report.json").write_text(json.dumps({"checksum": checksum}))
     np.savez(run / "checkpoint.npz", n_variables=3, v0=np.zeros(1))
     proc = run_script("train.py", "--data", tiny_csv, "--config", cfg, "--no-export", "--skip-test", "--run-dir", run)
     assert proc.returncode == 2 and "checkpoint of a different model" in proc.stderr

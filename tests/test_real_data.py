@@ -45,3 +45,12 @@ def test_training_and_serving_give_every_review_the_same_token_ids(raw):
         assert served.shape[1] == lengths[i:i + 256].max() and not served[~real].any()
         expected = ids[starts[i]:starts[min(i + 256, len(raw))]]
         np.testing.assert_array_equal(served[real], expected, err_msg=f"batch at row {i}")
+
+
+def test_without_its_split_column_no_review_is_in_both_train_and_test(raw):
+    """As the Kaggle CSV (the same 50k reviews, no split column) is read."""
+    df, _ = data.clean(raw.assign(split=None, id=None))
+    train, val, test, report = data.split(df, Config())
+    assert report["duplicates_removed_before_split"] == df.review.duplicated().sum() >= 418
+    assert not set(test.review) & (set(train.review) | set(val.review))
+    assert len(train) + len(val) + len(test) == 50000 - report["duplicates_removed_before_split"]

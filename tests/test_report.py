@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import NEGATIVE, POSITIVE, run_script
-from imdb_sentiment.evaluate import evaluate, expected_calibration_error
+from imdb_sentiment.evaluate import evaluate, expected_calibration_error, mcnemar
 
 PLOTS = ("curves.png", "confusion.png", "roc_pr.png", "reliability.png", "accuracy_by_length.png")
 
@@ -49,6 +49,34 @@ def test_ece_of_calibrated_and_overconfident_predictions():
     y = np.r_[np.ones(700), np.zeros(300)]
     assert expected_calibration_error(y, np.full(1000, 0.99))[0] == pytest.approx(0.29)
     assert evaluate(y, np.full(1000, 0.99))["ece"] == pytest.approx(0.29)
+
+
+def test_mcnemar_exact_p_value_by_hand_and_without_discordant_reviews():
+    # 10 reviews: both right on 3, both wrong on 1, only the first right on 5, only the second on 1.
+    first = [1, 1, 1, 0, 1, 1, 1, 1, 1, 0]
+    second = [1, 1, 1, 0, 0, 0, 0, 0, 0, 1]
+    m = mcnemar(first, second, names=("model", "baseline"))
+    assert (m["n"], m["model_only_correct"], m["baseline_only_correct"]) == (10, 5, 1)
+    # Binomial(6, 1/2), two-sided: 2 * P(X <= 1) = 2 * (1 + 6) / 64
+    assert m["p_value"] == pytest.approx(14 / 64)
+    assert mcnemar([1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0])["p_value"] == 1.0  # 1 of 1: no evidence
+    same = mcnemar([1, 0, 1], [1, 0, 1])  # no discordant review at all
+    assert (same["first_only_correct"], same["second_only_correct"], same["p_value"]) == (0, 0, 1.0)
+
+
+def test_model_and_baseline_are_compared_on_the_same_test_reviews(trained):
+    import json
+
+    metrics = json.loads((trained["run_dir"] / "metrics.json").read_text())
+    paired = metrics["model_vs_baseline"]
+    assert paired["n"] == metrics["test"]["n"] == metrics["baseline"]["test"]["n"]
+    # Exactly paired: the accuracies differ by the discordant reviews each won, over the same n.
+    won = paired["model_only_correct"] - paired["baseline_only_correct"]
+    assert won / paired["n"] == pytest.approx(metrics["test"]["accuracy"] - metrics["baseline"]["test"]["accuracy"])
+    assert 0 < paired["p_value"] <= 1
+    report = (trained["run_dir"] / "report.md").read_text()
+    assert f"only the model right on {paired['model_only_correct']}" in report
+    assert "not independent" in report and "McNemar" in trained["stdout"]
 
 
 def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):

@@ -32,7 +32,9 @@ def fit_on_validation(x_train, y_train, x_val, y_val, grid, name: str, log=print
     return best
 
 
-def fit_baseline(splits, log=print, with_test: bool = True) -> dict:
+def fit_baseline(splits, log=print, with_test: bool = True) -> tuple[dict, dict]:
+    """Metrics (for metrics.json) and P(positive) of each split's reviews, in order (for pairing
+    with the model's on the same reviews)."""
     t0 = time.perf_counter()
     # The notebooks' reading: markup removed by BeautifulSoup, then scikit-learn's own tokenizer.
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32,
@@ -42,8 +44,10 @@ def fit_baseline(splits, log=print, with_test: bool = True) -> dict:
     _, c, clf = fit_on_validation(x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", log,
                                   max_iter=2000)
     model = make_pipeline(vec, clf)
-    result = {"C": c, "val": evaluate(splits.val.label, model.predict_proba(splits.val.review)[:, 1])}
-    if with_test:  # read once, with C already fixed
-        result["test"] = evaluate(splits.test.label, model.predict_proba(splits.test.review)[:, 1])
+    # The test rows are read once, with C already fixed.
+    probabilities = {name: model.predict_proba(getattr(splits, name).review)[:, 1]
+                     for name in (("val", "test") if with_test else ("val",))}
+    result = {"C": c, **{name: evaluate(getattr(splits, name).label, p)
+                         for name, p in probabilities.items()}}
     result["seconds"] = time.perf_counter() - t0
-    return result
+    return result, probabilities

@@ -2,12 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .io import UserError, atomic_write_text
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPORT_DIR = PROJECT_ROOT / "saved_models" / "imdb_sentiment"  # <base>/<model name>, as TF Serving wants
+
+# Keys that config.json files of earlier versions hold and that no longer mean anything: they are
+# ignored when such a file is loaded. Any other unknown key is refused, so a misspelt one is never
+# dropped silently. Each key is kept here with the change that retired it.
+RETIRED_KEYS = {
+    "ngram_lr_scale": "the n-gram bag is fitted by logistic regression since fc3b2af",
+    "ngram_dropout": "the n-gram bag is fitted by logistic regression since fc3b2af",
+}
 
 
 @dataclass
@@ -90,14 +101,31 @@ class Config:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict, source: str = "config") -> "Config":
+        """Refuses, naming `source`, unknown keys (with the closest valid one) and bad values."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in d if k not in known and k not in RETIRED_KEYS]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise UserError(f"{source}: unknown config key {', '.join(hints)}; the valid keys are "
+                            f"the fields of Config in src/imdb_sentiment/config.py")
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{source}: {e}") from None
 
     def save(self, path: Path) -> None:
-        from .io import atomic_write_text
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "Config":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: cannot read a config from it: {e}") from None
+        if not isinstance(d, dict):
+            raise UserError(f"{path}: a config file holds one JSON object of hyper-parameters")
+        return cls.from_dict(d, source=str(path))

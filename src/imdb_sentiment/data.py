@@ -288,7 +288,8 @@ def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 
 def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Official split when the data has one; else seeded and stratified. Validation comes from train."""
+    """Official split when the data has one; else duplicates removed, then seeded and stratified.
+    Validation comes from train."""
     from sklearn.model_selection import train_test_split
 
     report = {}
@@ -297,6 +298,10 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         train, test = df[df.split == "train"], df[df.split == "test"]
         report["split"] = "official train/test"
     else:
+        # Without an official split, a review that occurs twice could land in train and in test.
+        dup = df.duplicated("review")
+        report["duplicates_removed_before_split"] = int(dup.sum())
+        df = df[~dup]
         train, test = train_test_split(df, test_size=cfg.test_fraction, random_state=cfg.seed,
                                        stratify=df.label)
         report["split"] = f"seeded stratified, test fraction {cfg.test_fraction}"

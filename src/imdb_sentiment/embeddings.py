@@ -5,6 +5,7 @@ import gzip
 import io
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +41,26 @@ def iter_glove_text(path: Path, dim: int, member: str | None = None) -> Iterator
             yield lineno, parts[0], vec
 
 
+@contextmanager
 def _open_text(path: Path, member: str | None):
-    try:
-        if path.suffix == ".zip":
-            zf = zipfile.ZipFile(path)
-            if member is None:
-                txts = [n for n in zf.namelist() if n.endswith(".txt")]
-                if len(txts) != 1:
-                    raise UserError(f"{path}: name the member to read; the archive holds {txts}")
-                member = txts[0]
-            return io.TextIOWrapper(zf.open(member), encoding="utf-8", errors="replace")
-        if path.suffix == ".gz":
-            return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-        return open(path, encoding="utf-8", errors="replace")
-    except (OSError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"{path}: cannot read GloVe vectors: {e}") from None
+    """The text stream of a GloVe file; the file, and a .zip holding it, are closed on leaving."""
+    with ExitStack() as stack:
+        try:
+            if path.suffix == ".zip":
+                zf = stack.enter_context(zipfile.ZipFile(path))
+                if member is None:
+                    txts = [n for n in zf.namelist() if n.endswith(".txt")]
+                    if len(txts) != 1:
+                        raise UserError(f"{path}: name the member to read; it holds {txts}")
+                    member = txts[0]
+                f = io.TextIOWrapper(zf.open(member), encoding="utf-8", errors="replace")
+            elif path.suffix == ".gz":
+                f = gzip.open(path, "rt", encoding="utf-8", errors="replace")
+            else:
+                f = open(path, encoding="utf-8", errors="replace")
+        except (OSError, zipfile.BadZipFile, KeyError) as e:
+            raise UserError(f"{path}: cannot read GloVe vectors: {e}") from None
+        yield stack.enter_context(f)
 
 
 def _lookup_text(path: Path, dim: int, index: dict[str, int], matrix: np.ndarray, member=None) -> dict:

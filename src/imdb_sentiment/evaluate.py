@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import binomtest
 from sklearn import metrics as skm
 
 
@@ -74,6 +75,29 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / d
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return centre - half, centre + half
+
+
+def correct(labels, probabilities, threshold: float = 0.5) -> np.ndarray:
+    """Per review: is the predicted label (P(positive) >= threshold) the true one?"""
+    return (np.asarray(probabilities) >= threshold) == (np.asarray(labels) == 1)
+
+
+def mcnemar(first_correct, second_correct, names=("first", "second")) -> dict:
+    """McNemar's exact test of two classifiers scored on the same reviews.
+
+    Only the discordant reviews (one right, the other wrong) carry information; under the null
+    hypothesis of equal accuracy each is equally likely to favour either, so the count won by the
+    first is Binomial(discordant, 1/2): the two-sided exact binomial p-value. Like the Wilson
+    interval, it takes the reviews as independent.
+    """
+    a, b = np.asarray(first_correct, bool), np.asarray(second_correct, bool)
+    first_only, second_only = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = first_only + second_only
+    # No discordant review: no evidence either way (binomtest refuses n = 0).
+    p = binomtest(first_only, discordant, 0.5).pvalue if discordant else 1.0
+    return {"test": "McNemar, exact (two-sided binomial on the discordant reviews)", "n": len(a),
+            f"{names[0]}_only_correct": first_only, f"{names[1]}_only_correct": second_only,
+            "p_value": float(p)}
 
 
 def format_table(columns: dict[str, dict]) -> str:

@@ -109,6 +109,7 @@ class Artifacts:
     vectorizer: Vectorizer
     model: keras.Model
     history_csv: Path | None
+    data: dict | None  # the data report recorded at training (source, checksum, ...), if any
 
 
 def load_artifacts(path: Path) -> Artifacts:
@@ -118,10 +119,13 @@ def load_artifacts(path: Path) -> Artifacts:
         raise UserError(f"{path}: no such run folder or model")
     if (path / "config.json").exists():
         cfg, history = Config.load(path / "config.json"), path / "history.csv"
+        report = path / "data_report.json"
+        data = json.loads(report.read_text()) if report.exists() else None
     else:
         path = resolve_version(path)
         info = json.loads((path / "model_info.json").read_text())
-        cfg, history = Config.from_dict(info["config"]), Path(info.get("run_dir", path)) / "history.csv"
+        cfg = Config.from_dict(info["config"], source=str(path / "model_info.json"))
+        history, data = Path(info.get("run_dir", path)) / "history.csv", info.get("data")
     for name in (VOCAB_FILE, "model.keras"):
         if not (path / name).exists():
             raise UserError(f"{path}: no {name} here; expected a run folder or a version exported by train.py")
@@ -130,7 +134,8 @@ def load_artifacts(path: Path) -> Artifacts:
         model = keras.saving.load_model(path / "model.keras", safe_mode=True)
     except ValueError as e:
         raise UserError(f"{path / 'model.keras'}: refused to load: {str(e).splitlines()[0]}") from None
-    return Artifacts(cfg, Vectorizer.from_config(vocabulary, cfg), model, history if history.exists() else None)
+    return Artifacts(cfg, Vectorizer.from_config(vocabulary, cfg), model,
+                     history if history.exists() else None, data)
 
 
 def signature_contract() -> dict:

@@ -39,6 +39,7 @@ def atomic_file(path: Path):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a serving user may need to read it
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -73,10 +74,41 @@ def atomic_dir(final: Path):
         if final.exists():
             raise FileExistsError(f"{final} already exists")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; TF Serving may run as another user
+        _fsync_tree(tmp)
         os.rename(tmp, final)
+        fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Makes a rename inside `folder` durable: until the folder itself is fsynced, a power cut can
+    bring back its old entry even though the renamed file's data was on disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Every file and folder under root on disk, before root is renamed into place."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(Path(folder))
+
+
+def discard_dir(path: Path) -> None:
+    """Removes a folder so that it is never seen half-deleted: it is renamed to a hidden sibling
+    first (one atomic step), then deleted; a crash in between leaves only that hidden sibling."""
+    path = Path(path)
+    doomed = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".discarded"))
+    os.replace(path, doomed)
+    fsync_dir(path.parent)
+    shutil.rmtree(doomed)
 
 
 def sha256_of(path: Path) -> str:

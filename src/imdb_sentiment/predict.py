@@ -55,12 +55,13 @@ class Predictor:
         """
         rows, to_tensor = list(rows), to_tensor or _strings
         order = np.argsort([len(r) for r in rows], kind="stable")
-        out = {}
+        # Allocated from the signature, not from a first batch: no rows give empty outputs.
+        out = {key: np.empty(len(rows), spec.dtype.as_numpy_dtype)
+               for key, spec in signature.structured_outputs.items()}
         for i in range(0, len(rows), batch_size):
             idx = order[i:i + batch_size]
             for key, value in signature(**{name: to_tensor([rows[j] for j in idx])}).items():
-                value = value.numpy()
-                out.setdefault(key, np.empty(len(rows), value.dtype))[idx] = value
+                out[key][idx] = value.numpy()
         return out
 
 

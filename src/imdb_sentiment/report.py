@@ -51,6 +51,8 @@ def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: di
     drawn["reliability"] = plot_reliability(splits, run_dir / "reliability.png")
     drawn["accuracy_by_length"] = plot_accuracy_by_length(splits, run_dir / "accuracy_by_length.png")
     lines = [f"# {title}", "", metrics_table(metrics), ""] + parts_note(metrics.get("parts", {}))
+    if "model_vs_baseline" in metrics:
+        lines += [paired_note(metrics["model_vs_baseline"]), ""]
     for key, path in drawn.items():
         lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
     if "val" in splits:
@@ -72,8 +74,22 @@ def metrics_table(metrics: dict) -> str:
             ("ECE", lambda m: f"{m['ece']:.4f}" if "ece" in m else "-"), ("reviews", lambda m: str(m["n"]))]
     out = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     out += [f"| {name} | " + " | ".join(fmt(m) for m in columns.values()) + " |" for name, fmt in rows]
-    note = "Accuracy with its 95% Wilson interval; ECE: expected calibration error over 10 probability bins."
+    note = ("Accuracy with its 95% Wilson interval; ECE: expected calibration error over 10 "
+            "probability bins. " + INDEPENDENCE_NOTE)
     return "\n".join(out + ["", note])
+
+
+INDEPENDENCE_NOTE = ("The intervals (and the paired test's p-value, when given) assume independent "
+                     "reviews, but reviews of one movie are not independent: IMDB holds up to 30 "
+                     "per movie, sharing its names and plot. So the intervals are too narrow and "
+                     "the p-value too small: both are optimistic.")
+
+
+def paired_note(paired: dict) -> str:
+    """McNemar's test of the model against the baseline on the same test reviews, in a sentence."""
+    return (f"Paired on the same {paired['n']} test reviews ({paired['test']}): only the model "
+            f"right on {paired['model_only_correct']}, only the baseline on "
+            f"{paired['baseline_only_correct']}; p = {paired['p_value']:.2g}.")
 
 
 def parts_note(parts: dict) -> list[str]:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from . import text
 from .bag import fit_bag, fit_blend
 from .embeddings import embedding_matrix
-from .io import UserError, atomic_file, atomic_write_text
+from .io import UserError, atomic_file, atomic_write_text, discard_dir
 from .model import build_model, compile_model, lstm_model, part_logits, set_bag, set_blend
 
 
@@ -337,19 +337,66 @@ def truncate_csv(path: Path, rows: int) -> None:
 RUNS_DIR = Path("runs")
 
 
+def run_differences(run: Path, cfg, data_checksum: str) -> list[str]:
+    """What differs between the run in `run` (its config.json and data_report.json) and this config
+    and data, one "key: then -> now" line each; [] when that run may be continued by this one.
+
+    Raises OSError, ValueError or KeyError when the run's files are missing or unreadable.
+    """
+    then = json.loads((run / "config.json").read_text())
+    now = cfg.to_dict()
+    shown = lambda d, k: json.dumps(d[k]) if k in d else "(absent)"
+    out = [f"{k}: {shown(then, k)} -> {shown(now, k)}" for k in sorted(then.keys() | now.keys())
+           if k not in then or k not in now or then[k] != now[k]]
+    checksum = json.loads((run / "data_report.json").read_text())["checksum"]
+    if checksum != data_checksum:
+        out.append(f"data checksum: {checksum[:12]}… -> {data_checksum[:12]}…")
+    return out
+
+
 def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
     """The newest run under base that was interrupted (it still has a checkpoint) with the same
     config and the same data: running the same command again continues it."""
     for run in sorted(Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True):
-        run = run.parent
         try:
-            same_cfg = json.loads((run / "config.json").read_text()) == cfg.to_dict()
-            same_data = json.loads((run / "data_report.json").read_text())["checksum"] == data_checksum
+            if not run_differences(run.parent, cfg, data_checksum):
+                return run.parent
         except (OSError, ValueError, KeyError):
             continue
-        if same_cfg and same_data:
-            return run
     return None
+
+
+def choose_run_dir(run_dir: Path | None, fresh: bool, cfg, data_checksum: str) -> Path:
+    """The folder this run writes into, checked before anything is written there.
+
+    With run_dir: an unfinished run in it is continued only when its config and data are these
+    (otherwise refused, naming what differs, with the folder untouched); with fresh, the earlier
+    run's files are discarded first. Without: the newest unfinished run of this config and data
+    under RUNS_DIR (unless fresh), else a new RUNS_DIR/<time>.
+    """
+    if run_dir is None:
+        return (None if fresh else find_unfinished(RUNS_DIR, cfg, data_checksum)) or new_run_dir()
+    run_dir = Path(run_dir)
+    if fresh:
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            if not (run_dir / "config.json").exists():
+                raise UserError(f"{run_dir}: not a run folder (no config.json), so --fresh does "
+                                f"not empty it; choose a new or empty --run-dir")
+            discard_dir(run_dir)
+    elif (run_dir / CHECKPOINT).exists():
+        try:
+            differences = run_differences(run_dir, cfg, data_checksum)
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{run_dir}: holds an unfinished run whose config.json or "
+                            f"data_report.json cannot be read ({e}); add --fresh to start it over, "
+                            f"or choose another --run-dir") from None
+        if differences:
+            raise UserError(f"{run_dir}: holds an unfinished run with another config or data "
+                            f"({'; '.join(differences)}); to continue it, give its own config "
+                            f"(--config {run_dir / 'config.json'}) and data; add --fresh to start "
+                            f"it over, or choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def new_run_dir(base: Path = RUNS_DIR, prefix: str = "") -> Path:
