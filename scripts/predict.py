@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     if args.html and not args.explain:
         p.error("--html goes with --explain")
 
+    cli.load_tensorflow()
     from imdb_sentiment.predict import Predictor, RemotePredictor
 
     source = reviews(args)

@@ -1,11 +1,58 @@
-"""What every script shares: quiet TensorFlow start-up, and user errors without tracebacks."""
+"""What every script shares: a quiet TensorFlow start-up, and user errors without tracebacks."""
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
+from contextlib import contextmanager
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) hides the output users want.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# TensorFlow 2.21 prints these C++ notices on every start, each twice, whatever TF_CPP_MIN_LOG_LEVEL
+# says. Each is matched whole, so that any other line (a real error) still reaches the user.
+_STARTUP_NOTICES = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:. ]+\d+ (?:"
+    r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, GPU will not be used\."
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: "
+    r"UNKNOWN ERROR \(303\)"
+    r"|port\.cc:\d+\] oneDNN custom operations are on\. .*"
+    r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized to use available CPU "
+    r"instructions in performance-critical operations\.)"
+    r"|To enable the following instructions: [\w ,.-]+, in other operations, rebuild TensorFlow with "
+    r"the appropriate compiler flags\.")
+
+
+@contextmanager
+def held_stderr():
+    """Runs the block with the process's stderr (file descriptor 2, where C++ code writes) held in a
+    temporary file, then passes on every line that is not a known start-up notice."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _STARTUP_NOTICES.fullmatch(line.rstrip())))
+            sys.stderr.flush()
+
+
+def load_tensorflow():
+    """Imports TensorFlow and Keras and probes the devices (which prints notices of its own) with
+    those notices held back. Called once a command knows it needs TensorFlow, so --help stays fast."""
+    with held_stderr():
+        import keras  # noqa: F401  (loads TensorFlow as its backend)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    return tf
 
 
 def run(main) -> None:

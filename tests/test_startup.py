@@ -1,0 +1,49 @@
+"""A command's output is what the user asked for: TensorFlow's start-up notices are held back,
+and anything else written to stderr, a real error above all, still gets through."""
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT, run_script
+
+NOTICES = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1795626628.071178   12578 cudart_stub.cc:31] Could not find cuda drivers on your "
+    "machine, GPU will not be used.",
+    "E0000 00:00:1795626645.509774   12578 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
+    "error: Failed call to cuInit: UNKNOWN ERROR (303)",
+]
+
+
+def test_predict_writes_one_line_to_stdout_and_nothing_to_stderr(trained):
+    proc = run_script("predict.py", "--model", trained["models"], "Great film")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert len(proc.stdout.splitlines()) == 1 and '"label"' in proc.stdout
+
+
+def test_held_stderr_drops_only_the_known_notices():
+    lines = NOTICES + ["E0000 00:00:1795626645.509774   12578 cuda_platform.cc:52] failed call to "
+                       "cuInit: CUDA_ERROR_OUT_OF_MEMORY", "a real problem"]
+    script = textwrap.dedent(f"""
+        import os
+        from imdb_sentiment import cli
+        with cli.held_stderr():
+            for line in {lines!r}:
+                os.write(2, (line + "\\n").encode())
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == lines[-2:]
+
+
+def test_a_real_tensorflow_error_still_reaches_stderr(trained, tmp_path):
+    broken = tmp_path / "broken" / "1"
+    shutil.copytree(trained["version"], broken)
+    (broken / "saved_model.pb").write_bytes(b"this is not a SavedModel")
+    proc = run_script("predict.py", "--model", broken, "Great film")
+    assert proc.returncode != 0
+    assert "saved_model.pb" in proc.stderr or "SavedModel" in proc.stderr, proc.stderr
+    assert proc.stdout == ""
