@@ -7,6 +7,9 @@ strings at batch sizes 1, 32 and 256, single-review latency (p50, p99); FLOPs pe
 GFLOP/s and the machine's own float32 matmul GFLOP/s; the notebooks' way (every review padded to
 max_len and tokenized again each epoch; one review at a time through BeautifulSoup, the tokenizer and
 model.predict) as ratios; peak memory. --json writes every figure as one JSON object.
+
+--export-precision measures only the serving speed of a GPU-trained model's two possible exports:
+the float16 graph it was exported as before model.as_float32 (mixed_float16 policy), and float32.
 """
 import argparse
 import os
@@ -43,6 +46,42 @@ def matmul_gflops(m: int, k: int, n: int, repeats: int) -> float:
     return 2 * m * k * n * min(reps, 64) * loops / sec / 1e9
 
 
+def export_precision(cfg, matrix, vec, reviews: list[str], repeats: int) -> dict:
+    """reviews/s of one batch through the float16 and the float32 export of the same weights.
+
+    The two take turns, `repeats` rounds of 5 calls each, so a busy machine slows both alike.
+    """
+    import keras
+    import tensorflow as tf
+
+    from imdb_sentiment.export import export, serving_archive
+    from imdb_sentiment.model import build_model
+
+    keras.mixed_precision.set_global_policy("mixed_float16")  # as train.setup_devices on a GPU
+    try:
+        model = build_model(cfg, matrix)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    batch = tf.constant(reviews)
+    with tempfile.TemporaryDirectory() as tmp:
+        serving_archive(model, vec).write_out(f"{tmp}/float16", verbose=False)  # export() before
+        float32 = export(model, vec, {"config": cfg.to_dict()}, Path(tmp) / "float32",
+                         log=lambda m: None)
+        serve = {name: tf.saved_model.load(str(path)).signatures["serving_default"]
+                 for name, path in (("float16", Path(tmp) / "float16"), ("float32", float32))}
+        rates = {name: [] for name in serve}
+        for f in serve.values():
+            f(review=batch)
+        for i in range(repeats):
+            for name in sorted(serve, reverse=i % 2 == 1):
+                t = time.perf_counter()
+                for _ in range(5):
+                    serve[name](review=batch)["probability"].numpy()
+                rates[name].append(5 * len(reviews) / (time.perf_counter() - t))
+    return {"batch": len(reviews), "rounds": repeats, "reviews_per_s_by_round": rates,
+            **{f"{name}_reviews_per_s": statistics.median(r) for name, r in rates.items()}}
+
+
 def lstm_flops_per_token(cfg) -> float:
     """Forward FLOPs per token: the gate matmuls of every LSTM (2 * 4u * (in + u)) plus ~10u elementwise."""
     flops, width = 0, cfg.glove_dim
@@ -64,6 +103,9 @@ def main(argv=None) -> int:
     p.add_argument("--parity-epochs", type=int, default=0,
                    help="also train the model both ways for N full epochs and compare validation accuracy "
                         "(about 2 min per epoch and way on 2 cores; default off)")
+    p.add_argument("--export-precision", action="store_true",
+                   help="only compare the float16 and float32 exports of one model on 256 test "
+                        "reviews (medians of --repeats alternating rounds)")
     args = p.parse_args(argv)
 
     import keras
@@ -92,6 +134,13 @@ def main(argv=None) -> int:
     feats = {"token_ids": vec.features(tokens)["token_ids"]}
     labels = splits.train.label.to_numpy()
     matrix, _ = embedding_matrix(vec.vocabulary, cfg, log=lambda m: None)
+    if args.export_precision:  # test reviews: only timed, nothing is chosen on them
+        batch = splits.test.review.tolist()[:256]
+        r["export_precision"] = e = export_precision(cfg, matrix, vec, batch, args.repeats)
+        print(f"export, batch of {e['batch']} test reviews, medians of {e['rounds']} rounds: "
+              f"float16 {e['float16_reviews_per_s']:.0f} reviews/s, "
+              f"float32 {e['float32_reviews_per_s']:.0f} reviews/s")
+        return write_figures(r, args.json)
 
     def fresh_model():
         return build_compiled_model(cfg, matrix, feats, tf.distribute.get_strategy())[:2]
@@ -240,9 +289,13 @@ def main(argv=None) -> int:
               f"{r['parity']['notebook way']['val_accuracy_per_epoch'][-1]:.4f} (notebook way), "
               f"difference {r['parity']['difference_points']:+.2f} points")
     print(f"peak memory: {r['peak_memory_mb']:.0f} MB")
-    if args.json:
+    return write_figures(r, args.json)
+
+
+def write_figures(r: dict, path: Path | None) -> int:
+    if path:
         from imdb_sentiment.io import write_json
-        write_json(args.json, r)
+        write_json(path, r)
     return 0
 
 

@@ -64,8 +64,21 @@ TINY_CONFIG = {"vocab_size": 2000, "min_count": 1, "max_len": 64, "head_tokens":
                "ngram_buckets": 4096}
 
 
-def run_script(name: str, *args, input: str | None = None, env: dict | None = None, timeout=600):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+# A GPU run's precision on a CPU: the policy train.setup_devices sets on a GPU, set before a script.
+MIXED_PRECISION = ("import runpy, sys, keras\n"
+                   "keras.mixed_precision.set_global_policy('mixed_float16')\n"
+                   "sys.argv = sys.argv[1:]\n"
+                   "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+
+def script_command(name: str, *args, mixed_precision: bool = False) -> list[str]:
+    python = [sys.executable, "-c", MIXED_PRECISION] if mixed_precision else [sys.executable]
+    return [*python, str(ROOT / "scripts" / name), *map(str, args)]
+
+
+def run_script(name: str, *args, input: str | None = None, env: dict | None = None, timeout=600,
+               mixed_precision: bool = False):
+    return subprocess.run(script_command(name, *args, mixed_precision=mixed_precision),
                           capture_output=True, text=True, input=input, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=ROOT)
 

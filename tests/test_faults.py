@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_CONFIG, run_script
+from conftest import ROOT, TINY_CONFIG, run_script, script_command
 from imdb_sentiment import data
 from imdb_sentiment.config import Config
 from imdb_sentiment.export import versions
 from imdb_sentiment.io import UserError
 
 
-def script(name, *args, cwd=ROOT, wait=True):
-    cmd = [sys.executable, str(ROOT / "scripts" / name), *map(str, args)]
+def script(name, *args, cwd=ROOT, wait=True, mixed_precision=False):
+    cmd = script_command(name, *args, mixed_precision=mixed_precision)
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=600)
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
@@ -39,22 +39,28 @@ def weights(run: Path) -> list[np.ndarray]:
     return keras.saving.load_model(run / "model.keras", safe_mode=True).get_weights()
 
 
-def test_killed_training_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(tiny_csv, tmp_path):
+@pytest.mark.parametrize("mixed_precision", [False, True], ids=["float32", "mixed_float16"])
+def test_killed_training_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
+        tiny_csv, tmp_path, mixed_precision):
+    """Under mixed_float16 (a GPU run's policy) the loss scale and its counter are resumed too."""
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**TINY_CONFIG, "epochs": 5, "patience": 5}))
     common = ["--data", tiny_csv, "--config", cfg, "--seed", 11, "--no-export", "--skip-test"]
-    ref = run_script("train.py", *common, "--run-dir", tmp_path / "ref")
+    ref = run_script("train.py", *common, "--run-dir", tmp_path / "ref",
+                     mixed_precision=mixed_precision)
     assert ref.returncode == 0, ref.stderr[-3000:]
 
     # The same command, without --run-dir, from a folder of its own: runs/<time>/ is made there.
-    proc = script("train.py", *common, cwd=tmp_path, wait=False)
+    proc = script("train.py", *common, cwd=tmp_path, wait=False, mixed_precision=mixed_precision)
     kill_when(proc, lambda: any((tmp_path / "runs").glob("*/checkpoint.npz")))  # after the first epoch
     assert proc.returncode == -signal.SIGKILL
     [run] = (tmp_path / "runs").iterdir()
     epochs_done = len(pd.read_csv(run / "history.csv")) if (run / "history.csv").stat().st_size else 0
     assert epochs_done < 5 and not (run / "metrics.json").exists()
-    resumed = script("train.py", *common, cwd=tmp_path)  # the same command again
+    # The same command again.
+    resumed = script("train.py", *common, cwd=tmp_path, mixed_precision=mixed_precision)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert ("mixed_float16 in training" in resumed.stdout) == mixed_precision
     print(f"killed after {epochs_done} epoch(s) were logged;", resumed.stdout.split("resume: ")[1].split("\n")[0])
     assert f"run: runs/{run.name}" in resumed.stdout and "continuing from there" in resumed.stdout
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name]

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR, Config
 from .io import UserError, atomic_dir, write_json
-from .model import logit_model
+from .model import as_float32, logit_model
 from .text import VOCAB_FILE, Vectorizer, load_vocabulary, save_vocabulary, tokenize
 
 INPUT_NAME = "review"
@@ -87,11 +87,16 @@ def resolve_version(path: Path) -> Path:
 
 def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = DEFAULT_EXPORT_DIR,
            log=print) -> Path:
-    """Write the next numbered version atomically: TF Serving never sees a half-written one."""
+    """Write the next numbered version atomically: TF Serving never sees a half-written one.
+
+    The model is exported in float32 whatever policy trained it, and its serving graph without
+    cuDNN ops wherever it is exported (model.as_float32), so it serves on CPUs.
+    """
+    model = as_float32(model)
     base = Path(base)
     version = (versions(base) or [0])[-1] + 1
     final = base / str(version)
-    archive = serving_archive(model, vectorizer)
+    archive = serving_archive(as_float32(model, cudnn=False), vectorizer)
     with atomic_dir(final) as tmp:
         archive.write_out(str(tmp), verbose=False)
         model.save(tmp / "model.keras")

@@ -125,6 +125,47 @@ def logit_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer("probability").input, name="imdb_sentiment_logit")
 
 
+def as_float32(model: keras.Model, cudnn: bool = True) -> keras.Model:
+    """The same model and weights computing in float32; the model itself when nothing changes.
+
+    A GPU run trains under the mixed_float16 policy (train.setup_devices), and every layer built
+    then computes in float16. Serving mostly runs on CPUs, where float16 moves the probabilities
+    (and its speed depends on the CPU), so exports and run folders hold float32 models. Variables
+    are float32 under either policy: the weights copy over exactly.
+
+    cudnn=False also keeps the LSTM off the cuDNN kernel. A traced graph keeps the kernel chosen
+    where it was traced, and the cuDNN op has no CPU kernel: a SavedModel exported on a GPU would
+    not load on a CPU server (keras-team/keras#18504).
+    """
+    config = model.get_config()
+    changed = _portable_config(config, cudnn)
+    if changed == config:
+        return model
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # for anything whose config names no policy
+    try:
+        clone = keras.Model.from_config(changed)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _portable_config(config, cudnn: bool):
+    """A copy of a model's config, every mixed dtype policy (nested layers too) set to float32, and
+    every LSTM's use_cudnn to False unless cudnn."""
+    if isinstance(config, list):
+        return [_portable_config(c, cudnn) for c in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy" and config["config"]["name"].startswith("mixed_"):
+        return {**config, "config": {**config["config"], "name": "float32"}}
+    config = {k: _portable_config(v, cudnn) for k, v in config.items()}
+    if config.get("class_name") == "LSTM" and not cudnn:
+        config["config"] = {**config["config"], "use_cudnn": False}
+    return config
+
+
 def adam(cfg, peak_lr: float, steps: int) -> keras.optimizers.Adam:
     """Adam at peak_lr, decayed to 0 over `steps` when cfg.lr_schedule is "cosine"."""
     lr = peak_lr

@@ -22,7 +22,8 @@ from . import text
 from .bag import fit_bag, fit_blend
 from .embeddings import embedding_matrix
 from .io import UserError, atomic_file, atomic_write_text, discard_dir
-from .model import build_model, compile_model, lstm_model, part_logits, set_bag, set_blend
+from .model import (as_float32, build_model, compile_model, lstm_model, part_logits, set_bag,
+                    set_blend)
 
 
 # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
@@ -100,8 +101,9 @@ def setup_devices(cfg, log=print) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus and cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    log(f"devices: {len(gpus)} GPU(s)" + (" (cuDNN LSTM, mixed float16)" if gpus and cfg.mixed_precision
-                                          else " (cuDNN LSTM)" if gpus else ", training on CPU"))
+    policy = keras.mixed_precision.global_policy().name  # the caller may have set one too
+    log(f"devices: {len(gpus)} GPU(s)" + (" (cuDNN LSTM)" if gpus else ", training on CPU")
+        + ("" if policy == "float32" else f"; {policy} in training, float32 in the model it makes"))
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -244,6 +246,9 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     log(f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
         f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)")
     parts = {"lstm_val_accuracy": max(history["val_accuracy"])}
+    # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
+    # exported, in the float32 it serves in.
+    model = as_float32(model)
     if bag:
         set_bag(model, bag["weights"], bag["bias"])
         logits = predict_features(part_logits(model), val_x)
