@@ -11,7 +11,7 @@ import numpy as np
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 from .data import strip_html
 from .evaluate import evaluate
@@ -32,17 +32,26 @@ def fit_on_validation(x_train, y_train, x_val, y_val, grid, name: str, log=print
     return best
 
 
-def fit_baseline(splits, log=print, with_test: bool = True) -> dict:
-    t0 = time.perf_counter()
+def fit_tfidf(splits, log=print) -> Pipeline:
+    """The baseline fitted on the training reviews, C chosen on validation: raw reviews in,
+    predict_proba out."""
     # The notebooks' reading: markup removed by BeautifulSoup, then scikit-learn's own tokenizer.
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32,
                           preprocessor=lambda review: strip_html(review).lower())
     x_train = vec.fit_transform(splits.train.review)
     x_val = vec.transform(splits.val.review)
-    _, c, clf = fit_on_validation(x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", log,
-                                  max_iter=2000)
-    model = make_pipeline(vec, clf)
-    result = {"C": c, "val": evaluate(splits.val.label, model.predict_proba(splits.val.review)[:, 1])}
+    _, _, clf = fit_on_validation(x_train, splits.train.label, x_val, splits.val.label, C_GRID,
+                                  "baseline", log, max_iter=2000)
+    return make_pipeline(vec, clf)
+
+
+def fit_baseline(splits, log=print, with_test: bool = True, model: Pipeline | None = None) -> dict:
+    """Metrics of fit_tfidf's model, or of `model` when it was fitted already ("seconds" then
+    counts the scoring only)."""
+    t0 = time.perf_counter()
+    model = fit_tfidf(splits, log) if model is None else model
+    result = {"C": model[-1].C,
+              "val": evaluate(splits.val.label, model.predict_proba(splits.val.review)[:, 1])}
     if with_test:  # read once, with C already fixed
         result["test"] = evaluate(splits.test.label, model.predict_proba(splits.test.review)[:, 1])
     result["seconds"] = time.perf_counter() - t0
