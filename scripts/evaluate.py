@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.export import load_artifacts
     from imdb_sentiment.io import UserError, write_json
     from imdb_sentiment.report import write_report
+    from imdb_sentiment.short import short_inputs
     from imdb_sentiment.train import RUNS_DIR, new_run_dir
 
     art = load_artifacts(args.path)
@@ -61,6 +62,9 @@ def main(argv=None) -> int:
               f"may be optimistic", file=sys.stderr)
     results, predictions = evaluate_splits(art.model, art.vectorizer, splits, names)
     print(format_table({f"model {k}": v for k, v in results.items()}))
+    if "val" in names:  # the model and its parts; fitting the baseline is train.py's work
+        results["short_inputs"] = short_inputs(art.model, art.vectorizer, splits.val.review,
+                                               splits.val.label, log=cli.log)
     out = args.out or (args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-"))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "evaluation.json", {"model": str(args.path.resolve()), "data": splits.source,

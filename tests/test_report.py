@@ -91,6 +91,9 @@ def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):
     for split in ("val", "test"):
         assert got[split]["accuracy"] == want[split]["accuracy"]
         assert got[split]["roc_auc"] == pytest.approx(want[split]["roc_auc"], abs=1e-6)
+    for cut, row in got["short_inputs"].items():  # the same cuts scored the same way; no baseline
+        assert row == {k: v for k, v in want["short_inputs"][cut].items() if k != "baseline"}
+    assert "](short_inputs.png)" in (out / "report.md").read_text()
     proc = run_script("evaluate.py", tmp_path / "nothing-here", "--data", tiny_csv)
     assert proc.returncode == 2 and "no such run folder" in proc.stderr and "Traceback" not in proc.stderr
 

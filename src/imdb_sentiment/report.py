@@ -55,6 +55,10 @@ def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: di
         lines += [paired_note(metrics["model_vs_baseline"]), ""]
     for key, path in drawn.items():
         lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
+    if metrics.get("short_inputs"):
+        plot = plot_short_inputs(metrics["short_inputs"], run_dir / "short_inputs.png")
+        lines += [f"## {SHORT_TITLE}", "", f"![{SHORT_TITLE}]({plot.name})", "",
+                  short_inputs_table(metrics["short_inputs"]), ""]
     if "val" in splits:
         lines += ["## Most confidently wrong validation reviews", "", confident_errors(splits["val"]), ""]
     path = run_dir / "report.md"
@@ -101,6 +105,38 @@ def parts_note(parts: dict) -> list[str]:
             f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: log-odds = "
             f"{b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. The training curves are the "
             "LSTM part's: the bag is fitted outside the network.", ""]
+
+
+SHORT_TITLE = "Accuracy on short inputs (validation)"
+SHORT_SERIES = {"blend": "blend (the model)", "lstm": "LSTM part", "bag": "n-gram bag part",
+                "baseline": "TF-IDF baseline"}
+
+
+def short_inputs_table(short: dict[str, dict]) -> str:
+    """Markdown: one row per cut of the validation reviews, one column per scored model."""
+    series = [s for s in SHORT_SERIES if any(s in row for row in short.values())]
+    header = ["cut", "tokens (mean)", *(SHORT_SERIES[s] for s in series), "reviews"]
+    out = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * (len(header) - 1)]
+    for cut, row in short.items():
+        cells = [f"{row[s]:.4f}" if s in row else "-" for s in series]
+        out.append(f"| {cut.replace('_', ' ')} | {row['mean_tokens']:.1f} | " + " | ".join(cells)
+                   + f" | {row['n']} |")
+    note = ("Validation reviews cut to their first tokens, or to their first or last sentence, "
+            "and read as whole inputs; a part alone predicts positive when its log-odds are >= 0.")
+    return "\n".join(out + ["", note])
+
+
+def plot_short_inputs(short: dict[str, dict], path: Path) -> Path:
+    df = pd.DataFrame([{"cut": cut.replace("_", " "), "series": label, "accuracy": row[key]}
+                       for cut, row in short.items()
+                       for key, label in SHORT_SERIES.items() if key in row])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    sns.barplot(df, x="cut", y="accuracy", hue="series", ax=ax)
+    low = max(0.0, df["accuracy"].min() - 0.1)
+    ax.set(xlabel="input: part of each validation review", ylabel="accuracy", ylim=(low, 1.0),
+           title=SHORT_TITLE)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=4, fontsize=8)  # off the bars
+    return _save(fig, path)
 
 
 def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -> str:
