@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     print(format_table({"baseline val": result["val"], "baseline test": result["test"]}))
     print(f"C={result['C']:g}, {result['seconds']:.0f}s")
     if args.json:
-        from imdb_sentiment.io import write_json
+        from imdb_sentiment.files import write_json
         write_json(args.json, result)
     return 0
 

@@ -294,7 +294,7 @@ def main(argv=None) -> int:
 
 def write_figures(r: dict, path: Path | None) -> int:
     if path:
-        from imdb_sentiment.io import write_json
+        from imdb_sentiment.files import write_json
         write_json(path, r)
     return 0
 

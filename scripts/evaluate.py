@@ -39,11 +39,10 @@ def main(argv=None) -> int:
 
     from imdb_sentiment import data
     from imdb_sentiment.evaluate import evaluate_splits, format_table
-    from imdb_sentiment.export import load_artifacts
-    from imdb_sentiment.io import UserError, write_json
+    from imdb_sentiment.files import UserError, write_json
     from imdb_sentiment.report import write_report
+    from imdb_sentiment.runs import RUNS_DIR, load_artifacts, new_run_dir
     from imdb_sentiment.short import short_inputs
-    from imdb_sentiment.train import RUNS_DIR, new_run_dir
 
     art = load_artifacts(args.path)
     splits = data.load(args.data, art.cfg, args.cache_dir, log=cli.log)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging before it loads)
-from imdb_sentiment.io import UserError  # noqa: E402
+from imdb_sentiment.files import UserError  # noqa: E402
 
 CHUNK = 8192  # reviews read, predicted and written at a time
 
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
 
 def explain_all(predictor, texts, args) -> int:
     from imdb_sentiment.explain import explain, html_page, render_html, render_terminal, summary
-    from imdb_sentiment.io import atomic_write_text
+    from imdb_sentiment.files import atomic_write_text
 
     pages = []
     for text in texts:

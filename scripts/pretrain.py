@@ -26,7 +26,7 @@ from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging befo
 def main(argv=None) -> int:
     from imdb_sentiment import data
     from imdb_sentiment.config import Config
-    from imdb_sentiment.io import UserError
+    from imdb_sentiment.files import UserError
 
     d = Config()
     p = argparse.ArgumentParser(description=__doc__,

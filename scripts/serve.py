@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         server, repo = make_server(args.model_dir, args.model_name, args.host, args.port,
                                    int(args.max_body_mb * (1 << 20)), args.max_batch, args.poll_seconds)
     except OSError as e:
-        from imdb_sentiment.io import UserError
+        from imdb_sentiment.files import UserError
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     host, port = server.server_address[:2]
     cli.log(f"serving {args.model_name} versions {repo.loaded_versions()} from {args.model_dir}")

@@ -72,12 +72,12 @@ def main(argv=None) -> int:
     from imdb_sentiment.baseline import fit_baseline, fit_tfidf
     from imdb_sentiment.evaluate import correct, evaluate_splits, format_table, mcnemar
     from imdb_sentiment.export import export
-    from imdb_sentiment.io import UserError, save_model, write_json
+    from imdb_sentiment.files import UserError, save_model, write_json
     from imdb_sentiment.pretrain import Encoder, find_or_make
     from imdb_sentiment.report import paired_note, write_report
+    from imdb_sentiment.runs import choose_run_dir
     from imdb_sentiment.short import short_inputs
-    from imdb_sentiment.train import (choose_run_dir, is_chief, make_strategy, train,
-                                      writable_run_dir)
+    from imdb_sentiment.train import is_chief, make_strategy, train, writable_run_dir
 
     log = cli.log
     if args.distribute == "multiworker" and not args.run_dir:

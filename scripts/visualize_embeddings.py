@@ -31,8 +31,8 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from imdb_sentiment import report
-    from imdb_sentiment.export import load_artifacts
-    from imdb_sentiment.io import UserError
+    from imdb_sentiment.runs import load_artifacts
+    from imdb_sentiment.files import UserError
     from imdb_sentiment.model import logit_model
 
     art = load_artifacts(args.path)

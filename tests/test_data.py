@@ -7,7 +7,7 @@ import pytest
 from conftest import run_script, synthetic_reviews
 from imdb_sentiment import data
 from imdb_sentiment.config import Config
-from imdb_sentiment.io import UserError
+from imdb_sentiment.files import UserError
 
 
 def write_kaggle_csv(path, n=200):

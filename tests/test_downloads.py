@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_script
 from imdb_sentiment import data
-from imdb_sentiment.io import UserError, fetch
+from imdb_sentiment.files import UserError, fetch
 
 
 @pytest.fixture

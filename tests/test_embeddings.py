@@ -8,7 +8,7 @@ import pytest
 
 from imdb_sentiment.config import Config
 from imdb_sentiment.embeddings import embedding_matrix, iter_glove_text
-from imdb_sentiment.io import UserError
+from imdb_sentiment.files import UserError
 
 LINES = ["the 0.1 0.2 0.3", "movie 1 2 3", "good -1 -2 -3.5", "the 9 9 9"]
 

@@ -9,7 +9,7 @@ from conftest import review_texts, run_script
 from imdb_sentiment import data, text
 from imdb_sentiment.config import Config
 from imdb_sentiment.explain import explain
-from imdb_sentiment.io import UserError
+from imdb_sentiment.files import UserError
 
 # Contractions and markup: re-joined tokens ("film 's") tokenize differently from the review.
 HARD_REVIEWS = [

@@ -15,7 +15,7 @@ from conftest import ROOT, TINY_CONFIG, run_script, script_command
 from imdb_sentiment import data
 from imdb_sentiment.config import Config
 from imdb_sentiment.export import versions
-from imdb_sentiment.io import UserError
+from imdb_sentiment.files import UserError
 
 
 def script(name, *args, cwd=ROOT, wait=True, mixed_precision=False):
@@ -92,7 +92,8 @@ def test_checkpoint_of_another_model_is_refused(tiny_csv, tmp_path):
 EXPORT_CHILD = """
 import sys, keras
 sys.path.insert(0, {src!r})
-from imdb_sentiment.export import export, load_artifacts
+from imdb_sentiment.export import export
+from imdb_sentiment.runs import load_artifacts
 art = load_artifacts({run!r})
 export(art.model, art.vectorizer, {{"config": art.cfg.to_dict()}}, {base!r}, log=lambda m: None)
 """

@@ -74,7 +74,7 @@ def test_text_pipeline_gives_well_formed_ids_for_any_string(texts):
 
 @pytest.fixture(scope="module")
 def in_process(trained):
-    from imdb_sentiment.export import load_artifacts
+    from imdb_sentiment.runs import load_artifacts
 
     art = load_artifacts(trained["run_dir"])
     return lambda texts: art.model(art.vectorizer(texts), training=False).numpy()[:, 0]

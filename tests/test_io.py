@@ -2,7 +2,7 @@
 import os
 import stat
 
-from imdb_sentiment.io import atomic_dir, atomic_write_text, fsync_dir
+from imdb_sentiment.files import atomic_dir, atomic_write_text, fsync_dir
 
 
 def fsynced(monkeypatch) -> list[tuple[int, bool]]:

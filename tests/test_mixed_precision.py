@@ -47,7 +47,7 @@ def test_the_export_of_a_mixed_precision_run_holds_no_float16_op(mixed):
 
 
 def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed):
-    from imdb_sentiment.export import load_artifacts
+    from imdb_sentiment.runs import load_artifacts
     from imdb_sentiment.model import build_model, logit_model
     from imdb_sentiment.predict import Predictor
 

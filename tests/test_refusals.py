@@ -8,8 +8,8 @@ import pytest
 from conftest import TINY_CONFIG, run_script, synthetic_reviews
 from imdb_sentiment import data
 from imdb_sentiment.config import RETIRED_KEYS, Config
-from imdb_sentiment.io import UserError
-from imdb_sentiment.train import CHECKPOINT, find_unfinished
+from imdb_sentiment.files import UserError
+from imdb_sentiment.runs import CHECKPOINT, find_unfinished
 
 
 def snapshot(folder):

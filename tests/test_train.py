@@ -2,7 +2,8 @@ import numpy as np
 import tensorflow as tf
 
 from imdb_sentiment.config import Config
-from imdb_sentiment.train import make_dataset, predict_features, steps_per_epoch
+from imdb_sentiment.features import predict_features
+from imdb_sentiment.train import make_dataset, steps_per_epoch
 
 
 def ragged(lengths):

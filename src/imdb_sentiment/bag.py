@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
-from .baseline import fit_on_validation
+from .selection import fit_on_validation
 from .text import NO_NGRAM_ID
 
 

@@ -10,26 +10,13 @@ import time
 import numpy as np
 
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from .data import strip_html
 from .evaluate import evaluate
+from .selection import fit_on_validation
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
-
-
-def fit_on_validation(x_train, y_train, x_val, y_val, grid, name: str, log=print, **params):
-    """One LogisticRegression(C=c, **params) per c in grid; returns (validation accuracy, C, model)
-    of the best on validation (the first of equals)."""
-    best = None
-    for c in grid:
-        clf = LogisticRegression(C=c, **params).fit(x_train, y_train)
-        acc = clf.score(x_val, y_val)
-        log(f"{name}: C={c:g} validation accuracy {acc:.4f}")
-        if best is None or acc > best[0]:
-            best = (acc, c, clf)
-    return best
 
 
 def fit_tfidf(splits, log=print) -> Pipeline:

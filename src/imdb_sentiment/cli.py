@@ -56,7 +56,7 @@ def load_tensorflow():
 
 
 def run(main) -> None:
-    from .io import UserError
+    from .files import UserError
 
     try:
         sys.exit(main())

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import UserError, atomic_write_text
+from .files import UserError, atomic_write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPORT_DIR = PROJECT_ROOT / "saved_models" / "imdb_sentiment"  # <base>/<model name>, as TF Serving wants

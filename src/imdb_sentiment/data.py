@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import UserError, fetch
+from .files import UserError, fetch
 
 KAGGLE_DATASET = "lakshmi25npathi/imdb-dataset-of-50k-movie-reviews"
 KAGGLE_FILE = "IMDB Dataset.csv"

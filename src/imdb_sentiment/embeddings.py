@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PROJECT_ROOT
-from .io import UserError, fetch
+from .files import UserError, fetch
 
 GLOVE_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
 GLOVE_SHA256 = "617afb2fe6cbd085c235baf7a465b96f4112bd7f7ccb2b2cbd649fed9cbcf2fb"

@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import binomtest
 from sklearn import metrics as skm
+
+
+@dataclass
+class SplitPredictions:
+    """One evaluated split: the reviews, their labels, the model's P(positive), tokens per review."""
+    reviews: list[str]
+    labels: np.ndarray
+    probabilities: np.ndarray
+    lengths: np.ndarray
 
 
 def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
@@ -32,9 +42,9 @@ def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
 
 def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[dict, dict]:
     """Metrics and, for the report, the predictions of each named split (in that order)."""
-    from .report import SplitPredictions
+    # TensorFlow loads only when a model is evaluated: the baseline's command never needs it.
+    from .features import predict_features
     from .text import tokenize_corpus
-    from .train import predict_features
 
     results, predictions = {}, {}
     for name in names:

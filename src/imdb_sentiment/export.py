@@ -1,18 +1,16 @@
 """Export for TF Serving: <base>/<version>/ with a serving_default that takes raw review strings."""
 from __future__ import annotations
 
-import json
 import platform
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from .config import DEFAULT_EXPORT_DIR, Config
-from .io import UserError, atomic_dir, write_json
+from .config import DEFAULT_EXPORT_DIR
+from .files import UserError, atomic_dir, write_json
 from .model import as_float32, logit_model
-from .text import VOCAB_FILE, Vectorizer, load_vocabulary, save_vocabulary, tokenize
+from .text import Vectorizer, save_vocabulary, tokenize
 
 INPUT_NAME = "review"
 TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longest], "" pads
@@ -105,42 +103,6 @@ def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = 
                                              "packages": package_versions()})
     log(f"export: {final}")
     return final
-
-
-@dataclass
-class Artifacts:
-    """What scripts need to rebuild a trained model in Keras: from a run folder or an exported version."""
-    cfg: Config
-    vectorizer: Vectorizer
-    model: keras.Model
-    history_csv: Path | None
-    data: dict | None  # the data report recorded at training (source, checksum, ...), if any
-
-
-def load_artifacts(path: Path) -> Artifacts:
-    """A run folder (config.json, vocab.txt, model.keras), or an exported version or model folder."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such run folder or model")
-    if (path / "config.json").exists():
-        cfg, history = Config.load(path / "config.json"), path / "history.csv"
-        report = path / "data_report.json"
-        data = json.loads(report.read_text()) if report.exists() else None
-    else:
-        path = resolve_version(path)
-        info = json.loads((path / "model_info.json").read_text())
-        cfg = Config.from_dict(info["config"], source=str(path / "model_info.json"))
-        history, data = Path(info.get("run_dir", path)) / "history.csv", info.get("data")
-    for name in (VOCAB_FILE, "model.keras"):
-        if not (path / name).exists():
-            raise UserError(f"{path}: no {name} here; expected a run folder or a version exported by train.py")
-    vocabulary = load_vocabulary(path)
-    try:  # safe_mode refuses Lambda layers and anything else that would run pickled Python code
-        model = keras.saving.load_model(path / "model.keras", safe_mode=True)
-    except ValueError as e:
-        raise UserError(f"{path / 'model.keras'}: refused to load: {str(e).splitlines()[0]}") from None
-    return Artifacts(cfg, Vectorizer.from_config(vocabulary, cfg), model,
-                     history if history.exists() else None, data)
 
 
 def signature_contract() -> dict:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
 from .export import INPUT_NAME, TOKENS_NAME, resolve_version
-from .io import UserError
+from .files import UserError
 
 
 class Predictor:

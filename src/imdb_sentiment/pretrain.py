@@ -37,9 +37,10 @@ from keras import ops
 from . import data, text
 from .config import Config
 from .embeddings import embedding_matrix
-from .io import UserError, atomic_dir, atomic_write_text, write_json
+from .files import UserError, atomic_dir, atomic_write_text, write_json
 from .model import adam, lstm_layer, recurrent_encoder
-from .train import (CHECKPOINT, Checkpoint, make_dataset, setup_devices, steps_per_epoch,
+from .runs import CHECKPOINT
+from .train import (Checkpoint, make_dataset, setup_devices, steps_per_epoch,
                     truncate_csv)
 
 DIRECTIONS = ("forward", "backward")

@@ -4,7 +4,6 @@ Plots are drawn with matplotlib's Agg backend, so no display is needed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,8 +16,8 @@ import seaborn as sns  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from .data import strip_html  # noqa: E402
-from .evaluate import expected_calibration_error  # noqa: E402
-from .io import atomic_file, atomic_write_text  # noqa: E402
+from .evaluate import SplitPredictions, expected_calibration_error  # noqa: E402
+from .files import atomic_file, atomic_write_text  # noqa: E402
 
 LENGTH_BINS = (0, 100, 200, 300, 500, 800, np.inf)  # tokens per review
 PLOTS = {"curves": "Training and validation loss and accuracy per epoch",
@@ -27,15 +26,6 @@ PLOTS = {"curves": "Training and validation loss and accuracy per epoch",
          "reliability": "Reliability diagram",
          "accuracy_by_length": "Accuracy by review length"}
 SPLIT_NAMES = {"val": "validation", "test": "test"}
-
-
-@dataclass
-class SplitPredictions:
-    """One evaluated split: the reviews, their labels, the model's P(positive), tokens per review."""
-    reviews: list[str]
-    labels: np.ndarray
-    probabilities: np.ndarray
-    lengths: np.ndarray
 
 
 def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: dict,

@@ -38,7 +38,7 @@ class ModelRepository:
         self._lock = threading.Lock()
         self.reload()
         if not self._models:
-            from .io import UserError
+            from .files import UserError
             raise UserError(f"{self.base}: no exported model here (expected <version>/saved_model.pb)")
 
     def reload(self) -> None:

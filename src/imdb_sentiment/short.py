@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from .features import predict_features
 from .text import tokenize_corpus
-from .train import predict_features
 
 FIRST_TOKENS = (10, 20, 40)
 CUTS = tuple(f"first_{k}_tokens" for k in FIRST_TOKENS) + ("first_sentence", "last_sentence")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .io import atomic_write_text
+from .files import atomic_write_text
 
 PAD_ID = 0
 OOV_ID = 1

@@ -3,7 +3,6 @@ length-bucketed tf.data and early stopping -> the blend of the two on validation
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 import tempfile
@@ -21,9 +20,11 @@ import tensorflow as tf
 from . import text
 from .bag import fit_bag, fit_blend
 from .embeddings import embedding_matrix
-from .io import UserError, atomic_file, atomic_write_text, discard_dir
+from .features import predict_features, rows
+from .files import UserError, atomic_file, atomic_write_text
 from .model import (as_float32, build_model, compile_model, lstm_model, part_logits, set_bag,
                     set_blend)
+from .runs import CHECKPOINT
 
 
 # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
@@ -71,30 +72,6 @@ def steps_per_epoch(features: dict, cfg) -> int:
     lengths = features["token_ids"].row_lengths().numpy()
     bucket = np.searchsorted(bucket_boundaries(cfg.max_len), lengths, side="right")
     return int(sum(-(-count // cfg.batch_size) for count in np.bincount(bucket)))
-
-
-def rows(features: dict, labels=None) -> tf.data.Dataset:
-    """Elements {name: dense 1-D ids} (, label); slicing RaggedTensors would yield ragged elements."""
-    flat = {k: v.flat_values for k, v in features.items()}
-    spans = {k: (v.row_starts(), v.row_lengths()) for k, v in features.items()}
-    ds = tf.data.Dataset.from_tensor_slices(spans if labels is None else (spans, labels))
-
-    def cut(spans, *label):
-        x = {k: flat[k][start:start + n] for k, (start, n) in spans.items()}
-        return (x, *label) if label else x
-
-    return ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def predict_features(model: keras.Model, features: dict, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs [reviews, outputs] in input order; batches are formed from length-sorted
-    rows to save padding."""
-    order = np.argsort(features["token_ids"].row_lengths().numpy(), kind="stable")
-    ds = rows({k: tf.gather(v, order) for k, v in features.items()}).padded_batch(batch_size)
-    p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)
-    out = np.empty_like(p)
-    out[order] = p
-    return out
 
 
 def setup_devices(cfg, log=print) -> None:
@@ -274,9 +251,6 @@ def _abort_reason(error: tf.errors.OpError) -> str:
     return reason
 
 
-CHECKPOINT = "checkpoint.npz"
-
-
 class Checkpoint(keras.callbacks.Callback):
     """The whole training state after each epoch, in one file replaced atomically.
 
@@ -339,77 +313,3 @@ def truncate_csv(path: Path, rows: int) -> None:
         atomic_write_text(path, "".join(lines[:rows + 1]))
 
 
-RUNS_DIR = Path("runs")
-
-
-def run_differences(run: Path, cfg, data_checksum: str) -> list[str]:
-    """What differs between the run in `run` (its config.json and data_report.json) and this config
-    and data, one "key: then -> now" line each; [] when that run may be continued by this one.
-
-    Raises OSError, ValueError or KeyError when the run's files are missing or unreadable.
-    """
-    then = json.loads((run / "config.json").read_text())
-    now = cfg.to_dict()
-    shown = lambda d, k: json.dumps(d[k]) if k in d else "(absent)"
-    out = [f"{k}: {shown(then, k)} -> {shown(now, k)}" for k in sorted(then.keys() | now.keys())
-           if k not in then or k not in now or then[k] != now[k]]
-    checksum = json.loads((run / "data_report.json").read_text())["checksum"]
-    if checksum != data_checksum:
-        out.append(f"data checksum: {checksum[:12]}… -> {data_checksum[:12]}…")
-    return out
-
-
-def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
-    """The newest run under base that was interrupted (it still has a checkpoint) with the same
-    config and the same data: running the same command again continues it."""
-    for run in sorted(Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            if not run_differences(run.parent, cfg, data_checksum):
-                return run.parent
-        except (OSError, ValueError, KeyError):
-            continue
-    return None
-
-
-def choose_run_dir(run_dir: Path | None, fresh: bool, cfg, data_checksum: str) -> Path:
-    """The folder this run writes into, checked before anything is written there.
-
-    With run_dir: an unfinished run in it is continued only when its config and data are these
-    (otherwise refused, naming what differs, with the folder untouched); with fresh, the earlier
-    run's files are discarded first. Without: the newest unfinished run of this config and data
-    under RUNS_DIR (unless fresh), else a new RUNS_DIR/<time>.
-    """
-    if run_dir is None:
-        return (None if fresh else find_unfinished(RUNS_DIR, cfg, data_checksum)) or new_run_dir()
-    run_dir = Path(run_dir)
-    if fresh:
-        if run_dir.is_dir() and any(run_dir.iterdir()):
-            if not (run_dir / "config.json").exists():
-                raise UserError(f"{run_dir}: not a run folder (no config.json), so --fresh does "
-                                f"not empty it; choose a new or empty --run-dir")
-            discard_dir(run_dir)
-    elif (run_dir / CHECKPOINT).exists():
-        try:
-            differences = run_differences(run_dir, cfg, data_checksum)
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"{run_dir}: holds an unfinished run whose config.json or "
-                            f"data_report.json cannot be read ({e}); add --fresh to start it over, "
-                            f"or choose another --run-dir") from None
-        if differences:
-            raise UserError(f"{run_dir}: holds an unfinished run with another config or data "
-                            f"({'; '.join(differences)}); to continue it, give its own config "
-                            f"(--config {run_dir / 'config.json'}) and data; add --fresh to start "
-                            f"it over, or choose another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def new_run_dir(base: Path = RUNS_DIR, prefix: str = "") -> Path:
-    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
-    path = base / stamp
-    n = 1
-    while path.exists():
-        n += 1
-        path = base / f"{stamp}-{n}"
-    path.mkdir(parents=True)
-    return path
