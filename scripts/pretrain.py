@@ -1,70 +1,10 @@
 #!/usr/bin/env python3
-"""Pretrain the LSTM encoder as two language models (one per reading direction) on the unlabelled
-reviews plus the training split's, never on validation or test reviews.
+"""Pretrain the LSTM encoder as language models on the unlabelled and training reviews.
 
-The labelled data is found as train.py finds it (--data, or the cache folder); its training split
-gives the vocabulary, and the same split must be used when training from the encoder. Unlabelled
-reviews are taken from --unlabelled PATH (imdb_unsup_50k.csv.gz, an aclImdb folder or
-aclImdb_v1.tar.gz), else from beside the data: imdb_unsup_50k.csv.gz in the CSV's folder, or
-train/unsup in the aclImdb folder or tarball.
-
-The encoder folder (--out; by default <cache-dir>/encoders/<key of the settings and data>, where
-`train.py --pretrain` looks for it) holds encoder.npz (the two LSTMs' weights), config.json,
-vocab.txt, history.csv (training and held-out language-model loss and seconds per epoch) and
-pretrain_report.json. It is written whole or not at all. Killed, the same command resumes from
-the last finished epoch. Use it with: train.py --pretrained DIR (same --data and --config).
+The same as `imdb-sentiment pretrain`; --help tells more.
 """
-import argparse
-import dataclasses
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from imdb_sentiment import cli  # noqa: E402  (sets up TensorFlow's logging before it loads)
-
-
-def main(argv=None) -> int:
-    from imdb_sentiment import data
-    from imdb_sentiment.config import Config
-    from imdb_sentiment.files import UserError
-
-    d = Config()
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
-    p.add_argument("--unlabelled", help="unlabelled reviews: a CSV with a review column, an "
-                                        "aclImdb folder or its tarball (default: beside --data)")
-    p.add_argument("--cache-dir", type=Path, default=data.DEFAULT_CACHE,
-                   help="where downloads and encoders are kept (default %(default)s)")
-    p.add_argument("--out", type=Path, help="encoder folder (default <cache-dir>/encoders/<key>)")
-    p.add_argument("--config", type=Path, help="a config.json; its pretrain_* fields choose the "
-                                               "objective, epochs, learning rate, batch size")
-    p.add_argument("--epochs", type=int, help=f"pretraining epochs (default {d.pretrain_epochs})")
-    p.add_argument("--seed", type=int,
-                   help=f"random seed for splits, weights and shuffling (default {d.seed})")
-    p.add_argument("--fresh", action="store_true",
-                   help="start over, ignoring an interrupted run's checkpoint, and replace a "
-                        "finished encoder")
-    args = p.parse_args(argv)
-    from imdb_sentiment import pretrain  # TensorFlow loads here, after --help
-
-    cfg = Config.load(args.config) if args.config else d
-    overrides = {"pretrain_epochs": args.epochs, "seed": args.seed}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-
-    splits = data.load(args.data, cfg, args.cache_dir, log=cli.log)
-    source = data.find_unlabelled(splits.source, args.unlabelled)
-    unlabelled = data.read_unlabelled(source) if source else []
-    if not unlabelled:
-        where = f"in {source}" if source else f"beside {splits.source}"
-        raise UserError(f"no unlabelled reviews found {where}; give them with --unlabelled PATH ("
-                        f"{data.UNSUP_CSV}, an aclImdb folder or aclImdb_v1.tar.gz)")
-    cli.log(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
-    out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
-    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source),
-                      log=cli.log)
-    return 0
-
+from imdb_sentiment import cli
+from imdb_sentiment.commands.pretrain import main
 
 if __name__ == "__main__":
     cli.run(main)

@@ -63,3 +63,19 @@ def test_the_model_never_depends_on_the_baseline():
             seen.add(dep)
             todo.append(dep)
     assert "baseline" not in seen
+
+
+def test_the_readme_lists_every_module_below_the_ones_it_imports():
+    """README's "How the code is laid out" table is kept true: every module is in it, after every
+    module it imports."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    section = readme.split("### How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    order = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            order += [name.strip(" `") for name in line.split("|")[1].split(",")]
+    graph = import_graph()
+    assert sorted(order) == sorted(m for m in graph if m != "__init__")
+    for module, deps in graph.items():
+        for dep in deps:
+            assert order.index(dep) < order.index(module), f"{module} imports {dep}, listed below it"

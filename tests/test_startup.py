@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from conftest import ROOT, run_script
 
@@ -47,3 +48,26 @@ def test_a_real_tensorflow_error_still_reaches_stderr(trained, tmp_path):
     assert proc.returncode != 0
     assert "saved_model.pb" in proc.stderr or "SavedModel" in proc.stderr, proc.stderr
     assert proc.stdout == ""
+
+
+def entry_point() -> str:
+    """The console script pip installed beside this Python."""
+    return str(Path(sys.executable).with_name("imdb-sentiment"))
+
+
+def test_the_entry_point_lists_every_command():
+    proc = subprocess.run([entry_point(), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("train", "pretrain", "predict", "serve", "evaluate", "baseline", "benchmark",
+                    "fetch"):
+        assert f"\n  {command} " in proc.stdout
+    proc = subprocess.run([entry_point(), "tarin"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown command 'tarin'" in proc.stderr
+
+
+def test_the_entry_point_predicts_as_the_script_does(trained):
+    proc = subprocess.run([entry_point(), "predict", "--model", str(trained["models"]),
+                           "Great film", "Dull."], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == run_script("predict.py", "--model", trained["models"], "Great film",
+                                     "Dull.").stdout

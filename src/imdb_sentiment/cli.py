@@ -1,6 +1,7 @@
 """What every script shares: a quiet TensorFlow start-up, and user errors without tracebacks."""
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -53,6 +54,36 @@ def load_tensorflow():
 
         tf.config.list_physical_devices()
     return tf
+
+
+COMMANDS = {  # command -> module of imdb_sentiment.commands
+    "fetch": "fetch", "pretrain": "pretrain", "train": "train", "evaluate": "evaluate",
+    "predict": "predict", "serve": "serve", "baseline": "baseline", "benchmark": "benchmark",
+    "visualize": "visualize", "load-test": "load_test",
+}
+
+
+def usage() -> str:
+    lines = ["usage: imdb-sentiment COMMAND [--help] [ARGS...]", "", "commands:"]
+    for name, module in COMMANDS.items():
+        doc = importlib.import_module(f"imdb_sentiment.commands.{module}").__doc__
+        lines.append(f"  {name:<10} {doc.strip().splitlines()[0]}")
+    lines += ["", "imdb-sentiment COMMAND --help explains each one."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `imdb-sentiment` entry point: runs one command's main with the remaining arguments."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if argv else 2)
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    command = importlib.import_module(f"imdb_sentiment.commands.{COMMANDS[argv[0]]}")
+    sys.argv[0] = f"imdb-sentiment {argv[0]}"  # argparse's prog, in usage lines and errors
+    run(lambda: command.main(argv[1:]))
 
 
 def run(main) -> None:

@@ -1,0 +1,1 @@
+"""One module per command of `imdb-sentiment` (cli.main); scripts/ holds thin wrappers."""

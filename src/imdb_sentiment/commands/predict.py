@@ -1,0 +1,137 @@
+"""Predict the sentiment of reviews with an exported model; prints one JSON line per review.
+
+Reviews come from the arguments, from --file (.txt: one review per line, a blank line being an
+empty review; .csv: a `review` column; .jsonl: objects with a `review` field, or plain strings),
+or from standard input (one review per line). Output order is input order. Large files are read
+and predicted in chunks, so memory stays bounded.
+
+  python scripts/predict.py "A wonderful, moving film." "Dull and far too long."
+  python scripts/predict.py --file reviews.csv > predictions.jsonl
+  python scripts/predict.py --explain "Great cast, but a dull and pointless plot." --html why.html
+
+--explain shows, for each review, which words pushed the prediction towards positive or negative:
+each of the model's tokens is removed in turn and the change of the model's log-odds is measured
+on the remaining tokens (occlusion). The probability shown is the one predicted for the review.
+"""
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+from imdb_sentiment import cli
+from imdb_sentiment.files import UserError
+
+CHUNK = 8192  # reviews read, predicted and written at a time
+
+
+def read_txt(f):
+    for line in f:
+        yield line.rstrip("\r\n")
+
+
+def read_jsonl(f, name):
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{name}:{lineno}: not valid JSON ({e.msg})") from None
+        review = obj.get("review") if isinstance(obj, dict) else obj
+        if not isinstance(review, str):
+            raise UserError(f"{name}:{lineno}: expected a string or an object with a string 'review' field")
+        yield review
+
+
+def read_csv(path):
+    import pandas as pd
+
+    try:
+        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK,
+                                 encoding="utf-8", encoding_errors="replace"):
+            chunk.columns = [c.strip().lstrip("\ufeff").lower() for c in chunk.columns]
+            if "review" not in chunk.columns:
+                raise UserError(f"{path}: no 'review' column; found {', '.join(chunk.columns)}")
+            yield from chunk["review"]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{path}: cannot be read as CSV: {e}") from None
+
+
+def reviews(args):
+    if args.texts:
+        yield from args.texts
+        return
+    if args.file is None:
+        if sys.stdin.isatty():
+            raise UserError("no reviews given: pass them as arguments, with --file, or on standard input")
+        yield from read_txt(sys.stdin)
+        return
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from read_csv(path)
+        return
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        yield from (read_jsonl(f, path) if suffix in (".jsonl", ".ndjson") else read_txt(f))
+
+
+def main(argv=None) -> int:
+    from imdb_sentiment.config import DEFAULT_EXPORT_DIR
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("texts", nargs="*", help="reviews to classify")
+    p.add_argument("--file", help="a .txt, .csv or .jsonl file of reviews")
+    p.add_argument("--model", type=Path, default=DEFAULT_EXPORT_DIR,
+                   help="an exported version folder, or the folder of versions (newest used; default %(default)s)")
+    p.add_argument("--server", metavar="URL", help="send the reviews to a TF Serving REST endpoint (or "
+                                                     "scripts/serve.py), e.g. http://localhost:8501")
+    p.add_argument("--model-name", default="imdb_sentiment", help="model name on the server (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per server request (default %(default)s)")
+    p.add_argument("--batch-size", type=int, help="reviews per model call (default 256 local, 64 to a server)")
+    p.add_argument("--explain", action="store_true",
+                   help="show which words pushed each prediction up or down (word occlusion; local model only)")
+    p.add_argument("--html", type=Path, help="with --explain: also write the highlighted reviews to this HTML file")
+    p.add_argument("--top", type=int, default=5, help="with --explain: words listed per direction (default %(default)s)")
+    args = p.parse_args(argv)
+    if args.explain and args.server:
+        p.error("--explain needs the local model (--model), not --server")
+    if args.html and not args.explain:
+        p.error("--html goes with --explain")
+
+    cli.load_tensorflow()
+    from imdb_sentiment.predict import Predictor, RemotePredictor
+
+    source = reviews(args)
+    first = list(itertools.islice(source, CHUNK))  # reads input errors before the slow model load
+    if args.server:
+        predictor, batch = RemotePredictor(args.server, args.model_name, args.timeout), args.batch_size or 64
+    else:
+        predictor, batch = Predictor(args.model), args.batch_size or 256
+    if args.explain:
+        return explain_all(predictor, itertools.chain(first, source), args)
+    chunk = first
+    while chunk:
+        for result in predictor.predict(chunk, batch):
+            sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+        chunk = list(itertools.islice(source, CHUNK))
+    return 0
+
+
+def explain_all(predictor, texts, args) -> int:
+    from imdb_sentiment.explain import explain, html_page, render_html, render_terminal, summary
+    from imdb_sentiment.files import atomic_write_text
+
+    pages = []
+    for text in texts:
+        e = explain(predictor, text, args.batch_size or 256)
+        print(summary(e, args.top))
+        print("  " + render_terminal(e, color=sys.stdout.isatty()))
+        pages.append(render_html(e))
+    if args.html:
+        atomic_write_text(args.html, html_page(pages))
+        print(f"wrote {args.html}", file=sys.stderr)
+    return 0
