@@ -275,7 +275,10 @@ class Checkpoint(keras.callbacks.Callback):
         """Loads the state into `model` if a checkpoint exists; returns the epoch to start from."""
         if not self.path.exists():
             return 0
-        model.optimizer.build(model.trainable_variables)
+        # Built once: LossScaleOptimizer (mixed precision) adds its loss-scale variables again on
+        # every build, and the variables would no longer line up with the checkpoint's.
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         with np.load(self.path, allow_pickle=False) as z:
             variables = self._variables(model)
             if int(z["n_variables"]) != len(variables):
