@@ -291,9 +291,7 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg, log)
     t0 = time.perf_counter()
-    # The classifier's vocabulary: from the training split only, as train.train builds it.
-    vocabulary = text.build_vocabulary(text.tokenize_corpus(splits.train.review.tolist()),
-                                       cfg.vocab_size, cfg.min_count)
+    _, vocabulary = text.training_vocabulary(splits.train.review, cfg)  # the classifier's
     vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)  # token ids, no n-grams
     texts, held_out, counts = corpus(splits, unlabelled, cfg)
     ids = vectorizer.features(text.tokenize_corpus(texts))["token_ids"]

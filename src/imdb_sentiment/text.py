@@ -80,6 +80,14 @@ def build_vocabulary(tokens: tf.RaggedTensor, max_size: int, min_count: int) -> 
     return [words[i].decode("utf-8") for i in keep]
 
 
+
+def training_vocabulary(reviews: Sequence[str], cfg) -> tuple[tf.RaggedTensor, list[str]]:
+    """The training reviews' tokens and the vocabulary built from them: the one vocabulary that
+    training and pretraining share, from the training split only."""
+    tokens = tokenize_corpus(list(reviews))
+    return tokens, build_vocabulary(tokens, cfg.vocab_size, cfg.min_count)
+
+
 VOCAB_FILE = "vocab.txt"  # one token per line, most frequent first, beside every run's and export's model
 
 
