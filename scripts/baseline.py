@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment baseline`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.baseline import main
 

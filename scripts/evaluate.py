@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment evaluate`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.evaluate import main
 

@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment fetch`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.fetch import main
 

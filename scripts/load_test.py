@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment load-test`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.load_test import main
 

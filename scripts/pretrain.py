@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment pretrain`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.pretrain import main
 

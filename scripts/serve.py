@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment serve`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.serve import main
 

@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment train`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.train import main
 

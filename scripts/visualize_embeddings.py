@@ -3,6 +3,7 @@
 
 The same as `imdb-sentiment visualize`; --help tells more.
 """
+
 from imdb_sentiment import cli
 from imdb_sentiment.commands.visualize import main
 

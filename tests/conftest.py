@@ -1,4 +1,5 @@
 """Shared fixtures: a small synthetic IMDB-like corpus and one tiny model trained on it by the real CLI."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,39 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "imdb" / "imdb_50k_split.csv.gz"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-POSITIVE = ["wonderful", "excellent", "moving", "brilliant", "superb", "delightful", "great", "beautiful"]
+POSITIVE = [
+    "wonderful",
+    "excellent",
+    "moving",
+    "brilliant",
+    "superb",
+    "delightful",
+    "great",
+    "beautiful",
+]
 NEGATIVE = ["awful", "boring", "terrible", "dull", "horrible", "pointless", "bad", "worst"]
-FILLER = ["the", "film", "plot", "actors", "story", "director", "scenes", "music", "ending", "cast",
-          "was", "and", "a", "it", "this", "movie", "with", "of", "in", "had"]
+FILLER = [
+    "the",
+    "film",
+    "plot",
+    "actors",
+    "story",
+    "director",
+    "scenes",
+    "music",
+    "ending",
+    "cast",
+    "was",
+    "and",
+    "a",
+    "it",
+    "this",
+    "movie",
+    "with",
+    "of",
+    "in",
+    "had",
+]
 
 
 def synthetic_reviews(n: int, seed: int) -> pd.DataFrame:
@@ -30,11 +60,17 @@ def synthetic_reviews(n: int, seed: int) -> pd.DataFrame:
         positive = i % 2 == 0
         words = [rng.choice(FILLER) for _ in range(rng.randint(8, 60))]
         for _ in range(rng.randint(2, 4)):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if positive else NEGATIVE))
+            words.insert(
+                rng.randrange(len(words) + 1), rng.choice(POSITIVE if positive else NEGATIVE)
+            )
         body = " ".join(words)
         cut = rng.randrange(len(body))
-        rows.append((body[:cut] + "<br /><br />" + body[cut:] + rng.choice([".", "!", "..."]),
-                     "positive" if positive else "negative"))
+        rows.append(
+            (
+                body[:cut] + "<br /><br />" + body[cut:] + rng.choice([".", "!", "..."]),
+                "positive" if positive else "negative",
+            )
+        )
     return pd.DataFrame(rows, columns=["review", "sentiment"])
 
 
@@ -49,26 +85,88 @@ def tiny_csv(tmp_path_factory) -> Path:
 
 # Pieces of review text that tokenization must get right: contractions, quotes and apostrophes,
 # markup, entities (also escaped twice, numeric and malformed), Unicode spaces, marks and cases.
-TEXT_PIECES = ["don't", "film's", "I'd've", "can't", "n't", "'s", "'d", "s", "re", "'", "''", '"',
-               "“", "`", "&amp;", "&lt;i&gt;", "&amp;lt;b&amp;gt;", "&quot;", "&#39;", "&apos;",
-               "&#8230;", "&nbsp;", "&and;", "<br />", "<i>", "</i>", "<!-- x -->", "<3", "&", "<",
-               ">", ";", " ", "\t", "\n", "\v", "\u00a0", "\u2003", "Amélie", "İ", "ß", "Σ", "—",
-               "…", "\u0301", "O'Brien", "rock'n'roll", "wonderful", "awful", "film", "plot", ".",
-               ","]
+TEXT_PIECES = [
+    "don't",
+    "film's",
+    "I'd've",
+    "can't",
+    "n't",
+    "'s",
+    "'d",
+    "s",
+    "re",
+    "'",
+    "''",
+    '"',
+    "“",
+    "`",
+    "&amp;",
+    "&lt;i&gt;",
+    "&amp;lt;b&amp;gt;",
+    "&quot;",
+    "&#39;",
+    "&apos;",
+    "&#8230;",
+    "&nbsp;",
+    "&and;",
+    "<br />",
+    "<i>",
+    "</i>",
+    "<!-- x -->",
+    "<3",
+    "&",
+    "<",
+    ">",
+    ";",
+    " ",
+    "\t",
+    "\n",
+    "\v",
+    "\u00a0",
+    "\u2003",
+    "Amélie",
+    "İ",
+    "ß",
+    "Σ",
+    "—",
+    "…",
+    "\u0301",
+    "O'Brien",
+    "rock'n'roll",
+    "wonderful",
+    "awful",
+    "film",
+    "plot",
+    ".",
+    ",",
+]
 # Reviews made of those pieces and of any short text, so each meets the others and any Unicode.
-review_texts = st.lists(st.one_of(st.sampled_from(TEXT_PIECES), st.text(max_size=4)),
-                        max_size=30).map("".join)
+review_texts = st.lists(
+    st.one_of(st.sampled_from(TEXT_PIECES), st.text(max_size=4)), max_size=30
+).map("".join)
 
-TINY_CONFIG = {"vocab_size": 2000, "min_count": 1, "max_len": 64, "head_tokens": 16, "lstm_units": 8,
-               "batch_size": 32, "epochs": 6, "patience": 6, "learning_rate": 0.01, "dropout": 0.1,
-               "ngram_buckets": 4096}
+TINY_CONFIG = {
+    "vocab_size": 2000,
+    "min_count": 1,
+    "max_len": 64,
+    "head_tokens": 16,
+    "lstm_units": 8,
+    "batch_size": 32,
+    "epochs": 6,
+    "patience": 6,
+    "learning_rate": 0.01,
+    "dropout": 0.1,
+    "ngram_buckets": 4096,
+}
 
 
 # A GPU run's precision on a CPU: the policy train.setup_devices sets on a GPU, set before a script.
-MIXED_PRECISION = ("import runpy, sys, keras\n"
-                   "keras.mixed_precision.set_global_policy('mixed_float16')\n"
-                   "sys.argv = sys.argv[1:]\n"
-                   "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+MIXED_PRECISION = (
+    "import runpy, sys, keras\n"
+    "keras.mixed_precision.set_global_policy('mixed_float16')\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
 
 
 def script_command(name: str, *args, mixed_precision: bool = False) -> list[str]:
@@ -76,11 +174,23 @@ def script_command(name: str, *args, mixed_precision: bool = False) -> list[str]
     return [*python, str(ROOT / "scripts" / name), *map(str, args)]
 
 
-def run_script(name: str, *args, input: str | None = None, env: dict | None = None, timeout=600,
-               mixed_precision: bool = False):
-    return subprocess.run(script_command(name, *args, mixed_precision=mixed_precision),
-                          capture_output=True, text=True, input=input, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+def run_script(
+    name: str,
+    *args,
+    input: str | None = None,
+    env: dict | None = None,
+    timeout=600,
+    mixed_precision: bool = False,
+):
+    return subprocess.run(
+        script_command(name, *args, mixed_precision=mixed_precision),
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +200,19 @@ def trained(tmp_path_factory, tiny_csv):
     cfg = base / "tiny_config.json"
     cfg.write_text(json.dumps(TINY_CONFIG))
     run_dir, models = base / "run", base / "models"
-    proc = run_script("train.py", "--data", tiny_csv, "--config", cfg, "--seed", 7,
-                      "--run-dir", run_dir, "--export-dir", models, "--compare-baseline")
+    proc = run_script(
+        "train.py",
+        "--data",
+        tiny_csv,
+        "--config",
+        cfg,
+        "--seed",
+        7,
+        "--run-dir",
+        run_dir,
+        "--export-dir",
+        models,
+        "--compare-baseline",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"run_dir": run_dir, "models": models, "version": models / "1", "stdout": proc.stdout}

@@ -40,8 +40,13 @@ def test_fitted_bag_in_the_network_gives_sklearn_log_odds():
     assert fitted["C"] in (0.1, 1.0) and fitted["val_accuracy"] > 0.95
     assert sum("validation accuracy" in line for line in logs) == 2
     w = fitted["weights"]
-    sentiment = {word: w[int(vec.features(text.tokenize([word]))["ngram_ids"][0][0])] for word in POSITIVE + NEGATIVE}
-    assert all(sentiment[word] > 0 for word in POSITIVE) and all(sentiment[word] < 0 for word in NEGATIVE)
+    sentiment = {
+        word: w[int(vec.features(text.tokenize([word]))["ngram_ids"][0][0])]
+        for word in POSITIVE + NEGATIVE
+    }
+    assert all(sentiment[word] > 0 for word in POSITIVE) and all(
+        sentiment[word] < 0 for word in NEGATIVE
+    )
 
     # The same log-odds through the network from raw strings, padding and all.
     layer = NgramBag(4096)
@@ -62,7 +67,9 @@ def test_blend_weights_the_two_parts_log_odds():
     x = {"token_ids": np.array([[3, 4]], "int32"), "ngram_ids": np.array([[5, 9]], "int32")}
     lstm, bag_logit = part_logits(model)(x).numpy()[0]
     assert bag_logit == 1.5
-    np.testing.assert_allclose(model(x).numpy()[0, 0], 1 / (1 + np.exp(-(0.5 * lstm + 1.5 + 0.1))), rtol=1e-6)
+    np.testing.assert_allclose(
+        model(x).numpy()[0, 0], 1 / (1 + np.exp(-(0.5 * lstm + 1.5 + 0.1))), rtol=1e-6
+    )
     # The blend is fitted on validation, never by the optimizer.
     assert not any("blend" in v.path or "ngram_bag" in v.path for v in model.trainable_weights)
 

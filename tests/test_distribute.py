@@ -1,5 +1,6 @@
 """Distributed training: MirroredStrategy on two logical CPU devices, and two real worker processes
 under MultiWorkerMirroredStrategy, match one device trained with the same global batch."""
+
 import json
 import os
 import socket
@@ -53,7 +54,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_strategy_over_two_cpus_matches_one_device_with_the_same_global_batch():
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     diff = float(proc.stdout.strip().splitlines()[-1].split()[-1])
     assert diff < 1e-4
@@ -65,8 +68,15 @@ def test_mirrored_strategy_over_two_cpus_matches_one_device_with_the_same_global
 # (25): every batch is a plain slice of the shuffled rows, and the 432 training rows in global
 # batches of 32 end with 16, which still splits evenly between the two workers. No clipping:
 # Keras clips each worker's gradient before they are summed, a one-process run the sum.
-MULTIWORKER_CONFIG = {**TINY_CONFIG, "dropout": 0.0, "max_len": 24, "head_tokens": 4, "epochs": 3,
-                      "patience": 3, "clipnorm": 1e6}
+MULTIWORKER_CONFIG = {
+    **TINY_CONFIG,
+    "dropout": 0.0,
+    "max_len": 24,
+    "head_tokens": 4,
+    "epochs": 3,
+    "patience": 3,
+    "clipnorm": 1e6,
+}
 
 
 def free_ports(n: int) -> list[int]:
@@ -93,8 +103,15 @@ def start_workers(base: Path, name: str, args: list) -> list[subprocess.Popen]:
         task = {"cluster": cluster, "task": {"type": "worker", "index": i}}
         env = {**os.environ, "TF_CONFIG": json.dumps(task), "TMPDIR": str(base / f"{name}-tmp")}
         with open(base / f"{name}{i}.log", "w") as log:
-            procs.append(subprocess.Popen(train_command(*args, "--distribute", "multiworker"),
-                                          env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+            procs.append(
+                subprocess.Popen(
+                    train_command(*args, "--distribute", "multiworker"),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
+                )
+            )
     return procs
 
 
@@ -119,13 +136,27 @@ def multiworker(tiny_csv, tmp_path_factory):
     cfg = base / "cfg.json"
     cfg.write_text(json.dumps(MULTIWORKER_CONFIG))
     common = ["--data", tiny_csv, "--config", cfg, "--seed", 7]
-    single = train_command(*common, "--batch-size", 32, "--run-dir", base / "one/run",
-                           "--export-dir", base / "one/models")
+    single = train_command(
+        *common,
+        "--batch-size",
+        32,
+        "--run-dir",
+        base / "one/run",
+        "--export-dir",
+        base / "one/models",
+    )
     with open(base / "one.log", "w") as log:
         one = subprocess.Popen(single, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     shared = base / "shared"  # the file system both workers see
-    args = [*common, "--batch-size", 16, "--run-dir", shared / "run",
-            "--export-dir", shared / "models"]
+    args = [
+        *common,
+        "--batch-size",
+        16,
+        "--run-dir",
+        shared / "run",
+        "--export-dir",
+        shared / "models",
+    ]
     chief, other = start_workers(base, "killed", args)
     try:
         kill_when(other, lambda: (shared / "run" / "checkpoint.npz").exists(), timeout=400)
@@ -138,9 +169,16 @@ def multiworker(tiny_csv, tmp_path_factory):
         codes = finish([*resumed, one], timeout=400)
     finally:  # whatever failed, no process outlives the fixture
         finish([chief, other, one], timeout=0)
-    return {"base": base, "shared": shared, "one": base / "one", "killed_code": killed_code,
-            "stopped_after": stopped_after, "checkpoint_left": checkpoint_left, "codes": codes,
-            "non_chief_pids": [other.pid, resumed[1].pid]}
+    return {
+        "base": base,
+        "shared": shared,
+        "one": base / "one",
+        "killed_code": killed_code,
+        "stopped_after": stopped_after,
+        "checkpoint_left": checkpoint_left,
+        "codes": codes,
+        "non_chief_pids": [other.pid, resumed[1].pid],
+    }
 
 
 def log_of(base: Path, name: str) -> str:
@@ -151,17 +189,22 @@ def test_a_dead_worker_stops_the_other_with_a_clear_error_in_bounded_time(multiw
     log = log_of(multiworker["base"], "killed0")
     print(f"the chief stopped {multiworker['stopped_after']:.0f}s after the other was killed")
     assert multiworker["killed_code"] == 2, log[-3000:]
-    assert log.strip().splitlines()[-1].startswith(
-        "error: training stopped: a worker of the cluster in TF_CONFIG is gone")
+    assert (
+        log.strip()
+        .splitlines()[-1]
+        .startswith("error: training stopped: a worker of the cluster in TF_CONFIG is gone")
+    )
     assert "Traceback" not in log and multiworker["checkpoint_left"]
 
 
 def test_two_workers_resume_write_one_run_folder_and_one_export_and_train_as_one_process(
-        multiworker):
+    multiworker,
+):
     base, shared, one = multiworker["base"], multiworker["shared"], multiworker["one"]
     logs = [log_of(base, f"resumed{i}") for i in range(2)]
     assert multiworker["codes"] == [0, 0, 0], "\n".join(
-        log_of(base, name)[-2000:] for name in ("resumed0", "resumed1", "one"))
+        log_of(base, name)[-2000:] for name in ("resumed0", "resumed1", "one")
+    )
     for log in logs:  # the other worker restored a copy of the chief's checkpoint
         assert "distribute: 2 replicas, global batch 32" in log
         assert "holds the state after epoch" in log
@@ -172,8 +215,9 @@ def test_two_workers_resume_write_one_run_folder_and_one_export_and_train_as_one
     assert [p.name for p in (shared / "models").iterdir()] == ["1"]
     # TensorBoard names its files after the writing process: the other worker wrote none here.
     events = [p.name for p in (shared / "run" / "tensorboard").rglob("events.out.tfevents.*")]
-    assert events and not [e for e in events for pid in multiworker["non_chief_pids"]
-                           if f".{pid}." in e]
+    assert events and not [
+        e for e in events for pid in multiworker["non_chief_pids"] if f".{pid}." in e
+    ]
     assert list((base / "resumed-tmp").iterdir()) == []  # the other worker's files left with it
 
     # Resumed from the chief's checkpoint by both, the run ends where the one-process run ended.
@@ -183,10 +227,15 @@ def test_two_workers_resume_write_one_run_folder_and_one_export_and_train_as_one
     assert many["epochs_run"] == single["epochs_run"] == 3
     assert many["val"]["accuracy"] == single["val"]["accuracy"]
     assert many["test"]["accuracy"] == single["test"]["accuracy"]
-    np.testing.assert_allclose(pd.read_csv(shared / "run" / "history.csv").to_numpy(),
-                               pd.read_csv(one / "run" / "history.csv").to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        pd.read_csv(shared / "run" / "history.csv").to_numpy(),
+        pd.read_csv(one / "run" / "history.csv").to_numpy(),
+        atol=1e-4,
+    )
 
 
 def test_multiworker_without_a_shared_run_dir_is_refused(tiny_csv):
     proc = run_script("train.py", "--data", tiny_csv, "--distribute", "multiworker", timeout=120)
-    assert proc.returncode == 2 and "needs --run-dir" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2 and "needs --run-dir" in proc.stderr and "Traceback" not in proc.stderr
+    )

@@ -1,4 +1,5 @@
 """Downloads from a real HTTP server on 127.0.0.1: hash checks, re-fetching, errors; safe archive reading."""
+
 import hashlib
 import http.server
 import io
@@ -48,7 +49,9 @@ def test_fetch_checks_the_hash_and_refetches_a_truncated_copy(server, tmp_path):
     files["/f.bin"] = body
     path = fetch(url + "/f.bin", sha(body), tmp_path, "f.bin", log=lambda m: None)
     assert path.read_bytes() == body and len(hits) == 1
-    assert fetch(url + "/f.bin", sha(body), tmp_path, "f.bin") == path and len(hits) == 1  # cached, checked
+    assert (
+        fetch(url + "/f.bin", sha(body), tmp_path, "f.bin") == path and len(hits) == 1
+    )  # cached, checked
     path.write_bytes(body[:1000])  # a download cut short
     said = []
     assert fetch(url + "/f.bin", sha(body), tmp_path, "f.bin", log=said.append).read_bytes() == body
@@ -87,8 +90,14 @@ def acl_tar(reviews: dict[str, str], extra=None) -> bytes:
 
 def test_a_bad_cached_tarball_is_fetched_again_from_stanford(server, tmp_path, monkeypatch):
     url, files, hits = server
-    good = acl_tar({f"aclImdb/{s}/{lab}/{i}_{7 if lab == 'pos' else 3}.txt": f"{s} {lab} {i}"
-                    for s in ("train", "test") for lab in ("pos", "neg") for i in range(3)})
+    good = acl_tar(
+        {
+            f"aclImdb/{s}/{lab}/{i}_{7 if lab == 'pos' else 3}.txt": f"{s} {lab} {i}"
+            for s in ("train", "test")
+            for lab in ("pos", "neg")
+            for i in range(3)
+        }
+    )
     files["/aclImdb_v1.tar.gz"] = good
     monkeypatch.setattr(data, "STANFORD_URL", url + "/aclImdb_v1.tar.gz")
     monkeypatch.setattr(data, "STANFORD_SHA256", sha(good))
@@ -103,24 +112,49 @@ def test_archive_links_and_climbing_paths_are_not_read_and_nothing_is_extracted(
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     hard = tarfile.TarInfo("aclImdb/train/neg/8_1.txt")
     hard.type, hard.linkname = tarfile.LNKTYPE, "aclImdb/train/pos/0_10.txt"
-    body = acl_tar({"aclImdb/train/pos/0_10.txt": "fine", "aclImdb/test/neg/0_1.txt": "bad",
-                    "../../escape/train/pos/1_10.txt": "outside", "/abs/test/pos/2_9.txt": "absolute"},
-                   extra=[link, hard])
+    body = acl_tar(
+        {
+            "aclImdb/train/pos/0_10.txt": "fine",
+            "aclImdb/test/neg/0_1.txt": "bad",
+            "../../escape/train/pos/1_10.txt": "outside",
+            "/abs/test/pos/2_9.txt": "absolute",
+        },
+        extra=[link, hard],
+    )
     (tmp_path / "a.tar.gz").write_bytes(body)
     df = data.read_reviews(tmp_path / "a.tar.gz")
-    assert sorted(df.review) == ["absolute", "bad", "fine"]  # read in memory; the absolute name is harmless
+    assert sorted(df.review) == [
+        "absolute",
+        "bad",
+        "fine",
+    ]  # read in memory; the absolute name is harmless
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.tar.gz"]
     assert not (tmp_path.parent.parent / "escape").exists()
 
 
 def test_kaggle_credentials_are_never_printed(tmp_path, tiny_csv):
     secret = "kaggle-secret-0123456789abcdef"
-    env = {"HOME": str(tmp_path), "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": secret, "KAGGLE_API_TOKEN": "",
-           "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
-    proc = run_script("train.py", "--cache-dir", tmp_path / "cache", "--run-dir", tmp_path / "run", env=env,
-                      timeout=300)
+    env = {
+        "HOME": str(tmp_path),
+        "KAGGLE_USERNAME": "someone",
+        "KAGGLE_KEY": secret,
+        "KAGGLE_API_TOKEN": "",
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
+    proc = run_script(
+        "train.py",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--run-dir",
+        tmp_path / "run",
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "Kaggle" in proc.stderr and "Traceback" not in proc.stderr
     assert secret not in proc.stdout + proc.stderr
     assert not (tmp_path / "run").exists() or secret not in "".join(
-        p.read_text(errors="replace") for p in (tmp_path / "run").rglob("*") if p.is_file())
+        p.read_text(errors="replace") for p in (tmp_path / "run").rglob("*") if p.is_file()
+    )

@@ -20,14 +20,21 @@ def test_text_file_plain_gz_and_zip_with_header_and_duplicate_words(tmp_path):
     with zipfile.ZipFile(tmp_path / "g.zip", "w") as zf:
         zf.writestr("glove.6B.3d.txt", "\n".join(LINES) + "\n")
     for name in ("g.txt", "g.txt.gz", "g.zip"):
-        m, report = embedding_matrix(["movie", "the", "absent"], Config(glove_dim=3, glove_path=str(tmp_path / name)),
-                                     log=lambda s: None)
+        m, report = embedding_matrix(
+            ["movie", "the", "absent"],
+            Config(glove_dim=3, glove_path=str(tmp_path / name)),
+            log=lambda s: None,
+        )
         assert m.shape == (5, 3)
         assert m[0].tolist() == [0, 0, 0] and m[1].tolist() == [0, 0, 0]  # padding, OOV
         np.testing.assert_allclose(m[2], [1, 2, 3])
         np.testing.assert_allclose(m[3], [0.1, 0.2, 0.3])  # the first "the" wins
         assert np.abs(m[4]).sum() > 0  # missing word: random, not zero
-        assert report["found"] == 2 and report["duplicate_words"] == 1 and report["coverage"] == pytest.approx(2 / 3, abs=1e-3)
+        assert (
+            report["found"] == 2
+            and report["duplicate_words"] == 1
+            and report["coverage"] == pytest.approx(2 / 3, abs=1e-3)
+        )
 
 
 def test_wrong_dimension_names_file_and_line(tmp_path):
@@ -53,8 +60,11 @@ def open_handles(path) -> list[str]:
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list open files")
 def test_a_zip_archive_is_closed_after_reading_and_after_an_error(tmp_path):
     good, bad, two = tmp_path / "good.zip", tmp_path / "bad.zip", tmp_path / "two.zip"
-    for path, members in ((good, {"g.txt": "\n".join(LINES)}), (bad, {"g.txt": "the 1 2 3\nmovie 1 2\n"}),
-                          (two, {"a.txt": "", "b.txt": ""})):
+    for path, members in (
+        (good, {"g.txt": "\n".join(LINES)}),
+        (bad, {"g.txt": "the 1 2 3\nmovie 1 2\n"}),
+        (two, {"a.txt": "", "b.txt": ""}),
+    ):
         with zipfile.ZipFile(path, "w") as zf:
             for name, body in members.items():
                 zf.writestr(name, body)

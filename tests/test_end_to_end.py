@@ -1,4 +1,5 @@
 """The product as a user meets it: train.py -> run folder + SavedModel -> predict.py / TF Serving loader."""
+
 import json
 import subprocess
 import sys
@@ -12,26 +13,50 @@ from imdb_sentiment.config import Config
 
 def test_run_folder_holds_config_logs_and_metrics(trained):
     run = trained["run_dir"]
-    for name in ("config.json", "data_report.json", "history.csv", "metrics.json", "vocab.txt", "model.keras"):
+    for name in (
+        "config.json",
+        "data_report.json",
+        "history.csv",
+        "metrics.json",
+        "vocab.txt",
+        "model.keras",
+    ):
         assert (run / name).stat().st_size > 0, name
     assert any((run / "tensorboard").rglob("events.out.tfevents*"))
     cfg = Config.load(run / "config.json")
     assert cfg.lstm_units == 8 and cfg.seed == 7
     metrics = json.loads((run / "metrics.json").read_text())
     for split in ("val", "test"):
-        assert set(metrics[split]) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
+        assert set(metrics[split]) >= {
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "roc_auc",
+            "confusion_matrix",
+        }
     assert metrics["test"]["n"] == 160
     # The synthetic sentiment words are easy: a model that learned nothing would sit near 0.5.
     assert metrics["test"]["accuracy"] > 0.85
     assert "accuracy" in trained["stdout"] and "roc_auc" in trained["stdout"]
     # --compare-baseline: TF-IDF + logistic regression on the same rows, C chosen on validation
-    assert metrics["baseline"]["test"]["n"] == 160 and metrics["baseline"]["C"] in (1, 3, 10, 30, 100)
+    assert metrics["baseline"]["test"]["n"] == 160 and metrics["baseline"]["C"] in (
+        1,
+        3,
+        10,
+        30,
+        100,
+    )
     assert "baseline test" in trained["stdout"] and "model test" in trained["stdout"]
 
 
 def test_export_is_a_numbered_version_with_info(trained):
     version = trained["version"]
-    assert version.name == "1" and (version / "saved_model.pb").exists() and (version / "variables").is_dir()
+    assert (
+        version.name == "1"
+        and (version / "saved_model.pb").exists()
+        and (version / "variables").is_dir()
+    )
     assert [p.name for p in trained["models"].iterdir()] == ["1"]  # no temporary folder left behind
     info = json.loads((version / "model_info.json").read_text())
     assert info["config"]["lstm_units"] == 8 and info["vocabulary_size"] > 20
@@ -47,8 +72,12 @@ def predict_cli(*args, input=None):
 
 
 def test_predict_cli_labels_texts_in_order(trained):
-    out = predict_cli("--model", trained["models"], "A wonderful, moving and brilliant film.",
-                      "Awful, boring and terrible. The worst.")
+    out = predict_cli(
+        "--model",
+        trained["models"],
+        "A wonderful, moving and brilliant film.",
+        "Awful, boring and terrible. The worst.",
+    )
     assert [o["label"] for o in out] == ["positive", "negative"]
     assert out[0]["probability"] > 0.5 > out[1]["probability"]
 
@@ -57,7 +86,9 @@ def test_predict_cli_reads_txt_csv_jsonl_and_stdin_and_keeps_blank_lines(trained
     texts = ["superb and delightful", "", "dull, pointless, horrible", "great great great"]
     (tmp_path / "r.txt").write_text("\n".join(texts) + "\n")
     (tmp_path / "r.jsonl").write_text("\n".join(json.dumps({"review": t}) for t in texts) + "\n")
-    synthetic_reviews(0, 0).reindex(range(4)).assign(review=texts).to_csv(tmp_path / "r.csv", index=False)
+    synthetic_reviews(0, 0).reindex(range(4)).assign(review=texts).to_csv(
+        tmp_path / "r.csv", index=False
+    )
     expected = predict_cli("--model", trained["version"], *texts)
     for name in ("r.txt", "r.jsonl", "r.csv"):
         got = predict_cli("--model", trained["models"], "--file", tmp_path / name)
@@ -77,7 +108,11 @@ def test_empty_and_one_megabyte_reviews_give_valid_results(trained, tmp_path):
 
 def test_predict_errors_are_clear(trained, tmp_path):
     proc = run_script("predict.py", "--model", tmp_path / "none", "text")
-    assert proc.returncode == 2 and "no exported model" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "no exported model" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"review": "ok"}\n{oops\n')
     proc = run_script("predict.py", "--model", trained["models"], "--file", bad)
@@ -85,7 +120,12 @@ def test_predict_errors_are_clear(trained, tmp_path):
 
 
 def test_tensorflow_alone_loads_the_export_and_agrees_with_predict_py(trained):
-    texts = ["A wonderful, moving film.", "Terrible<br /><br />and dull.", "", "the plot and the cast"]
+    texts = [
+        "A wonderful, moving film.",
+        "Terrible<br /><br />and dull.",
+        "",
+        "the plot and the cast",
+    ]
     expected = [o["probability"] for o in predict_cli("--model", trained["models"], *texts)]
     code = textwrap.dedent(f"""
         import json, sys
@@ -103,8 +143,19 @@ def test_tensorflow_alone_loads_the_export_and_agrees_with_predict_py(trained):
 
 
 def test_saved_model_cli_shows_a_string_input(trained):
-    proc = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
-                           str(trained["version"]), "--all"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tensorflow.python.tools.saved_model_cli",
+            "show",
+            "--dir",
+            str(trained["version"]),
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sig = proc.stdout.split("signature_def['serving_default']")[1]
     assert "inputs['review'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in sig
@@ -116,7 +167,11 @@ def test_exported_graph_tokens_equal_training_tokens(trained):
 
     from imdb_sentiment import text
 
-    raw = ["Great<br /><br />film &amp; <i>superb</i> cast!", "It wasn't &quot;bad&quot; but dull", ""]
+    raw = [
+        "Great<br /><br />film &amp; <i>superb</i> cast!",
+        "It wasn't &quot;bad&quot; but dull",
+        "",
+    ]
     loaded = tf.saved_model.load(str(trained["version"]))
     served = loaded.signatures["token_ids"](review=tf.constant(raw))
     vocab = (trained["run_dir"] / "vocab.txt").read_text().split("\n")[:-1]
@@ -136,15 +191,33 @@ def test_graph_uses_only_standard_tensorflow_ops(trained):
     sm.ParseFromString((trained["version"] / "saved_model.pb").read_bytes())
     graph = sm.meta_graphs[0].graph_def
     ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
-    assert {"StaticRegexReplace", "StringSplitV2", "LookupTableFindV2"} <= ops  # preprocessing is in the graph
+    assert {
+        "StaticRegexReplace",
+        "StringSplitV2",
+        "LookupTableFindV2",
+    } <= ops  # preprocessing is in the graph
     assert not ops - set(dir(tf.raw_ops)), f"non-standard ops: {ops - set(dir(tf.raw_ops))}"
 
 
 def test_saved_model_cli_run_on_raw_strings_in_a_fresh_process(trained):
-    proc = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir",
-                           str(trained["version"]), "--tag_set", "serve", "--signature_def", "serving_default",
-                           "--input_exprs", "review=['superb and delightful film', 'awful boring worst film']"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tensorflow.python.tools.saved_model_cli",
+            "run",
+            "--dir",
+            str(trained["version"]),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            "review=['superb and delightful film', 'awful boring worst film']",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout[proc.stdout.index("Result for output key label"):]
+    out = proc.stdout[proc.stdout.index("Result for output key label") :]
     assert "[b'positive' b'negative']" in out

@@ -1,5 +1,6 @@
 """--explain explains the prediction actually made: the stated probability is predict's, and
 occlusion removes the model's own tokens, never text re-joined and tokenized again."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -79,13 +80,15 @@ def test_token_signature_gives_the_ids_of_the_raw_text(trained):
 
 
 def test_long_review_explains_its_first_words_and_states_the_whole_prediction(predictor):
-    words = ("the plot was wonderful and the cast superb , a moving story but the music awful "
-             "and the ending dull , a pointless film").split()
+    words = (
+        "the plot was wonderful and the cast superb , a moving story but the music awful "
+        "and the ending dull , a pointless film"
+    ).split()
     review = " ".join(words)
     e = explain(predictor, review, max_words=5)
     assert e.truncated and e.words == words[:5]
     assert e.probability == pytest.approx(predictor.predict([review])[0]["probability"], abs=1e-6)
-    without = predictor.logits([" ".join(words[:i] + words[i + 1:]) for i in range(5)])
+    without = predictor.logits([" ".join(words[:i] + words[i + 1 :]) for i in range(5)])
     np.testing.assert_allclose(e.attributions, e.logit - without, rtol=0, atol=1e-5)
 
 
@@ -94,8 +97,11 @@ def test_an_export_without_the_token_signatures_is_refused_with_a_next_step(trai
 
     loaded = tf.saved_model.load(str(trained["version"]))
     old = tmp_path / "old" / "1"
-    tf.saved_model.save(loaded, str(old), signatures={name: loaded.signatures[name]
-                                                      for name in ("serving_default", "logit")})
+    tf.saved_model.save(
+        loaded,
+        str(old),
+        signatures={name: loaded.signatures[name] for name in ("serving_default", "logit")},
+    )
     with pytest.raises(UserError, match="no 'tokens' signature.*export it again"):
         explain(Predictor(old), "good")
     proc = run_script("predict.py", "--model", old.parent, "--explain", "A wonderful film.")

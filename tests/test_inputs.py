@@ -1,4 +1,5 @@
 """Bad and odd input at prediction time, and properties of the text pipeline and predict for any string."""
+
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ from imdb_sentiment import text
 ODD_REVIEWS = {
     "empty": "",
     "whitespace only": " \t  \u00a0 \u2003 ",
-    "10 MB of text": "a wonderful film " * (10 * 2 ** 20 // 17),
+    "10 MB of text": "a wonderful film " * (10 * 2**20 // 17),
     "HTML and script tags": "<script>alert('x')</script><b>Superb</b> <i>film</i> &amp; <br/>cast",
     "emoji": "😀😀 great 👍🏽 movie 🎬",
     "other scripts": "素晴らしい映画 фильм отличный فيلم رائع",
@@ -42,7 +43,10 @@ def test_odd_reviews_get_a_valid_probability(predictor):
 
 def test_binary_and_non_utf8_files_through_the_cli(trained, tmp_path):
     path = tmp_path / "bin.txt"
-    path.write_bytes(b"good \xff\xfe film\n\x00\x01\x02\x89PNG\r\n\xc3\x28 awful\n" + os.urandom(2000).replace(b"\n", b""))
+    path.write_bytes(
+        b"good \xff\xfe film\n\x00\x01\x02\x89PNG\r\n\xc3\x28 awful\n"
+        + os.urandom(2000).replace(b"\n", b"")
+    )
     proc = run_script("predict.py", "--model", trained["models"], "--file", path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -58,7 +62,9 @@ def test_binary_and_non_utf8_files_through_the_cli(trained, tmp_path):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(), min_size=1, max_size=8))
 def test_text_pipeline_gives_well_formed_ids_for_any_string(texts):
-    vec = text.Vectorizer(["good", "bad", "film"], max_len=12, head_tokens=4, ngram_buckets=64, ngram_order=3)
+    vec = text.Vectorizer(
+        ["good", "bad", "film"], max_len=12, head_tokens=4, ngram_buckets=64, ngram_order=3
+    )
     tokens = text.tokenize(texts)
     assert tokens.shape[0] == len(texts)
     for row in tokens.to_list():
@@ -69,7 +75,10 @@ def test_text_pipeline_gives_well_formed_ids_for_any_string(texts):
     assert ((ids.flat_values.numpy() >= 1) & (ids.flat_values.numpy() < vec.size)).all()
     assert ((grams.flat_values.numpy() >= 1) & (grams.flat_values.numpy() < 64)).all()
     again = vec.features(text.tokenize(texts))
-    assert ids.to_list() == again["token_ids"].to_list() and grams.to_list() == again["ngram_ids"].to_list()
+    assert (
+        ids.to_list() == again["token_ids"].to_list()
+        and grams.to_list() == again["ngram_ids"].to_list()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +89,19 @@ def in_process(trained):
     return lambda texts: art.model(art.vectorizer(texts), training=False).numpy()[:, 0]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(max_size=300))
 @example("\x190\U00047e89D")  # once differed by 6e-8 between a batch of 3 and a batch of 1
-def test_any_string_gives_one_stable_probability_in_process_and_through_the_savedmodel(predictor, in_process, s):
+def test_any_string_gives_one_stable_probability_in_process_and_through_the_savedmodel(
+    predictor, in_process, s
+):
     served = [o["probability"] for o in predictor.predict([s, s, "filler text"])]
     assert 0.0 <= served[0] <= 1.0 and served[0] == served[1]
-    assert [o["probability"] for o in predictor.predict([s, s, "filler text"])] == served  # same call, same bits
+    assert [
+        o["probability"] for o in predictor.predict([s, s, "filler text"])
+    ] == served  # same call, same bits
     # In another batch the padding and the matmul blocking differ: equal to float32 rounding.
     assert predictor.predict([s])[0]["probability"] == pytest.approx(served[0], abs=1e-6)
     # The SavedModel gets UTF-8 bytes with lone surrogates replaced; so must the Keras model.
@@ -100,16 +115,30 @@ def test_a_million_line_file_streams_in_bounded_memory(trained, tmp_path):
     for n in (100_000, 1_000_000):
         path = tmp_path / f"{n}.txt"
         words = ["great", "awful", "film", "plot", "superb", "dull"]
-        path.write_text("".join(f"{words[i % 6]} {words[(i * 7) % 6]} line {i}\n" for i in range(n)))
+        path.write_text(
+            "".join(f"{words[i % 6]} {words[(i * 7) % 6]} line {i}\n" for i in range(n))
+        )
         out = tmp_path / f"{n}.jsonl"
         with open(out, "w") as f:
-            proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "predict.py"), "--model",
-                                     str(trained["models"]), "--file", str(path)], stdout=f,
-                                    stderr=subprocess.PIPE, cwd=ROOT)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "predict.py"),
+                    "--model",
+                    str(trained["models"]),
+                    "--file",
+                    str(path),
+                ],
+                stdout=f,
+                stderr=subprocess.PIPE,
+                cwd=ROOT,
+            )
             _, status, usage = os.wait4(proc.pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()[-2000:]
         peaks[n] = usage.ru_maxrss / 1024  # MiB
         with open(out) as f:
             assert sum(1 for _ in f) == n
-    print(f"peak RSS: {peaks[100_000]:.0f} MiB for 100k lines, {peaks[1_000_000]:.0f} MiB for 1M lines")
+    print(
+        f"peak RSS: {peaks[100_000]:.0f} MiB for 100k lines, {peaks[1_000_000]:.0f} MiB for 1M lines"
+    )
     assert peaks[1_000_000] < peaks[100_000] + 300

@@ -1,4 +1,5 @@
 """Durable writes: a file or folder renamed into place is on disk, and so is the rename itself."""
+
 import os
 import stat
 
@@ -33,8 +34,12 @@ def test_atomic_dir_flushes_every_file_and_folder_then_the_parent(tmp_path, monk
         (tmp / "variables" / "data").write_bytes(b"weights")
         (tmp / "saved_model.pb").write_bytes(b"graph")
     inode = lambda p: p.stat().st_ino
-    inside = [(inode(final / "variables" / "data"), False), (inode(final / "saved_model.pb"), False),
-              (inode(final / "variables"), True), (inode(final), True)]
+    inside = [
+        (inode(final / "variables" / "data"), False),
+        (inode(final / "saved_model.pb"), False),
+        (inode(final / "variables"), True),
+        (inode(final), True),
+    ]
     assert set(inside) <= set(calls)
     assert calls[-1] == (inode(final.parent), True)  # the new name, flushed last
     fsync_dir(tmp_path)  # and on a real folder, directly

@@ -1,4 +1,5 @@
 """The package's modules import one way: a lower module never imports a higher one."""
+
 import ast
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         for dep in sorted(graph[node]):
             if state.get(dep) == 1:
-                return path[path.index(dep):] + [dep]
+                return path[path.index(dep) :] + [dep]
             if dep not in state and (cycle := visit(dep, path + [dep])):
                 return cycle
         state[node] = 2
@@ -78,4 +79,6 @@ def test_the_readme_lists_every_module_below_the_ones_it_imports():
     assert sorted(order) == sorted(m for m in graph if m != "__init__")
     for module, deps in graph.items():
         for dep in deps:
-            assert order.index(dep) < order.index(module), f"{module} imports {dep}, listed below it"
+            assert order.index(dep) < order.index(module), (
+                f"{module} imports {dep}, listed below it"
+            )

@@ -1,6 +1,7 @@
 """A GPU run trains under the mixed_float16 policy. Here a CPU runs scripts/train.py with that
 policy set first (conftest.script_command): what the run exports and leaves in its run folder must
 be the float32 model a CPU run gives, for the CPUs TF Serving mostly runs on."""
+
 import json
 from pathlib import Path
 
@@ -19,9 +20,20 @@ def mixed(tmp_path_factory, tiny_csv):
     base = tmp_path_factory.mktemp("mixed")
     cfg = base / "tiny_config.json"
     cfg.write_text(json.dumps(TINY_CONFIG))
-    proc = run_script("train.py", "--data", tiny_csv, "--config", cfg, "--seed", 7,
-                      "--run-dir", base / "run", "--export-dir", base / "models",
-                      mixed_precision=True)
+    proc = run_script(
+        "train.py",
+        "--data",
+        tiny_csv,
+        "--config",
+        cfg,
+        "--seed",
+        7,
+        "--run-dir",
+        base / "run",
+        "--export-dir",
+        base / "models",
+        mixed_precision=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "mixed_float16 in training" in proc.stdout
     return {"run_dir": base / "run", "version": base / "models" / "1"}
@@ -59,14 +71,20 @@ def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed):
     reviews = synthetic_reviews(64, seed=5).review.tolist()
     ids = art.vectorizer(reviews)
     predictor = Predictor(mixed["version"])
-    np.testing.assert_allclose([p["probability"] for p in predictor.predict(reviews)],
-                               reference(ids).numpy().ravel(), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(predictor.logits(reviews),
-                               logit_model(reference)(ids).numpy().ravel(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        [p["probability"] for p in predictor.predict(reviews)],
+        reference(ids).numpy().ravel(),
+        rtol=0,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        predictor.logits(reviews), logit_model(reference)(ids).numpy().ravel(), rtol=0, atol=1e-5
+    )
 
 
-def test_a_mixed_precision_run_folder_evaluates_reports_and_explains_like_any_other(mixed, tiny_csv,
-                                                                                    tmp_path):
+def test_a_mixed_precision_run_folder_evaluates_reports_and_explains_like_any_other(
+    mixed, tiny_csv, tmp_path
+):
     run = mixed["run_dir"]
     assert "mixed_" not in json.dumps(keras.saving.load_model(run / "model.keras").get_config())
     proc = run_script("evaluate.py", run, "--data", tiny_csv, "--splits", "val", "--out", tmp_path)
@@ -76,8 +94,9 @@ def test_a_mixed_precision_run_folder_evaluates_reports_and_explains_like_any_ot
     assert evaluation["val"]["accuracy"] == trained["val"]["accuracy"]
     assert evaluation["val"]["roc_auc"] == pytest.approx(trained["val"]["roc_auc"], abs=1e-9)
     assert (tmp_path / "report.md").exists() and (run / "report.md").exists()
-    proc = run_script("predict.py", "--model", mixed["version"], "--explain",
-                      "a wonderful film, not dull at all")
+    proc = run_script(
+        "predict.py", "--model", mixed["version"], "--explain", "a wonderful film, not dull at all"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pushed towards positive: " in proc.stdout and "wonderful" in proc.stdout
 
@@ -128,8 +147,10 @@ def test_the_served_model_is_float32_and_off_cudnn_wherever_it_is_traced(mixed_p
     lstms = [bidirectional.forward_layer, bidirectional.backward_layer]
     assert all(lstm.use_cudnn is False and lstm.dtype_policy.name == "float32" for lstm in lstms)
     assert {layer.dtype_policy.name for layer in served.layers} == {"float32"}
-    ids = {"token_ids": np.array([[2, 3, 4, 0], [5, 6, 0, 0]]),
-           "ngram_ids": np.array([[2, 3], [4, 0]])}
+    ids = {
+        "token_ids": np.array([[2, 3, 4, 0], [5, 6, 0, 0]]),
+        "ngram_ids": np.array([[2, 3], [4, 0]]),
+    }
     keras.mixed_precision.set_global_policy("float32")
     reference = build_model(cfg, np.zeros((50, 8), np.float32))
     reference.set_weights(model.get_weights())

@@ -31,15 +31,20 @@ def test_embedding_is_glove_and_frozen_by_default():
     emb = model.get_layer("glove")
     assert not emb.trainable and emb.mask_zero
     assert all("glove" not in w.path for w in model.trainable_weights)
-    assert build_model(Config(lstm_units=4, train_embeddings=True),
-                       np.zeros((20, 50), "float32")).get_layer("glove").trainable
+    assert (
+        build_model(Config(lstm_units=4, train_embeddings=True), np.zeros((20, 50), "float32"))
+        .get_layer("glove")
+        .trainable
+    )
 
 
 def test_padding_does_not_change_the_prediction():
     for _, model in (small_model(ngram_buckets=0), small_model(ngram_buckets=64)):
         x = {"token_ids": np.array([[5, 6, 7]], "int32"), "ngram_ids": np.array([[3, 9]], "int32")}
-        padded = {"token_ids": np.array([[5, 6, 7, 0, 0, 0, 0, 0]], "int32"),
-                  "ngram_ids": np.array([[3, 9, 0, 0]], "int32")}
+        padded = {
+            "token_ids": np.array([[5, 6, 7, 0, 0, 0, 0, 0]], "int32"),
+            "ngram_ids": np.array([[3, 9, 0, 0]], "int32"),
+        }
         names = [i.name for i in model.inputs]
         pick = lambda d: {k: v for k, v in d.items() if k in names}
         np.testing.assert_allclose(model(pick(x)).numpy(), model(pick(padded)).numpy(), rtol=1e-5)

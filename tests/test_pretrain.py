@@ -1,6 +1,7 @@
 """Pretraining: unlabelled reviews found beside the data, language models whose LSTMs read as the
 classifier's do, an encoder the classifier really starts from, refused when it does not fit, and a
 killed pretraining that resumes to the weights of an uninterrupted one."""
+
 import json
 import signal
 import tarfile
@@ -28,8 +29,12 @@ def unlabelled_reviews(n=300):
 def folder(tmp_path_factory):
     """Labelled CSV and, beside it, unlabelled reviews under the release's CSV name; a config."""
     d = tmp_path_factory.mktemp("pretrain_data")
-    labelled = pd.concat([synthetic_reviews(480, seed=1).assign(split="train"),
-                          synthetic_reviews(160, seed=2).assign(split="test")])
+    labelled = pd.concat(
+        [
+            synthetic_reviews(480, seed=1).assign(split="train"),
+            synthetic_reviews(160, seed=2).assign(split="test"),
+        ]
+    )
     labelled.to_csv(d / "tiny.csv.gz", index=False)
     unlabelled = pd.DataFrame({"review": unlabelled_reviews(), "id": range(300)})
     unlabelled.to_csv(d / data.UNSUP_CSV, index=False)
@@ -41,8 +46,15 @@ def folder(tmp_path_factory):
 def encoder(folder):
     """One pretraining through scripts/pretrain.py, into the cache folder where train.py looks."""
     cache = folder / "cache"
-    proc = run_script("pretrain.py", "--data", folder / "tiny.csv.gz", "--config",
-                      folder / "cfg.json", "--cache-dir", cache)
+    proc = run_script(
+        "pretrain.py",
+        "--data",
+        folder / "tiny.csv.gz",
+        "--config",
+        folder / "cfg.json",
+        "--cache-dir",
+        cache,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [path] = (cache / "encoders").iterdir()
     return path
@@ -51,8 +63,10 @@ def encoder(folder):
 def test_unlabelled_reviews_are_found_beside_each_kind_of_data(tmp_path):
     texts = ["An <i>odd</i> film.", "Second one.", "   "]
     root = tmp_path / "aclImdb"
-    for split, label, name, text in [("train", "pos", "0_9", "good"),
-                                     ("test", "neg", "0_2", "bad")]:
+    for split, label, name, text in [
+        ("train", "pos", "0_9", "good"),
+        ("test", "neg", "0_2", "bad"),
+    ]:
         (root / split / label).mkdir(parents=True)
         (root / split / label / f"{name}.txt").write_text(text)
     (root / "train" / "unsup").mkdir()
@@ -104,8 +118,9 @@ def test_backward_language_model_reads_reviews_as_the_classifier_backward_layer_
     layers = recurrent_encoder(classifier)
     for lstm, direction in zip(lm.lstms, pretrain.DIRECTIONS):
         layers[direction].set_weights(lstm.get_weights())
-    bidirectional = next(la for la in classifier.layers
-                         if isinstance(la, keras.layers.Bidirectional))
+    bidirectional = next(
+        la for la in classifier.layers if isinstance(la, keras.layers.Bidirectional)
+    )
     both = keras.Model(classifier.inputs, bidirectional.output)({"token_ids": ids}).numpy()
     forward, backward = (h.numpy() for h in lm.hidden(ids))
     for row, n in enumerate([5, 3, 1]):
@@ -115,9 +130,21 @@ def test_backward_language_model_reads_reviews_as_the_classifier_backward_layer_
 
 
 def test_pretrained_encoder_is_found_then_fine_tuned_and_exported(folder, encoder, tmp_path):
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", folder / "cfg.json",
-                      "--pretrain", "--cache-dir", folder / "cache", "--run-dir", tmp_path / "run",
-                      "--export-dir", tmp_path / "models", "--skip-test")
+    proc = run_script(
+        "train.py",
+        "--data",
+        folder / "tiny.csv.gz",
+        "--config",
+        folder / "cfg.json",
+        "--pretrain",
+        "--cache-dir",
+        folder / "cache",
+        "--run-dir",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "models",
+        "--skip-test",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "made with these settings and data; using it" in proc.stdout  # not pretrained again
     assert f"the LSTM starts from the encoder in {encoder}" in proc.stdout
@@ -131,8 +158,10 @@ def test_pretrained_encoder_is_found_then_fine_tuned_and_exported(folder, encode
     assert info["metrics"]["encoder"]["key"] == encoder.name
 
     from imdb_sentiment.predict import Predictor
-    good, bad = Predictor(tmp_path / "models").predict(["a wonderful excellent film",
-                                                         "an awful boring film"])
+
+    good, bad = Predictor(tmp_path / "models").predict(
+        ["a wonderful excellent film", "an awful boring film"]
+    )
     assert good["probability"] > bad["probability"]
 
 
@@ -140,9 +169,19 @@ def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_pat
     """At a learning rate of 0, fine-tuning leaves the LSTM where it started: at the encoder."""
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "epochs": 1, "learning_rate": 0.0}))
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", cfg,
-                      "--pretrained", encoder, "--run-dir", tmp_path / "run", "--no-export",
-                      "--skip-test")
+    proc = run_script(
+        "train.py",
+        "--data",
+        folder / "tiny.csv.gz",
+        "--config",
+        cfg,
+        "--pretrained",
+        encoder,
+        "--run-dir",
+        tmp_path / "run",
+        "--no-export",
+        "--skip-test",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     with np.load(encoder / pretrain.ENCODER_FILE) as z:
@@ -153,24 +192,52 @@ def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_pat
 
 def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "lstm_units": 16, "min_count": 2,
-                               "epochs": 1}))
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--config", cfg,
-                      "--pretrained", encoder, "--run-dir", tmp_path / "run", "--no-export",
-                      "--skip-test")
+    cfg.write_text(
+        json.dumps({**TINY_CONFIG, **PRETRAIN, "lstm_units": 16, "min_count": 2, "epochs": 1})
+    )
+    proc = run_script(
+        "train.py",
+        "--data",
+        folder / "tiny.csv.gz",
+        "--config",
+        cfg,
+        "--pretrained",
+        encoder,
+        "--run-dir",
+        tmp_path / "run",
+        "--no-export",
+        "--skip-test",
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert str(encoder) in proc.stderr and "lstm_units is 16 here and 8" in proc.stderr
     assert "the vocabulary differs" in proc.stderr
-    proc = run_script("train.py", "--data", folder / "tiny.csv.gz", "--pretrained", tmp_path,
-                      "--run-dir", tmp_path / "run2", "--no-export", "--skip-test")
+    proc = run_script(
+        "train.py",
+        "--data",
+        folder / "tiny.csv.gz",
+        "--pretrained",
+        tmp_path,
+        "--run-dir",
+        tmp_path / "run2",
+        "--no-export",
+        "--skip-test",
+    )
     assert proc.returncode == 2 and "not a pretrained encoder" in proc.stderr
 
 
 def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp_path):
     """The sampled softmax draws random words: a resumed run must draw the same ones."""
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "pretrain_epochs": 3,
-                               "pretrain_objective": "sampled_softmax"}))
+    cfg.write_text(
+        json.dumps(
+            {
+                **TINY_CONFIG,
+                **PRETRAIN,
+                "pretrain_epochs": 3,
+                "pretrain_objective": "sampled_softmax",
+            }
+        )
+    )
     common = ["--data", folder / "tiny.csv.gz", "--config", cfg, "--cache-dir", tmp_path / "cache"]
     ref = run_script("pretrain.py", *common, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
@@ -185,10 +252,14 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
     assert not (tmp_path / ".enc.work").exists()  # removed once the encoder is written
 
     losses = ["loss", "forward_loss", "backward_loss", "val_loss"]
-    pd.testing.assert_frame_equal(pd.read_csv(out / "history.csv")[losses],
-                                  pd.read_csv(tmp_path / "ref" / "history.csv")[losses])
-    with (np.load(out / pretrain.ENCODER_FILE) as a,
-          np.load(tmp_path / "ref" / pretrain.ENCODER_FILE) as b):
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "history.csv")[losses],
+        pd.read_csv(tmp_path / "ref" / "history.csv")[losses],
+    )
+    with (
+        np.load(out / pretrain.ENCODER_FILE) as a,
+        np.load(tmp_path / "ref" / pretrain.ENCODER_FILE) as b,
+    ):
         assert sorted(a.files) == sorted(b.files) and len(a.files) == 6
         for k in a.files:
             np.testing.assert_array_equal(a[k], b[k])

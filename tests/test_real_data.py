@@ -1,4 +1,5 @@
 """Checks on the real 50k reviews; skipped where ../shared is absent (a user's clone)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,11 +18,18 @@ def raw():
 
 def test_official_split_is_used_and_validation_comes_from_train(raw):
     df, report = data.clean(raw)
-    assert report == {"rows_read": 50000, "dropped_empty_text": 0, "dropped_unknown_label": 0,
-                      "rows_with_invalid_utf8": 0}
+    assert report == {
+        "rows_read": 50000,
+        "dropped_empty_text": 0,
+        "dropped_unknown_label": 0,
+        "rows_with_invalid_utf8": 0,
+    }
     train, val, test, split_report = data.split(df, Config())
     assert split_report["split"] == "official train/test"
-    assert len(test) == 25000 and len(train) + len(val) == 25000 - split_report["duplicates_dropped_from_train"]
+    assert (
+        len(test) == 25000
+        and len(train) + len(val) == 25000 - split_report["duplicates_dropped_from_train"]
+    )
     assert not set(val.review) & set(train.review)
     assert abs(val.label.mean() - 0.5) < 0.01
 
@@ -40,10 +48,10 @@ def test_training_and_serving_give_every_review_the_same_token_ids(raw):
     starts = np.concatenate([[0], np.cumsum(lengths)])
     serving = tf.function(vectorizer.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
     for i in range(0, len(raw), 256):
-        served = serving(tf.constant(raw.review[i:i + 256].tolist()))["token_ids"].numpy()
-        real = np.arange(served.shape[1]) < lengths[i:i + 256, None]
-        assert served.shape[1] == lengths[i:i + 256].max() and not served[~real].any()
-        expected = ids[starts[i]:starts[min(i + 256, len(raw))]]
+        served = serving(tf.constant(raw.review[i : i + 256].tolist()))["token_ids"].numpy()
+        real = np.arange(served.shape[1]) < lengths[i : i + 256, None]
+        assert served.shape[1] == lengths[i : i + 256].max() and not served[~real].any()
+        expected = ids[starts[i] : starts[min(i + 256, len(raw))]]
         np.testing.assert_array_equal(served[real], expected, err_msg=f"batch at row {i}")
 
 

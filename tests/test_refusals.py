@@ -1,5 +1,6 @@
 """Refusals of what does not match: a run resumed with another config or data, evaluation on other
 data, a misspelt config key; and the empty input that has nothing to refuse."""
+
 import json
 
 import numpy as np
@@ -14,8 +15,11 @@ from imdb_sentiment.runs import CHECKPOINT, find_unfinished
 
 def snapshot(folder):
     """Every file under folder with its bytes and modification time: any write shows."""
-    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def unfinished_run(folder, cfg: Config, csv) -> None:
@@ -30,7 +34,9 @@ def unfinished_run(folder, cfg: Config, csv) -> None:
 def test_misspelt_config_key_exits_2_naming_the_closest_key(tiny_csv, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**TINY_CONFIG, "sead": 3, "lstm_unit": 16}))
-    proc = run_script("train.py", "--data", tiny_csv, "--config", cfg, "--run-dir", tmp_path / "run")
+    proc = run_script(
+        "train.py", "--data", tiny_csv, "--config", cfg, "--run-dir", tmp_path / "run"
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "'sead' (did you mean 'seed'?)" in proc.stderr and str(cfg) in proc.stderr
     assert "'lstm_unit' (did you mean 'lstm_units'?)" in proc.stderr
@@ -39,12 +45,16 @@ def test_misspelt_config_key_exits_2_naming_the_closest_key(tiny_csv, tmp_path):
     old = tmp_path / "old_config.json"
     old.write_text(json.dumps({**Config().to_dict(), **{k: 0.5 for k in RETIRED_KEYS}}))
     assert Config.load(old) == Config()
-    old.write_text(json.dumps({"max_len": 10, "head_tokens": 20}))  # a value out of range: named too
+    old.write_text(
+        json.dumps({"max_len": 10, "head_tokens": 20})
+    )  # a value out of range: named too
     with pytest.raises(UserError, match=r"old_config.json: head_tokens must be in"):
         Config.load(old)
 
 
-def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouched(tiny_csv, tmp_path):
+def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouched(
+    tiny_csv, tmp_path
+):
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({**TINY_CONFIG, "epochs": 1}))
     cfg = Config.load(cfg_file)
@@ -59,7 +69,9 @@ def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouche
     assert snapshot(run) == before
 
     other = tmp_path / "other.csv"
-    synthetic_reviews(400, seed=5).assign(split=["train"] * 300 + ["test"] * 100).to_csv(other, index=False)
+    synthetic_reviews(400, seed=5).assign(split=["train"] * 300 + ["test"] * 100).to_csv(
+        other, index=False
+    )
     proc = run_script("train.py", "--data", other, *common)
     assert proc.returncode == 2 and "with another config or data (data checksum: " in proc.stderr
     assert snapshot(run) == before
@@ -69,11 +81,15 @@ def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouche
     proc = run_script("train.py", "--data", other, *common, "--fresh")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (run / "stale.txt").exists() and not (run / CHECKPOINT).exists()
-    assert (run / "metrics.json").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert (run / "metrics.json").exists() and [
+        p.name for p in tmp_path.iterdir() if p.name.startswith(".")
+    ] == []
     # A folder that is no run is never emptied by --fresh.
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
-    proc = run_script("train.py", "--data", other, *common[:2], "--run-dir", tmp_path / "notes", "--fresh")
+    proc = run_script(
+        "train.py", "--data", other, *common[:2], "--run-dir", tmp_path / "notes", "--fresh"
+    )
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
@@ -81,7 +97,9 @@ def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouche
 def test_automatic_resume_takes_only_a_run_of_the_same_config_and_data(tiny_csv, tmp_path):
     cfg = Config(**TINY_CONFIG)
     unfinished_run(tmp_path / "a", cfg, tiny_csv)
-    unfinished_run(tmp_path / "b", Config(**{**TINY_CONFIG, "seed": 2}), tiny_csv)  # newer, other seed
+    unfinished_run(
+        tmp_path / "b", Config(**{**TINY_CONFIG, "seed": 2}), tiny_csv
+    )  # newer, other seed
     splits = data.load(tiny_csv, cfg, log=lambda m: None)
     assert find_unfinished(tmp_path, cfg, splits.checksum) == tmp_path / "a"
     assert find_unfinished(tmp_path, cfg, "0" * 64) is None
@@ -90,12 +108,23 @@ def test_automatic_resume_takes_only_a_run_of_the_same_config_and_data(tiny_csv,
 def test_evaluate_refuses_other_data_unless_asked_and_then_warns(trained, tmp_path):
     other = tmp_path / "other.csv"
     synthetic_reviews(300, seed=8).to_csv(other, index=False)  # no split column: a seeded split
-    proc = run_script("evaluate.py", trained["version"], "--data", other, "--out", tmp_path / "refused")
+    proc = run_script(
+        "evaluate.py", trained["version"], "--data", other, "--out", tmp_path / "refused"
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "not the data" in proc.stderr and "--other-data" in proc.stderr
     assert not (tmp_path / "refused").exists()
-    proc = run_script("evaluate.py", trained["run_dir"], "--data", other, "--splits", "val",
-                      "--out", tmp_path / "eval", "--other-data")
+    proc = run_script(
+        "evaluate.py",
+        trained["run_dir"],
+        "--data",
+        other,
+        "--splits",
+        "val",
+        "--out",
+        tmp_path / "eval",
+        "--other-data",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warning:" in proc.stderr and "may overlap training" in proc.stderr
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["training_data"] is False

@@ -1,4 +1,5 @@
 """Insight: the run report's plots, evaluate.py, embedding views and --explain on a trained tiny model."""
+
 import struct
 
 import numpy as np
@@ -20,7 +21,9 @@ def assert_plots(folder, names):
     for name in names:
         width, height = png_size(folder / name)
         assert 300 <= width <= 3000 and 300 <= height <= 3000, (name, width, height)
-        assert (folder / name).stat().st_size > 10_000, name  # a blank canvas compresses to a few kB
+        assert (folder / name).stat().st_size > 10_000, (
+            name
+        )  # a blank canvas compresses to a few kB
 
 
 def test_training_leaves_report_and_every_plot(trained):
@@ -33,6 +36,7 @@ def test_training_leaves_report_and_every_plot(trained):
         assert column in report
     assert "| ECE |" in report and "Most confidently wrong validation reviews" in report
     import json
+
     parts = json.loads((run / "metrics.json").read_text())["parts"]
     b = parts["blend"]
     assert f"log-odds = {b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag" in report
@@ -72,7 +76,9 @@ def test_model_and_baseline_are_compared_on_the_same_test_reviews(trained):
     assert paired["n"] == metrics["test"]["n"] == metrics["baseline"]["test"]["n"]
     # Exactly paired: the accuracies differ by the discordant reviews each won, over the same n.
     won = paired["model_only_correct"] - paired["baseline_only_correct"]
-    assert won / paired["n"] == pytest.approx(metrics["test"]["accuracy"] - metrics["baseline"]["test"]["accuracy"])
+    assert won / paired["n"] == pytest.approx(
+        metrics["test"]["accuracy"] - metrics["baseline"]["test"]["accuracy"]
+    )
     assert 0 < paired["p_value"] <= 1
     report = (trained["run_dir"] / "report.md").read_text()
     assert f"only the model right on {paired['model_only_correct']}" in report
@@ -95,15 +101,23 @@ def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):
         assert row == {k: v for k, v in want["short_inputs"][cut].items() if k != "baseline"}
     assert "](short_inputs.png)" in (out / "report.md").read_text()
     proc = run_script("evaluate.py", tmp_path / "nothing-here", "--data", tiny_csv)
-    assert proc.returncode == 2 and "no such run folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "no such run folder" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_embedding_views(trained, tmp_path):
-    proc = run_script("visualize_embeddings.py", trained["run_dir"], "--count", "20", "--out", tmp_path)
+    proc = run_script(
+        "visualize_embeddings.py", trained["run_dir"], "--count", "20", "--out", tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_plots(tmp_path, ("embeddings_pca.png", "embeddings_tsne.png"))
     words = ",".join(POSITIVE[:3] + NEGATIVE[:3] + ["zzqx"])
-    proc = run_script("visualize_embeddings.py", trained["version"], "--words", words, "--out", tmp_path / "w")
+    proc = run_script(
+        "visualize_embeddings.py", trained["version"], "--words", words, "--out", tmp_path / "w"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zzqx" in proc.stdout  # named as left out
     assert_plots(tmp_path / "w", ("embeddings_pca.png", "embeddings_tsne.png"))
@@ -116,8 +130,10 @@ def test_removing_the_top_word_moves_the_prediction_as_stated(trained):
     from imdb_sentiment.predict import Predictor
 
     predictor = Predictor(trained["models"])
-    for review, sign in (("the plot was wonderful and the cast superb , a moving story", 1),
-                         ("the plot was dull and the music awful , a pointless story", -1)):
+    for review, sign in (
+        ("the plot was wonderful and the cast superb , a moving story", 1),
+        ("the plot was dull and the music awful , a pointless story", -1),
+    ):
         e = explain(predictor, review)
         assert len(e.words) == len(e.attributions) == len(review.split())
         word, score = e.top(1, sign)[0]
@@ -125,15 +141,26 @@ def test_removing_the_top_word_moves_the_prediction_as_stated(trained):
         without = review.replace(f" {word} ", " ", 1)
         full, rest = predictor.logits([review, without])
         assert full == pytest.approx(e.logit, abs=1e-4)
-        assert sign * (full - rest) == pytest.approx(abs(score), abs=1e-4)  # the stated change, measured
+        assert sign * (full - rest) == pytest.approx(
+            abs(score), abs=1e-4
+        )  # the stated change, measured
         p_full, p_rest = (r["probability"] for r in predictor.predict([review, without]))
         assert sign * (p_full - p_rest) >= 0
 
 
 def test_predict_explain_cli_and_html(trained, tmp_path):
     page = tmp_path / "why.html"
-    proc = run_script("predict.py", "--model", trained["models"], "--explain", "--html", page,
-                      "A wonderful and superb film.", "Boring <b>awful</b> & dull.", "")
+    proc = run_script(
+        "predict.py",
+        "--model",
+        trained["models"],
+        "--explain",
+        "--html",
+        page,
+        "A wonderful and superb film.",
+        "Boring <b>awful</b> & dull.",
+        "",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("pushed towards positive") == 3
     assert "wonderful +" in proc.stdout and "awful -" in proc.stdout

@@ -1,4 +1,5 @@
 """scripts/serve.py started for real on a free loopback port, spoken to over HTTP."""
+
 import json
 import shutil
 import subprocess
@@ -19,9 +20,23 @@ from conftest import ROOT, SHARED_DATA, run_script, synthetic_reviews
 def server(trained, tmp_path_factory):
     models = tmp_path_factory.mktemp("serve") / "imdb_sentiment"
     shutil.copytree(trained["models"], models)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), "--model-dir", str(models),
-                             "--port", "0", "--poll-seconds", "0.5", "--max-batch", "256"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "serve.py"),
+            "--model-dir",
+            str(models),
+            "--port",
+            "0",
+            "--poll-seconds",
+            "0.5",
+            "--max-batch",
+            "256",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     url = None
     deadline = time.time() + 120
     while time.time() < deadline and url is None:
@@ -62,8 +77,11 @@ def test_predictions_equal_local_prediction(server, trained):
     status, body = call(server["url"], PREDICT, {"instances": reviews})
     assert status == 200
     local = Predictor(trained["models"]).predict(reviews)
-    np.testing.assert_allclose([p["probability"] for p in body["predictions"]],
-                               [p["probability"] for p in local], atol=1e-5)
+    np.testing.assert_allclose(
+        [p["probability"] for p in body["predictions"]],
+        [p["probability"] for p in local],
+        atol=1e-5,
+    )
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in local]
 
 
@@ -84,20 +102,26 @@ def test_status_and_metadata(server):
     sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert sig["inputs"]["review"]["dtype"] == "DT_STRING"
     assert sig["inputs"]["review"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
-    assert sig["outputs"]["probability"]["dtype"] == "DT_FLOAT" and sig["outputs"]["label"]["dtype"] == "DT_STRING"
+    assert (
+        sig["outputs"]["probability"]["dtype"] == "DT_FLOAT"
+        and sig["outputs"]["label"]["dtype"] == "DT_STRING"
+    )
 
 
-@pytest.mark.parametrize("raw, code", [
-    (b"{not json", 400),
-    (b'{"instances": [1, 2]}', 400),
-    (b'{"instances": "x", "inputs": "y"}', 400),
-    (b'{"instances": []}', 400),
-    (b'{"instances": [null]}', 400),
-    (b'["a list"]', 400),
-    (b"\xff\xfe\x00garbage", 400),
-    (b'{"instances": ' + json.dumps(["x"] * 300).encode() + b"}", 400),  # over --max-batch
-    (b'{"instances": ["' + b"a" * (10 << 20) + b'"]}', 413),             # 10 MB body
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"{not json", 400),
+        (b'{"instances": [1, 2]}', 400),
+        (b'{"instances": "x", "inputs": "y"}', 400),
+        (b'{"instances": []}', 400),
+        (b'{"instances": [null]}', 400),
+        (b'["a list"]', 400),
+        (b"\xff\xfe\x00garbage", 400),
+        (b'{"instances": ' + json.dumps(["x"] * 300).encode() + b"}", 400),  # over --max-batch
+        (b'{"instances": ["' + b"a" * (10 << 20) + b'"]}', 413),  # 10 MB body
+    ],
+)
 def test_bad_requests_get_a_clean_4xx_and_the_server_lives(server, raw, code):
     status, body = call(server["url"], PREDICT, raw=raw)
     assert status == code and isinstance(body["error"], str) and body["error"]
@@ -106,7 +130,12 @@ def test_bad_requests_get_a_clean_4xx_and_the_server_lives(server, raw, code):
 
 def test_wrong_routes_and_methods(server):
     assert call(server["url"], "/v1/models/other:predict", {"instances": ["x"]})[0] == 404
-    assert call(server["url"], "/v1/models/imdb_sentiment/versions/99:predict", {"instances": ["x"]})[0] == 404
+    assert (
+        call(server["url"], "/v1/models/imdb_sentiment/versions/99:predict", {"instances": ["x"]})[
+            0
+        ]
+        == 404
+    )
     assert call(server["url"], "/nothing")[0] == 404
     assert call(server["url"], PREDICT)[0] == 405  # GET on :predict
 
@@ -116,7 +145,11 @@ def test_thousand_concurrent_requests_from_8_threads(server):
     bad = b'{"instances": [3]}'
 
     def one(i):
-        return call(server["url"], PREDICT, raw=bad) if i % 10 == 0 else call(server["url"], PREDICT, good)
+        return (
+            call(server["url"], PREDICT, raw=bad)
+            if i % 10 == 0
+            else call(server["url"], PREDICT, good)
+        )
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(1000)))
@@ -137,7 +170,12 @@ def test_new_version_is_served_without_restart(server):
             break
         time.sleep(0.5)
     assert [s["version"] for s in body["model_version_status"]] == ["2"]
-    assert call(server["url"], "/v1/models/imdb_sentiment/versions/2:predict", {"instances": ["ok"]})[0] == 200
+    assert (
+        call(server["url"], "/v1/models/imdb_sentiment/versions/2:predict", {"instances": ["ok"]})[
+            0
+        ]
+        == 200
+    )
 
 
 def test_predict_cli_through_the_server_prints_what_local_prediction_prints(server, trained):
@@ -148,9 +186,15 @@ def test_predict_cli_through_the_server_prints_what_local_prediction_prints(serv
     r = [json.loads(x) for x in remote.stdout.splitlines()]
     l = [json.loads(x) for x in local.stdout.splitlines()]
     assert [x["label"] for x in r] == [x["label"] for x in l]
-    np.testing.assert_allclose([x["probability"] for x in r], [x["probability"] for x in l], atol=1e-5)
+    np.testing.assert_allclose(
+        [x["probability"] for x in r], [x["probability"] for x in l], atol=1e-5
+    )
 
 
 def test_predict_cli_reports_a_server_that_is_down():
     proc = run_script("predict.py", "--server", "http://127.0.0.1:9", "--timeout", "5", "text")
-    assert proc.returncode == 2 and "cannot reach the model server" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "cannot reach the model server" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )

@@ -1,4 +1,5 @@
 """Short inputs: the cuts of a review, their re-tokenization, and the measure on a trained model."""
+
 import json
 from pathlib import Path
 
@@ -18,8 +19,7 @@ SHORT_REVIEWS = Path(__file__).parent / "data" / "short_reviews.csv"
 REAL_LOOKING = [
     "I didn't expect much.<br /><br />But Mr. Smith's performance is &quot;stunning&quot;... "
     "Wow!!! The ending? Perfect. 9/10",
-    "This film's plot makes no sense, the actors can't act and I won't watch it again. "
-    "Avoid it.",
+    "This film's plot makes no sense, the actors can't act and I won't watch it again. Avoid it.",
     "'Amélie' is naïve — and wonderful!<i>Really</i> it's a must-see (trust me).\"",
     "no punctuation at all just words going on and on about a film that was pretty good",
     "",
@@ -32,8 +32,11 @@ def tokens(review: str) -> list[str]:
 
 def test_first_k_tokens_and_whole_reviews_shorter_than_k():
     toks = tokens(REAL_LOOKING[1])
-    assert cut(toks, "first_10_tokens") == toks[:10] == [
-        "this", "film", "'s", "plot", "makes", "no", "sense", ",", "the", "actors"]
+    assert (
+        cut(toks, "first_10_tokens")
+        == toks[:10]
+        == ["this", "film", "'s", "plot", "makes", "no", "sense", ",", "the", "actors"]
+    )
     assert cut(toks, "first_40_tokens") == toks  # 26 tokens: kept whole
     assert all(cut([], name) == [] for name in CUTS)
 
@@ -43,15 +46,21 @@ def test_sentences_end_at_runs_of_end_marks_and_keep_trailing_punctuation():
     assert [" ".join(s) for s in sentences(toks)] == [
         "i did n't expect much .",
         "but mr .",  # an abbreviation ends a sentence too
-        "smith 's performance is \" stunning \" . . .",
-        "wow ! ! !", "the ending ?", "perfect .", "9 / 10"]
+        'smith \'s performance is " stunning " . . .',
+        "wow ! ! !",
+        "the ending ?",
+        "perfect .",
+        "9 / 10",
+    ]
     assert cut(toks, "first_sentence") == tokens("I didn't expect much.")
     assert cut(toks, "last_sentence") == ["9", "/", "10"]  # the verdict
     # Pieces without a word (a quote, a bracket, dots) join a neighbour rather than stand alone.
     assert sentences(tokens('Great. "')) == [["great", ".", '"']]
     assert sentences(tokens('He said "great." (Really!) ... So?')) == [
-        ["he", "said", '"', "great", "."], ['"', "(", "really", "!", ")", ".", ".", "."],
-        ["so", "?"]]
+        ["he", "said", '"', "great", "."],
+        ['"', "(", "really", "!", ")", ".", ".", "."],
+        ["so", "?"],
+    ]
     assert sentences(tokens("... and so it ends")) == [[".", ".", ".", "and", "so", "it", "ends"]]
 
 
@@ -66,8 +75,10 @@ def test_a_review_without_punctuation_is_one_sentence_and_an_empty_one_none():
 def assert_cuts_read_back(review: str):
     toks = tokens(review)
     cuts = [cut(toks, name) for name in CUTS]
-    again = [[t.decode("utf-8") for t in row] for row in
-             text.tokenize([as_text(c) for c in cuts]).to_list()]
+    again = [
+        [t.decode("utf-8") for t in row]
+        for row in text.tokenize([as_text(c) for c in cuts]).to_list()
+    ]
     assert again == cuts, review
 
 
@@ -113,10 +124,11 @@ def test_each_column_is_the_accuracy_of_that_model_on_the_cut_texts(buckets):
     for name in CUTS:
         texts = [as_text(cut(tokens(r), name)) for r in df.review]
         x = vec.features(text.tokenize_corpus(texts))
-        want = {"blend": predict_features(model, x)[:, 0] >= 0.5,
-                "lstm": predict_features(lstm_model(model), {"token_ids": x["token_ids"]})[:, 0]
-                >= 0.5,
-                "baseline": odd([for_baseline(t) for t in texts]) >= 0.5}
+        want = {
+            "blend": predict_features(model, x)[:, 0] >= 0.5,
+            "lstm": predict_features(lstm_model(model), {"token_ids": x["token_ids"]})[:, 0] >= 0.5,
+            "baseline": odd([for_baseline(t) for t in texts]) >= 0.5,
+        }
         if buckets:
             want["bag"] = predict_features(part_logits(model), x)[:, 1] >= 0
         got = short[name]

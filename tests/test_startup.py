@@ -1,5 +1,6 @@
 """A command's output is what the user asked for: TensorFlow's start-up notices are held back,
 and anything else written to stderr, a real error above all, still gets through."""
+
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,11 @@ def test_predict_writes_one_line_to_stdout_and_nothing_to_stderr(trained):
 
 
 def test_held_stderr_drops_only_the_known_notices():
-    lines = NOTICES + ["E0000 00:00:1795626645.509774   12578 cuda_platform.cc:52] failed call to "
-                       "cuInit: CUDA_ERROR_OUT_OF_MEMORY", "a real problem"]
+    lines = NOTICES + [
+        "E0000 00:00:1795626645.509774   12578 cuda_platform.cc:52] failed call to "
+        "cuInit: CUDA_ERROR_OUT_OF_MEMORY",
+        "a real problem",
+    ]
     script = textwrap.dedent(f"""
         import os
         from imdb_sentiment import cli
@@ -34,8 +38,9 @@ def test_held_stderr_drops_only_the_known_notices():
             for line in {lines!r}:
                 os.write(2, (line + "\\n").encode())
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert proc.returncode == 0
     assert proc.stderr.splitlines() == lines[-2:]
 
@@ -58,16 +63,30 @@ def entry_point() -> str:
 def test_the_entry_point_lists_every_command():
     proc = subprocess.run([entry_point(), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    for command in ("train", "pretrain", "predict", "serve", "evaluate", "baseline", "benchmark",
-                    "fetch"):
+    for command in (
+        "train",
+        "pretrain",
+        "predict",
+        "serve",
+        "evaluate",
+        "baseline",
+        "benchmark",
+        "fetch",
+    ):
         assert f"\n  {command} " in proc.stdout
     proc = subprocess.run([entry_point(), "tarin"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unknown command 'tarin'" in proc.stderr
 
 
 def test_the_entry_point_predicts_as_the_script_does(trained):
-    proc = subprocess.run([entry_point(), "predict", "--model", str(trained["models"]),
-                           "Great film", "Dull."], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [entry_point(), "predict", "--model", str(trained["models"]), "Great film", "Dull."],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    assert proc.stdout == run_script("predict.py", "--model", trained["models"], "Great film",
-                                     "Dull.").stdout
+    assert (
+        proc.stdout
+        == run_script("predict.py", "--model", trained["models"], "Great film", "Dull.").stdout
+    )

@@ -7,7 +7,11 @@ from imdb_sentiment.train import make_dataset, steps_per_epoch
 
 
 def ragged(lengths):
-    return {"token_ids": tf.ragged.constant([[i % 7 + 2] * n for i, n in enumerate(lengths)], dtype=tf.int32)}
+    return {
+        "token_ids": tf.ragged.constant(
+            [[i % 7 + 2] * n for i, n in enumerate(lengths)], dtype=tf.int32
+        )
+    }
 
 
 def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
@@ -17,7 +21,9 @@ def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
     batches = list(make_dataset(ids, np.arange(53), cfg, training=True))
     steps = steps_per_epoch(ids, cfg)
     assert len(batches) == 3 * steps
-    epochs = [np.concatenate([y for _, y in batches[e * steps:(e + 1) * steps]]) for e in range(3)]
+    epochs = [
+        np.concatenate([y for _, y in batches[e * steps : (e + 1) * steps]]) for e in range(3)
+    ]
     for order in epochs:  # every review once per epoch, in a new order each epoch
         assert sorted(order) == list(range(53))
     assert len({tuple(o) for o in epochs}) == 3
@@ -32,7 +38,11 @@ def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
 def test_predict_features_returns_input_order():
     class Echo(tf.keras.Model):  # probability = number of real tokens / 100
         def call(self, x):
-            return tf.reduce_sum(tf.cast(x["token_ids"] != 0, tf.float32), axis=1, keepdims=True) / 100
+            return (
+                tf.reduce_sum(tf.cast(x["token_ids"] != 0, tf.float32), axis=1, keepdims=True) / 100
+            )
 
     lengths = [5, 50, 1, 20, 7]
-    np.testing.assert_allclose(predict_features(Echo(), ragged(lengths), batch_size=2)[:, 0], np.array(lengths) / 100)
+    np.testing.assert_allclose(
+        predict_features(Echo(), ragged(lengths), batch_size=2)[:, 0], np.array(lengths) / 100
+    )

@@ -7,6 +7,7 @@ weighting. A bag trained by Adam inside the network did not: it fitted the train
 two epochs (docs/experiments.md). The fitted weights (coefficient times r, one per hash bucket) go
 into the network's frozen NgramBag layer, so serving computes the same log-odds from raw text.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,10 @@ from .text import NO_NGRAM_ID
 def binary_matrix(ngram_ids: tf.RaggedTensor, buckets: int) -> sp.csr_matrix:
     """Rows of distinct n-gram ids (as the Vectorizer gives them) -> a 0/1 sparse matrix."""
     indices = ngram_ids.flat_values.numpy()
-    m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, ngram_ids.row_splits.numpy()),
-                      shape=(int(ngram_ids.nrows()), buckets))
+    m = sp.csr_matrix(
+        (np.ones(len(indices), np.float32), indices, ngram_ids.row_splits.numpy()),
+        shape=(int(ngram_ids.nrows()), buckets),
+    )
     m.data[m.indices <= NO_NGRAM_ID] = 0  # padding and "no n-gram" carry no evidence
     m.eliminate_zeros()
     return m
@@ -41,21 +44,39 @@ def log_count_ratios(x: sp.csr_matrix, labels: np.ndarray, alpha: float) -> np.n
     return r.astype(np.float32)
 
 
-def fit_bag(train_ids: tf.RaggedTensor, train_labels, val_ids: tf.RaggedTensor, val_labels, cfg,
-            log=print) -> dict:
+def fit_bag(
+    train_ids: tf.RaggedTensor, train_labels, val_ids: tf.RaggedTensor, val_labels, cfg, log=print
+) -> dict:
     """Chooses C on validation; returns the per-bucket weights, the bias and what was measured."""
     t0 = time.perf_counter()
     x_train = binary_matrix(train_ids, cfg.ngram_buckets)
     x_val = binary_matrix(val_ids, cfg.ngram_buckets)
     r = log_count_ratios(x_train, train_labels, cfg.ngram_alpha)
     scale = sp.diags(r)
-    acc, c, clf = fit_on_validation(x_train @ scale, train_labels, x_val @ scale, val_labels, cfg.ngram_c_grid,
-                                    "n-gram bag", log, solver="liblinear", max_iter=1000, random_state=cfg.seed)
+    acc, c, clf = fit_on_validation(
+        x_train @ scale,
+        train_labels,
+        x_val @ scale,
+        val_labels,
+        cfg.ngram_c_grid,
+        "n-gram bag",
+        log,
+        solver="liblinear",
+        max_iter=1000,
+        random_state=cfg.seed,
+    )
     seconds = time.perf_counter() - t0
-    log(f"n-gram bag: C={c:g} kept; {x_train.shape[0]} reviews, {x_train.nnz / x_train.shape[0]:.0f} distinct "
-        f"n-grams each, fitted in {seconds:.0f}s")
-    return {"weights": (clf.coef_[0] * r).astype(np.float32), "bias": float(clf.intercept_[0]),
-            "C": c, "val_accuracy": float(acc), "seconds": seconds}
+    log(
+        f"n-gram bag: C={c:g} kept; {x_train.shape[0]} reviews, {x_train.nnz / x_train.shape[0]:.0f} distinct "
+        f"n-grams each, fitted in {seconds:.0f}s"
+    )
+    return {
+        "weights": (clf.coef_[0] * r).astype(np.float32),
+        "bias": float(clf.intercept_[0]),
+        "C": c,
+        "val_accuracy": float(acc),
+        "seconds": seconds,
+    }
 
 
 def fit_blend(lstm_logits: np.ndarray, bag_logits: np.ndarray, labels) -> tuple[np.ndarray, float]:

@@ -3,6 +3,7 @@
 Same training rows, regularisation chosen on the same validation rows, same metrics on the same
 test rows as the LSTM, so the two can be compared side by side.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,26 +24,37 @@ def fit_tfidf(splits, log=print) -> Pipeline:
     """The baseline fitted on the training reviews, C chosen on validation: raw reviews in,
     predict_proba out."""
     # The notebooks' reading: markup removed by BeautifulSoup, then scikit-learn's own tokenizer.
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32,
-                          preprocessor=lambda review: strip_html(review).lower())
+    vec = TfidfVectorizer(
+        ngram_range=(1, 2),
+        min_df=2,
+        sublinear_tf=True,
+        dtype=np.float32,
+        preprocessor=lambda review: strip_html(review).lower(),
+    )
     x_train = vec.fit_transform(splits.train.review)
     x_val = vec.transform(splits.val.review)
-    _, _, clf = fit_on_validation(x_train, splits.train.label, x_val, splits.val.label, C_GRID,
-                                  "baseline", log, max_iter=2000)
+    _, _, clf = fit_on_validation(
+        x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", log, max_iter=2000
+    )
     return make_pipeline(vec, clf)
 
 
-def fit_baseline(splits, log=print, with_test: bool = True,
-                 model: Pipeline | None = None) -> tuple[dict, dict]:
+def fit_baseline(
+    splits, log=print, with_test: bool = True, model: Pipeline | None = None
+) -> tuple[dict, dict]:
     """Metrics of fit_tfidf's model, or of `model` when it was fitted already ("seconds" then
     counts the scoring only), and P(positive) of each split's reviews, in order (for pairing with
     the model's on the same reviews)."""
     t0 = time.perf_counter()
     model = fit_tfidf(splits, log) if model is None else model
     # The test rows are read once, with C already fixed.
-    probabilities = {name: model.predict_proba(getattr(splits, name).review)[:, 1]
-                     for name in (("val", "test") if with_test else ("val",))}
-    result = {"C": model[-1].C, **{name: evaluate(getattr(splits, name).label, p)
-                                   for name, p in probabilities.items()}}
+    probabilities = {
+        name: model.predict_proba(getattr(splits, name).review)[:, 1]
+        for name in (("val", "test") if with_test else ("val",))
+    }
+    result = {
+        "C": model[-1].C,
+        **{name: evaluate(getattr(splits, name).label, p) for name, p in probabilities.items()},
+    }
     result["seconds"] = time.perf_counter() - t0
     return result, probabilities

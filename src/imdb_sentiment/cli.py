@@ -1,4 +1,5 @@
 """What every script shares: a quiet TensorFlow start-up, and user errors without tracebacks."""
+
 from __future__ import annotations
 
 import importlib
@@ -22,7 +23,8 @@ _STARTUP_NOTICES = re.compile(
     r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized to use available CPU "
     r"instructions in performance-critical operations\.)"
     r"|To enable the following instructions: [\w ,.-]+, in other operations, rebuild TensorFlow with "
-    r"the appropriate compiler flags\.")
+    r"the appropriate compiler flags\."
+)
 
 
 @contextmanager
@@ -41,7 +43,9 @@ def held_stderr():
             os.close(saved)
             held.seek(0)
             lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _STARTUP_NOTICES.fullmatch(line.rstrip())))
+            sys.stderr.write(
+                "".join(line for line in lines if not _STARTUP_NOTICES.fullmatch(line.rstrip()))
+            )
             sys.stderr.flush()
 
 
@@ -57,9 +61,16 @@ def load_tensorflow():
 
 
 COMMANDS = {  # command -> module of imdb_sentiment.commands
-    "fetch": "fetch", "pretrain": "pretrain", "train": "train", "evaluate": "evaluate",
-    "predict": "predict", "serve": "serve", "baseline": "baseline", "benchmark": "benchmark",
-    "visualize": "visualize", "load-test": "load_test",
+    "fetch": "fetch",
+    "pretrain": "pretrain",
+    "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "serve": "serve",
+    "baseline": "baseline",
+    "benchmark": "benchmark",
+    "visualize": "visualize",
+    "load-test": "load_test",
 }
 
 

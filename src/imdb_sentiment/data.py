@@ -5,6 +5,7 @@ exist); the Stanford tarball. Every reader returns the same frame: review, senti
 ("train"/"test", or None when the source has no official split) and id (the review's number in
 the aclImdb release, or None when the source has none).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,9 @@ KAGGLE_FILE = "IMDB Dataset.csv"
 STANFORD_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 STANFORD_FILE = "aclImdb_v1.tar.gz"
 STANFORD_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
-DEFAULT_CACHE = Path(os.environ.get("IMDB_SENTIMENT_CACHE", Path.home() / ".cache" / "imdb-sentiment"))
+DEFAULT_CACHE = Path(
+    os.environ.get("IMDB_SENTIMENT_CACHE", Path.home() / ".cache" / "imdb-sentiment")
+)
 
 _LABELS = {"positive": 1, "pos": 1, "1": 1, "negative": 0, "neg": 0, "0": 0}
 _ACL_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
@@ -65,6 +68,7 @@ class Splits:
 
 # ---------------------------------------------------------------------------- reading
 
+
 def read_reviews(path: Path) -> pd.DataFrame:
     """Read any supported source into a frame with columns review, label, split (raw text)."""
     path = Path(path)
@@ -77,15 +81,18 @@ def read_reviews(path: Path) -> pd.DataFrame:
         return _read_acl_tar(path)
     if name.endswith((".csv", ".csv.gz", ".gz", ".zip")):
         return _read_csv(path)
-    raise UserError(f"{path}: unsupported data file (expected .csv, .csv.gz, .zip, aclImdb folder or .tar.gz)")
+    raise UserError(
+        f"{path}: unsupported data file (expected .csv, .csv.gz, .zip, aclImdb folder or .tar.gz)"
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
     df = _read_csv_columns(path, ("review", "sentiment"))
     split = df["split"].str.strip().str.lower() if "split" in df.columns else None
     ids = pd.to_numeric(df["id"], errors="coerce") if "id" in df.columns else None
-    return pd.DataFrame({"review": df["review"], "sentiment": df["sentiment"], "split": split,
-                         "id": ids})
+    return pd.DataFrame(
+        {"review": df["review"], "sentiment": df["sentiment"], "split": split, "id": ids}
+    )
 
 
 def _read_csv_columns(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
@@ -96,20 +103,32 @@ def _read_csv_columns(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
                 if not members:
                     raise UserError(f"{path}: the zip archive holds no .csv file")
                 with zf.open(members[0]) as f:
-                    df = pd.read_csv(io.TextIOWrapper(f, encoding="utf-8", errors="replace"),
-                                     dtype=str, keep_default_na=False)
+                    df = pd.read_csv(
+                        io.TextIOWrapper(f, encoding="utf-8", errors="replace"),
+                        dtype=str,
+                        keep_default_na=False,
+                    )
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
-                             encoding_errors="replace")
+            df = pd.read_csv(
+                path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="replace"
+            )
     except UserError:
         raise
-    except (EOFError, OSError, zipfile.BadZipFile, pd.errors.ParserError, pd.errors.EmptyDataError,
-            UnicodeError) as e:
+    except (
+        EOFError,
+        OSError,
+        zipfile.BadZipFile,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeError,
+    ) as e:
         raise UserError(f"{path}: cannot be read as CSV: {e}") from None
     df.columns = [str(c).strip().lstrip("\ufeff").lower() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}"
+        )
     return df
 
 
@@ -145,12 +164,15 @@ def _tar_texts(path: Path, pattern: re.Pattern) -> list[tuple[re.Match, str]]:
                     text = tar.extractfile(member).read().decode("utf-8", errors="replace")
                     found.append((m, text))
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise UserError(f"{path}: damaged or truncated archive ({e}); delete it and fetch it again") from None
+        raise UserError(
+            f"{path}: damaged or truncated archive ({e}); delete it and fetch it again"
+        ) from None
     return found
 
 
-def find_unlabelled(data_source: str | os.PathLike, given: str | os.PathLike | None = None
-                    ) -> Path | None:
+def find_unlabelled(
+    data_source: str | os.PathLike, given: str | os.PathLike | None = None
+) -> Path | None:
     """Where the unlabelled reviews are: `given` (--unlabelled), else next to the labelled data:
     UNSUP_CSV in the CSV's folder, train/unsup in the aclImdb folder, or the tarball itself (which
     read_unlabelled may find without any). None when there is nothing to look in."""
@@ -173,8 +195,10 @@ def read_unlabelled(path: Path) -> list[str]:
     path = Path(path)
     if path.is_dir():
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
-        found = [(_ACL_UNSUP.search(f.relative_to(root).as_posix()), f)
-                 for f in root.glob("train/unsup/*.txt")]
+        found = [
+            (_ACL_UNSUP.search(f.relative_to(root).as_posix()), f)
+            for f in root.glob("train/unsup/*.txt")
+        ]
         rows = [(int(m[1]), f.read_text(encoding="utf-8", errors="replace")) for m, f in found if m]
     elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
         rows = [(int(m[1]), text) for m, text in _tar_texts(path, _ACL_UNSUP)]
@@ -187,12 +211,20 @@ def read_unlabelled(path: Path) -> list[str]:
 
 # ---------------------------------------------------------------------------- finding
 
-def find_source(data: str | os.PathLike | None, cache_dir: Path = DEFAULT_CACHE) -> tuple[Path, str]:
+
+def find_source(
+    data: str | os.PathLike | None, cache_dir: Path = DEFAULT_CACHE
+) -> tuple[Path, str]:
     """Return (path, how it was found). Raises UserError with NO_DATA_HELP when nothing works."""
     if data:
         return Path(data), "given with --data"
     # The Stanford tarball is not taken as is: download_stanford checks its hash, re-fetching a bad copy.
-    for name in ("imdb_50k_split.csv.gz", KAGGLE_FILE, "imdb-dataset-of-50k-movie-reviews.zip", "aclImdb"):
+    for name in (
+        "imdb_50k_split.csv.gz",
+        KAGGLE_FILE,
+        "imdb-dataset-of-50k-movie-reviews.zip",
+        "aclImdb",
+    ):
         if (Path(cache_dir) / name).exists():
             return Path(cache_dir) / name, f"cached copy in {cache_dir}"
     errors = []
@@ -210,15 +242,21 @@ def find_source(data: str | os.PathLike | None, cache_dir: Path = DEFAULT_CACHE)
         return download_stanford(cache_dir), "downloaded from Stanford"
     except Exception as e:
         errors.append(f"Stanford: {_redact(str(e))}")
-    raise UserError(NO_DATA_HELP.format(cache=cache_dir, url=STANFORD_URL)
-                    + "\n\nTried:\n  " + "\n  ".join(errors))
+    raise UserError(
+        NO_DATA_HELP.format(cache=cache_dir, url=STANFORD_URL)
+        + "\n\nTried:\n  "
+        + "\n  ".join(errors)
+    )
 
 
 def kaggle_credentials_present() -> bool:
     home = Path.home() / ".kaggle"
-    return bool(os.environ.get("KAGGLE_API_TOKEN")
-                or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
-                or (home / "access_token").exists() or (home / "kaggle.json").exists())
+    return bool(
+        os.environ.get("KAGGLE_API_TOKEN")
+        or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+        or (home / "access_token").exists()
+        or (home / "kaggle.json").exists()
+    )
 
 
 def _redact(message: str) -> str:
@@ -249,6 +287,7 @@ def download_stanford(cache_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- cleaning and splitting
+
 
 def strip_html(text: str) -> str:
     """Remove markup with BeautifulSoup; text without '<' or '&' has none, so it is returned as is.
@@ -282,8 +321,13 @@ def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     # Readers decode with errors="replace": bytes that are not UTF-8 become U+FFFD and are counted.
     report["rows_with_invalid_utf8"] = int(review.str.contains("\ufffd", regex=False).sum())
     keep = ~(empty | unknown)
-    df = pd.DataFrame({"review": review[keep], "label": label[keep].astype(int),
-                       **{c: raw[c][keep] if raw[c] is not None else None for c in ("split", "id")}})
+    df = pd.DataFrame(
+        {
+            "review": review[keep],
+            "label": label[keep].astype(int),
+            **{c: raw[c][keep] if raw[c] is not None else None for c in ("split", "id")},
+        }
+    )
     return df.reset_index(drop=True), report
 
 
@@ -302,8 +346,9 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         dup = df.duplicated("review")
         report["duplicates_removed_before_split"] = int(dup.sum())
         df = df[~dup]
-        train, test = train_test_split(df, test_size=cfg.test_fraction, random_state=cfg.seed,
-                                       stratify=df.label)
+        train, test = train_test_split(
+            df, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=df.label
+        )
         report["split"] = f"seeded stratified, test fraction {cfg.test_fraction}"
     # Duplicate reviews inside train would leak between train and validation.
     dup = train.duplicated("review")
@@ -314,17 +359,26 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         train = train.sample(n=min(cfg.max_rows, len(train)), random_state=cfg.seed)
         test = test.sample(n=min(cfg.max_rows, len(test)), random_state=cfg.seed)
     try:
-        blocks = train["id"] // cfg.val_block if cfg.val_block and train["id"].notna().all() else None
+        blocks = (
+            train["id"] // cfg.val_block if cfg.val_block and train["id"].notna().all() else None
+        )
         if blocks is not None and _enough_blocks(blocks, train.label, cfg.val_fraction):
             train, val = _split_by_id_blocks(train, blocks, cfg)
-            report["validation"] = f"blocks of {cfg.val_block} consecutive ids per label (movies kept apart)"
+            report["validation"] = (
+                f"blocks of {cfg.val_block} consecutive ids per label (movies kept apart)"
+            )
         else:
-            train, val = train_test_split(train, test_size=cfg.val_fraction, random_state=cfg.seed,
-                                          stratify=train.label)
+            train, val = train_test_split(
+                train, test_size=cfg.val_fraction, random_state=cfg.seed, stratify=train.label
+            )
             report["validation"] = "seeded stratified rows"
     except ValueError as e:  # too few reviews (or id blocks) of one label for the cut
-        raise UserError(f"cannot carve a validation split from {len(train)} training reviews: {e}") from None
-    shuffle = lambda d: d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[["review", "label"]]
+        raise UserError(
+            f"cannot carve a validation split from {len(train)} training reviews: {e}"
+        ) from None
+    shuffle = lambda d: d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[
+        ["review", "label"]
+    ]
     return shuffle(train), shuffle(val), shuffle(test), report
 
 
@@ -334,7 +388,9 @@ def _enough_blocks(blocks: pd.Series, labels: pd.Series, val_fraction: float) ->
     return len(per_label) == 2 and per_label.min() * val_fraction >= 1
 
 
-def _split_by_id_blocks(train: pd.DataFrame, blocks: pd.Series, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split_by_id_blocks(
+    train: pd.DataFrame, blocks: pd.Series, cfg
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validation takes whole blocks of consecutive ids, the same share of blocks of each label.
 
     The aclImdb release numbers one movie's reviews consecutively (within each split and label),

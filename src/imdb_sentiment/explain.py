@@ -9,6 +9,7 @@ needs no gradients, so it runs on the SavedModel as served, and it accounts for 
 word takes part in. Log-odds are compared rather than probabilities, which saturate at 0 and 1
 for confident reviews.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,10 +22,10 @@ MAX_WORDS = 2000  # n occlusions of n words each: quadratic work, so only the fi
 
 @dataclass
 class Explanation:
-    words: list[str]           # the review's tokens as the model reads them (at most MAX_WORDS)
-    attributions: np.ndarray   # per word: log-odds of the review minus log-odds without that word
-    logit: float               # log-odds of the whole review, as predicted from its raw text
-    truncated: bool            # more than MAX_WORDS words; only the first MAX_WORDS were explained
+    words: list[str]  # the review's tokens as the model reads them (at most MAX_WORDS)
+    attributions: np.ndarray  # per word: log-odds of the review minus log-odds without that word
+    logit: float  # log-odds of the whole review, as predicted from its raw text
+    truncated: bool  # more than MAX_WORDS words; only the first MAX_WORDS were explained
 
     @property
     def probability(self) -> float:
@@ -33,17 +34,22 @@ class Explanation:
     def top(self, k: int = 5, sign: int = 1) -> list[tuple[str, float]]:
         """The k words that pushed hardest towards positive (sign 1) or negative (sign -1)."""
         order = np.argsort(-sign * self.attributions, kind="stable")[:k]
-        return [(self.words[i], float(self.attributions[i])) for i in order if sign * self.attributions[i] > 0]
+        return [
+            (self.words[i], float(self.attributions[i]))
+            for i in order
+            if sign * self.attributions[i] > 0
+        ]
 
 
-def explain(predictor, review: str, batch_size: int = 256, max_words: int = MAX_WORDS
-            ) -> Explanation:
+def explain(
+    predictor, review: str, batch_size: int = 256, max_words: int = MAX_WORDS
+) -> Explanation:
     tokens = predictor.tokens(review)
     logit = float(predictor.logits([review])[0])
     # Every variant is the whole review less one token, also past max_words: the attributions are
     # changes of the prediction actually made.
     n = min(len(tokens), max_words)
-    variants = [tokens[:i] + tokens[i + 1:] for i in range(n)]
+    variants = [tokens[:i] + tokens[i + 1 :] for i in range(n)]
     without = predictor.token_logits(variants, batch_size) if n else []
     return Explanation(tokens[:n], logit - np.asarray(without, np.float64), logit, len(tokens) > n)
 
@@ -65,13 +71,21 @@ def render_terminal(e: Explanation, color: bool = True) -> str:
 def summary(e: Explanation, k: int = 5) -> str:
     label = "positive" if e.logit >= 0 else "negative"
     fmt = ", ".join
-    lines = [f"{label} (P(positive) {e.probability:.4f}, log-odds {e.logit:+.2f}); occlusion: log-odds change "
-             f"when each word is removed"]
-    lines.append("  pushed towards positive: " + (fmt(f"{w} {a:+.2f}" for w, a in e.top(k, 1)) or "-"))
-    lines.append("  pushed towards negative: " + (fmt(f"{w} {a:+.2f}" for w, a in e.top(k, -1)) or "-"))
+    lines = [
+        f"{label} (P(positive) {e.probability:.4f}, log-odds {e.logit:+.2f}); occlusion: log-odds change "
+        f"when each word is removed"
+    ]
+    lines.append(
+        "  pushed towards positive: " + (fmt(f"{w} {a:+.2f}" for w, a in e.top(k, 1)) or "-")
+    )
+    lines.append(
+        "  pushed towards negative: " + (fmt(f"{w} {a:+.2f}" for w, a in e.top(k, -1)) or "-")
+    )
     if e.truncated:
-        lines.append(f"  (only the first {len(e.words)} words were explained; the probability is "
-                     f"the whole review's)")
+        lines.append(
+            f"  (only the first {len(e.words)} words were explained; the probability is "
+            f"the whole review's)"
+        )
     return "\n".join(lines)
 
 
@@ -80,16 +94,20 @@ def render_html(e: Explanation) -> str:
     spans = []
     for word, a in zip(e.words, e.attributions):
         rgb = "0,160,60" if a > 0 else "210,40,40"
-        spans.append(f'<span title="{a:+.3f}" style="background: rgba({rgb},{abs(a) / scale:.2f})">'
-                     f"{html.escape(word)}</span>")
+        spans.append(
+            f'<span title="{a:+.3f}" style="background: rgba({rgb},{abs(a) / scale:.2f})">'
+            f"{html.escape(word)}</span>"
+        )
     body = html.escape(summary(e)).replace("\n", "<br>\n")
     return f"<section>\n<p>{body}</p>\n<p>{' '.join(spans)}</p>\n</section>\n"
 
 
 def html_page(sections: list[str]) -> str:
-    return ("<!doctype html>\n<meta charset=\"utf-8\">\n<title>Why these predictions</title>\n"
-            "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.9}"
-            "span{padding:0.1em 0.15em;border-radius:0.2em}section{border-bottom:1px solid #ccc}</style>\n"
-            "<p><small>Green: the word pushed the prediction towards positive; red: towards negative. "
-            "Hover a word for its log-odds change (occlusion: the word removed).</small></p>\n"
-            + "".join(sections))
+    return (
+        '<!doctype html>\n<meta charset="utf-8">\n<title>Why these predictions</title>\n'
+        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.9}"
+        "span{padding:0.1em 0.15em;border-radius:0.2em}section{border-bottom:1px solid #ccc}</style>\n"
+        "<p><small>Green: the word pushed the prediction towards positive; red: towards negative. "
+        "Hover a word for its log-odds change (occlusion: the word removed).</small></p>\n"
+        + "".join(sections)
+    )

@@ -1,4 +1,5 @@
 """Export for TF Serving: <base>/<version>/ with a serving_default that takes raw review strings."""
+
 from __future__ import annotations
 
 import platform
@@ -25,7 +26,9 @@ def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.
     spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
 
     def serve(review):
-        probability = tf.reshape(tf.cast(model(vectorizer(review), training=False), tf.float32), [-1])
+        probability = tf.reshape(
+            tf.cast(model(vectorizer(review), training=False), tf.float32), [-1]
+        )
         label = tf.where(probability >= 0.5, tf.constant("positive"), tf.constant("negative"))
         return {"probability": probability, "label": label}
 
@@ -58,8 +61,11 @@ def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.
     archive.add_endpoint("token_ids", token_ids, input_signature=spec)
     archive.add_endpoint("logit", logit, input_signature=spec)
     archive.add_endpoint("tokens", tokens, input_signature=spec)
-    archive.add_endpoint("token_logit", token_logit,
-                         input_signature=[tf.TensorSpec([None, None], tf.string, name=TOKENS_NAME)])
+    archive.add_endpoint(
+        "token_logit",
+        token_logit,
+        input_signature=[tf.TensorSpec([None, None], tf.string, name=TOKENS_NAME)],
+    )
     return archive
 
 
@@ -67,8 +73,9 @@ def versions(base: Path) -> list[int]:
     base = Path(base)
     if not base.is_dir():
         return []
-    return sorted(int(p.name) for p in base.iterdir()
-                  if p.name.isdigit() and (p / "saved_model.pb").exists())
+    return sorted(
+        int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists()
+    )
 
 
 def resolve_version(path: Path) -> Path:
@@ -78,13 +85,20 @@ def resolve_version(path: Path) -> Path:
         return path
     found = versions(path)
     if not found:
-        raise UserError(f"{path}: no exported model here (expected <version>/saved_model.pb). "
-                        f"Train one with: python scripts/train.py")
+        raise UserError(
+            f"{path}: no exported model here (expected <version>/saved_model.pb). "
+            f"Train one with: python scripts/train.py"
+        )
     return path / str(found[-1])
 
 
-def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = DEFAULT_EXPORT_DIR,
-           log=print) -> Path:
+def export(
+    model: keras.Model,
+    vectorizer: Vectorizer,
+    info: dict,
+    base: Path = DEFAULT_EXPORT_DIR,
+    log=print,
+) -> Path:
     """Write the next numbered version atomically: TF Serving never sees a half-written one.
 
     The model is exported in float32 whatever policy trained it, and its serving graph without
@@ -99,21 +113,38 @@ def export(model: keras.Model, vectorizer: Vectorizer, info: dict, base: Path = 
         archive.write_out(str(tmp), verbose=False)
         model.save(tmp / "model.keras")
         save_vocabulary(vectorizer.vocabulary, tmp)
-        write_json(tmp / "model_info.json", {**info, "version": version, "signature": signature_contract(),
-                                             "packages": package_versions()})
+        write_json(
+            tmp / "model_info.json",
+            {
+                **info,
+                "version": version,
+                "signature": signature_contract(),
+                "packages": package_versions(),
+            },
+        )
     log(f"export: {final}")
     return final
 
 
 def signature_contract() -> dict:
-    return {"name": "serving_default", "inputs": {INPUT_NAME: "string [-1], raw UTF-8 review text"},
-            "outputs": {"probability": "float32 [-1], P(positive)",
-                        "label": "string [-1], 'positive' or 'negative' (probability >= 0.5)"}}
+    return {
+        "name": "serving_default",
+        "inputs": {INPUT_NAME: "string [-1], raw UTF-8 review text"},
+        "outputs": {
+            "probability": "float32 [-1], P(positive)",
+            "label": "string [-1], 'positive' or 'negative' (probability >= 0.5)",
+        },
+    }
 
 
 def package_versions() -> dict:
     import numpy
     import pandas
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": numpy.__version__, "pandas": pandas.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+    }

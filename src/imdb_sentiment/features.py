@@ -2,6 +2,7 @@
 
 Training (its length-bucketed batches), evaluation and the benchmark all read features this way.
 """
+
 from __future__ import annotations
 
 import keras
@@ -16,7 +17,7 @@ def rows(features: dict, labels=None) -> tf.data.Dataset:
     ds = tf.data.Dataset.from_tensor_slices(spans if labels is None else (spans, labels))
 
     def cut(spans, *label):
-        x = {k: flat[k][start:start + n] for k, (start, n) in spans.items()}
+        x = {k: flat[k][start : start + n] for k, (start, n) in spans.items()}
         return (x, *label) if label else x
 
     return ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -1,4 +1,5 @@
 """Writes that never leave a half-written file or folder behind."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +31,9 @@ def atomic_file(path: Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
+    )
     os.close(fd)
     tmp = Path(name)
     try:
@@ -138,8 +141,15 @@ def fetch(url: str, sha256: str, folder: Path, fname: str, log=print) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{fname}.partial"
     try:
-        keras.utils.get_file(tmp.name, url, file_hash=sha256, hash_algorithm="sha256", cache_dir=str(folder),
-                             cache_subdir=".", force_download=True)
+        keras.utils.get_file(
+            tmp.name,
+            url,
+            file_hash=sha256,
+            hash_algorithm="sha256",
+            cache_dir=str(folder),
+            cache_subdir=".",
+            force_download=True,
+        )
         os.replace(tmp, final)
     except Exception as e:  # get_file raises bare Exceptions for HTTP and network errors
         raise UserError(f"could not download {url}: {e}") from None

@@ -6,6 +6,7 @@ logistic regression outside the network, and the two log-odds then weighted by a
 on validation. Trained jointly, the bag fits the training reviews within two epochs and the
 LSTM, left with no error to learn from, stays weak (docs/experiments.md).
 """
+
 from __future__ import annotations
 
 import keras
@@ -43,9 +44,15 @@ class MaskedMaxMeanPooling(keras.layers.Layer):
 def lstm_layer(units: int, return_sequences: bool) -> keras.layers.LSTM:
     # These settings keep the layer on the fused cuDNN kernel when a GPU is present; anything else
     # (recurrent dropout above all) silently falls back to a kernel tens of times slower.
-    return keras.layers.LSTM(units, return_sequences=return_sequences, activation="tanh",
-                             recurrent_activation="sigmoid", recurrent_dropout=0.0, unroll=False,
-                             use_bias=True)
+    return keras.layers.LSTM(
+        units,
+        return_sequences=return_sequences,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        recurrent_dropout=0.0,
+        unroll=False,
+        use_bias=True,
+    )
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
@@ -60,11 +67,15 @@ class NgramBag(keras.layers.Layer):
         self.buckets = int(buckets)
 
     def build(self, input_shape):
-        self.w = self.add_weight(shape=(self.buckets,), initializer="zeros", trainable=False, name="weights")
+        self.w = self.add_weight(
+            shape=(self.buckets,), initializer="zeros", trainable=False, name="weights"
+        )
         self.b = self.add_weight(shape=(), initializer="zeros", trainable=False, name="bias")
 
     def call(self, ids):
-        return ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True) + self.b  # padding's weight is 0
+        return (
+            ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True) + self.b
+        )  # padding's weight is 0
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)
@@ -77,8 +88,9 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     vocab_size, dim = embedding_matrix.shape
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     inputs = {"token_ids": ids}
-    embed = keras.layers.Embedding(vocab_size, dim, mask_zero=True, trainable=cfg.train_embeddings,
-                                   name="glove")
+    embed = keras.layers.Embedding(
+        vocab_size, dim, mask_zero=True, trainable=cfg.train_embeddings, name="glove"
+    )
     x = embed(ids)
     embed.set_weights([embedding_matrix])
     for i in range(cfg.lstm_layers):
@@ -93,16 +105,22 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     if cfg.ngram_buckets:
         ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
         inputs["ngram_ids"] = ngrams
-        parts = keras.layers.Concatenate(name="part_logits")([logit, NgramBag(cfg.ngram_buckets, name="ngram_bag")(ngrams)])
+        parts = keras.layers.Concatenate(name="part_logits")(
+            [logit, NgramBag(cfg.ngram_buckets, name="ngram_bag")(ngrams)]
+        )
         # Frozen: fit_blend sets it from validation rows; trained on training rows it would trust the bag alone.
-        logit = keras.layers.Dense(1, dtype="float32", trainable=False, kernel_initializer="ones", name="blend")(parts)
+        logit = keras.layers.Dense(
+            1, dtype="float32", trainable=False, kernel_initializer="ones", name="blend"
+        )(parts)
     out = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model(inputs, out, name="imdb_sentiment")
 
 
 def lstm_model(model: keras.Model) -> keras.Model:
     """The LSTM part alone, sharing its layers with `model`: token ids -> P(positive). Training fits this."""
-    p = keras.layers.Activation("sigmoid", dtype="float32", name="lstm_probability")(model.get_layer("lstm_logit").output)
+    p = keras.layers.Activation("sigmoid", dtype="float32", name="lstm_probability")(
+        model.get_layer("lstm_logit").output
+    )
     ids = next(t for t in model.inputs if t.name == "token_ids")
     return keras.Model({"token_ids": ids}, p, name="imdb_sentiment_lstm")
 
@@ -112,17 +130,23 @@ def set_bag(model: keras.Model, weights: np.ndarray, bias: float) -> None:
 
 
 def set_blend(model: keras.Model, weights: np.ndarray, bias: float) -> None:
-    model.get_layer("blend").set_weights([np.asarray(weights, np.float32).reshape(2, 1), np.array([bias], np.float32)])
+    model.get_layer("blend").set_weights(
+        [np.asarray(weights, np.float32).reshape(2, 1), np.array([bias], np.float32)]
+    )
 
 
 def part_logits(model: keras.Model) -> keras.Model:
     """Both parts' log-odds, [LSTM, bag] per review: the blend's inputs."""
-    return keras.Model(model.inputs, model.get_layer("part_logits").output, name="imdb_sentiment_parts")
+    return keras.Model(
+        model.inputs, model.get_layer("part_logits").output, name="imdb_sentiment_parts"
+    )
 
 
 def logit_model(model: keras.Model) -> keras.Model:
     """The same model without its final sigmoid: log-odds do not saturate at 0 and 1 as probabilities do."""
-    return keras.Model(model.inputs, model.get_layer("probability").input, name="imdb_sentiment_logit")
+    return keras.Model(
+        model.inputs, model.get_layer("probability").input, name="imdb_sentiment_logit"
+    )
 
 
 def as_float32(model: keras.Model, cudnn: bool = True) -> keras.Model:
@@ -175,10 +199,12 @@ def adam(cfg, peak_lr: float, steps: int) -> keras.optimizers.Adam:
 
 
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:
-    model.compile(optimizer=adam(cfg, cfg.learning_rate, cfg.epochs * steps_per_epoch),
-                  loss=keras.losses.BinaryCrossentropy(),
-                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-                  jit_compile=cfg.jit_compile)
+    model.compile(
+        optimizer=adam(cfg, cfg.learning_rate, cfg.epochs * steps_per_epoch),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        jit_compile=cfg.jit_compile,
+    )
     return model
 
 

@@ -1,4 +1,5 @@
 """Prediction with an exported SavedModel: load once, call on lists of raw strings."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,10 @@ class Predictor:
     def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
         """[{"label", "probability"}] per text, in input order."""
         out = self._run(self._serve, texts, batch_size)
-        return [{"label": lab.decode(), "probability": float(p)} for lab, p in zip(out["label"], out["probability"])]
+        return [
+            {"label": lab.decode(), "probability": float(p)}
+            for lab, p in zip(out["label"], out["probability"])
+        ]
 
     def logits(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         """Log-odds of "positive" per text, in input order."""
@@ -41,13 +45,16 @@ class Predictor:
 
     def _signature(self, name: str):
         if name not in self._loaded.signatures:
-            raise UserError(f"{self.path} has no '{name}' signature: it was exported by an older "
-                            f"version; train and export it again with scripts/train.py")
+            raise UserError(
+                f"{self.path} has no '{name}' signature: it was exported by an older "
+                f"version; train and export it again with scripts/train.py"
+            )
         return self._loaded.signatures[name]
 
     @staticmethod
-    def _run(signature, rows: list, batch_size: int, name: str = INPUT_NAME,
-             to_tensor=None) -> dict[str, np.ndarray]:
+    def _run(
+        signature, rows: list, batch_size: int, name: str = INPUT_NAME, to_tensor=None
+    ) -> dict[str, np.ndarray]:
         """Calls the signature batch by batch and puts its outputs back in input order.
 
         Rows (texts, or token lists) of similar length are batched together, so short reviews are
@@ -56,10 +63,12 @@ class Predictor:
         rows, to_tensor = list(rows), to_tensor or _strings
         order = np.argsort([len(r) for r in rows], kind="stable")
         # Allocated from the signature, not from a first batch: no rows give empty outputs.
-        out = {key: np.empty(len(rows), spec.dtype.as_numpy_dtype)
-               for key, spec in signature.structured_outputs.items()}
+        out = {
+            key: np.empty(len(rows), spec.dtype.as_numpy_dtype)
+            for key, spec in signature.structured_outputs.items()
+        }
         for i in range(0, len(rows), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             for key, value in signature(**{name: to_tensor([rows[j] for j in idx])}).items():
                 out[key][idx] = value.numpy()
         return out
@@ -86,13 +95,16 @@ class RemotePredictor:
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
         out = []
         for i in range(0, len(texts), batch_size):
-            preds = self._post({"instances": list(texts[i:i + batch_size])})["predictions"]
+            preds = self._post({"instances": list(texts[i : i + batch_size])})["predictions"]
             out += [{"label": p["label"], "probability": float(p["probability"])} for p in preds]
         return out
 
     def _post(self, body: dict) -> dict:
-        req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.endpoint,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read())

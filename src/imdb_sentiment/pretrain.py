@@ -15,6 +15,7 @@ The corpus is the unlabelled reviews and the training split's, never a validatio
 an unlabelled review with the text of one is dropped. A seeded slice of the training split is held
 out of the corpus to measure the language models after each epoch.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,23 +41,38 @@ from .embeddings import embedding_matrix
 from .files import UserError, atomic_dir, atomic_write_text, write_json
 from .model import adam, lstm_layer, recurrent_encoder
 from .runs import CHECKPOINT
-from .train import (Checkpoint, make_dataset, setup_devices, steps_per_epoch,
-                    truncate_csv)
+from .train import Checkpoint, make_dataset, setup_devices, steps_per_epoch, truncate_csv
 
 DIRECTIONS = ("forward", "backward")
-ENCODER_FILE = "encoder.npz"    # {direction}_{kernel|recurrent_kernel|bias}: the two LSTMs' weights
+ENCODER_FILE = "encoder.npz"  # {direction}_{kernel|recurrent_kernel|bias}: the two LSTMs' weights
 REPORT_FILE = "pretrain_report.json"
 # What pretraining reads from Config: an encoder is reused only for the same values and data.
-PRETRAIN_FIELDS = ("seed", "vocab_size", "min_count", "max_len", "head_tokens", "glove_dim",
-                   "glove_path", "lstm_units", "clipnorm", "lr_schedule", "mixed_precision",
-                   "pretrain_objective", "pretrain_epochs", "pretrain_learning_rate",
-                   "pretrain_batch_size", "pretrain_sampled", "pretrain_holdout")
+PRETRAIN_FIELDS = (
+    "seed",
+    "vocab_size",
+    "min_count",
+    "max_len",
+    "head_tokens",
+    "glove_dim",
+    "glove_path",
+    "lstm_units",
+    "clipnorm",
+    "lr_schedule",
+    "mixed_precision",
+    "pretrain_objective",
+    "pretrain_epochs",
+    "pretrain_learning_rate",
+    "pretrain_batch_size",
+    "pretrain_sampled",
+    "pretrain_holdout",
+)
 # What the classifier must share with the encoder it starts from (the vocabulary and the training
 # split are checked as well).
 MUST_MATCH = ("lstm_units", "glove_dim", "glove_path")
 
 
 # ---------------------------------------------------------------------------- the language models
+
 
 def reverse(ids: tf.Tensor) -> tf.Tensor:
     """Each right-padded row's real tokens last to first, the padding left at the end."""
@@ -85,16 +101,18 @@ class SampledSoftmax(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
-        self.w = self.add_weight(shape=(self.vocab_size, input_shape[-1]),
-                                 initializer="glorot_uniform", name="weights")
+        self.w = self.add_weight(
+            shape=(self.vocab_size, input_shape[-1]), initializer="glorot_uniform", name="weights"
+        )
         self.b = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
 
     def call(self, h, targets, training=False):
         h = tf.cast(h, tf.float32)
         if not training:
             logits = tf.matmul(h, self.w, transpose_b=True) + self.b
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int64),
-                                                                  logits)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                tf.cast(targets, tf.int64), logits
+            )
             return ops.sum(loss) / ops.maximum(ops.cast(ops.shape(loss)[0], "float32"), 1.0)
         log_range = math.log(self.vocab_size + 1)
 
@@ -107,8 +125,9 @@ class SampledSoftmax(keras.layers.Layer):
         sampled = tf.clip_by_value(sampled, 0, self.vocab_size - 1)
         labels = tf.cast(targets, tf.int64)[:, None]
         drawn = (sampled, expected_count(labels), expected_count(sampled))
-        loss = tf.nn.sampled_softmax_loss(self.w, self.b, labels, h, self.num_sampled,
-                                          self.vocab_size, sampled_values=drawn)
+        loss = tf.nn.sampled_softmax_loss(
+            self.w, self.b, labels, h, self.num_sampled, self.vocab_size, sampled_values=drawn
+        )
         return ops.sum(loss) / ops.maximum(ops.cast(ops.shape(loss)[0], "float32"), 1.0)
 
 
@@ -128,14 +147,18 @@ class LanguageModels(keras.Model):
         if self.objective == "glove_cosine":
             self.heads = [keras.layers.Dense(dim, dtype="float32") for _ in DIRECTIONS]
         else:
-            self.heads = [SampledSoftmax(vocab_size, cfg.pretrain_sampled, cfg.seed + i)
-                          for i, _ in enumerate(DIRECTIONS)]
+            self.heads = [
+                SampledSoftmax(vocab_size, cfg.pretrain_sampled, cfg.seed + i)
+                for i, _ in enumerate(DIRECTIONS)
+            ]
         self.trackers = [keras.metrics.Mean(name=f"{d}_loss") for d in DIRECTIONS]
 
     def hidden(self, ids: tf.Tensor) -> list[tf.Tensor]:
         """Each direction's LSTM outputs [batch, time, units], in its own reading order."""
-        return [lstm(self.glove(x), mask=x != text.PAD_ID)
-                for lstm, x in zip(self.lstms, (ids, reverse(ids)))]
+        return [
+            lstm(self.glove(x), mask=x != text.PAD_ID)
+            for lstm, x in zip(self.lstms, (ids, reverse(ids)))
+        ]
 
     def call(self, inputs, training=False):
         ids = inputs["token_ids"]
@@ -150,8 +173,13 @@ class LanguageModels(keras.Model):
                 losses.append(masked_mean(1.0 - cosine, targets > text.OOV_ID))
             else:
                 valid = targets != text.PAD_ID
-                losses.append(head(tf.boolean_mask(h, valid), tf.boolean_mask(targets, valid),
-                                   training=training))
+                losses.append(
+                    head(
+                        tf.boolean_mask(h, valid),
+                        tf.boolean_mask(targets, valid),
+                        training=training,
+                    )
+                )
         return ops.stack(losses)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -173,6 +201,7 @@ class EpochSeconds(keras.callbacks.Callback):
 
 # ---------------------------------------------------------------------------- the corpus
 
+
 def reviews_checksum(reviews: Iterable[str]) -> str:
     """SHA-256 of a set of review texts, whatever their order."""
     h = hashlib.sha256()
@@ -193,9 +222,12 @@ def corpus(splits, unlabelled: list[str], cfg: Config) -> tuple[list[str], list[
     barred = set(splits.val.review) | set(splits.test.review) | set(held_out)
     kept = [t for t in unlabelled if t not in barred]
     texts = kept + [t for t, h in zip(train, held) if not h]
-    counts = {"unlabelled": len(kept), "training_split": int((~held).sum()),
-              "held_out": len(held_out),
-              "unlabelled_dropped_as_validation_or_test": len(unlabelled) - len(kept)}
+    counts = {
+        "unlabelled": len(kept),
+        "training_split": int((~held).sum()),
+        "held_out": len(held_out),
+        "unlabelled_dropped_as_validation_or_test": len(unlabelled) - len(kept),
+    }
     return texts, held_out, counts
 
 
@@ -214,9 +246,11 @@ def default_dir(cfg: Config, splits, unlabelled: list[str], cache_dir: Path) -> 
 
 # ---------------------------------------------------------------------------- the encoder folder
 
+
 @dataclass
 class Encoder:
     """A pretrained encoder folder: the two LSTMs' weights and what they were pretrained with."""
+
     path: Path
     weights: dict[str, np.ndarray]
     cfg: Config
@@ -229,23 +263,38 @@ class Encoder:
         files = (ENCODER_FILE, "config.json", text.VOCAB_FILE, REPORT_FILE)
         missing = [f for f in files if not (path / f).exists()]
         if missing:
-            raise UserError(f"{path}: not a pretrained encoder (no {', '.join(missing)}); make one "
-                            f"with scripts/pretrain.py --out {path}")
+            raise UserError(
+                f"{path}: not a pretrained encoder (no {', '.join(missing)}); make one "
+                f"with scripts/pretrain.py --out {path}"
+            )
         with np.load(path / ENCODER_FILE, allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
-        return cls(path, weights, Config.load(path / "config.json"), text.load_vocabulary(path),
-                   json.loads((path / REPORT_FILE).read_text()))
+        return cls(
+            path,
+            weights,
+            Config.load(path / "config.json"),
+            text.load_vocabulary(path),
+            json.loads((path / REPORT_FILE).read_text()),
+        )
 
-    def mismatches(self, cfg: Config, vocabulary: list[str], train_reviews: Iterable[str]
-                   ) -> list[str]:
-        diffs = [f"{f} is {getattr(cfg, f)!r} here and {getattr(self.cfg, f)!r} in its config.json"
-                 for f in MUST_MATCH if getattr(cfg, f) != getattr(self.cfg, f)]
+    def mismatches(
+        self, cfg: Config, vocabulary: list[str], train_reviews: Iterable[str]
+    ) -> list[str]:
+        diffs = [
+            f"{f} is {getattr(cfg, f)!r} here and {getattr(self.cfg, f)!r} in its config.json"
+            for f in MUST_MATCH
+            if getattr(cfg, f) != getattr(self.cfg, f)
+        ]
         if list(vocabulary) != self.vocabulary:
-            diffs.append(f"the vocabulary differs ({len(vocabulary)} words here, "
-                         f"{len(self.vocabulary)} in its {text.VOCAB_FILE})")
+            diffs.append(
+                f"the vocabulary differs ({len(vocabulary)} words here, "
+                f"{len(self.vocabulary)} in its {text.VOCAB_FILE})"
+            )
         if reviews_checksum(train_reviews) != self.report["train_checksum"]:
-            diffs.append("it was pretrained with another training split (its corpus may hold this "
-                         "run's validation reviews)")
+            diffs.append(
+                "it was pretrained with another training split (its corpus may hold this "
+                "run's validation reviews)"
+            )
         return diffs
 
     def start(self, model: keras.Model, cfg: Config, vocabulary: list[str], train_reviews) -> None:
@@ -253,9 +302,11 @@ class Encoder:
         does not match the model, its vocabulary or its training split."""
         diffs = self.mismatches(cfg, vocabulary, train_reviews)
         if diffs:
-            raise UserError(f"{self.path}: this pretrained encoder does not fit the run: "
-                            f"{'; '.join(diffs)}. Pretrain one with the same --data and --config "
-                            "(scripts/pretrain.py), or leave out --pretrained")
+            raise UserError(
+                f"{self.path}: this pretrained encoder does not fit the run: "
+                f"{'; '.join(diffs)}. Pretrain one with the same --data and --config "
+                "(scripts/pretrain.py), or leave out --pretrained"
+            )
         for direction, layer in recurrent_encoder(model).items():
             layer.set_weights([self.weights[f"{direction}_{w.name}"] for w in layer.weights])
 
@@ -267,8 +318,16 @@ class Encoder:
 
 # ---------------------------------------------------------------------------- pretraining
 
-def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool = False,
-             unlabelled_source: str = "", log=print) -> Encoder:
+
+def pretrain(
+    cfg: Config,
+    splits,
+    unlabelled: list[str],
+    out: Path,
+    fresh: bool = False,
+    unlabelled_source: str = "",
+    log=print,
+) -> Encoder:
     """Pretrains the encoder into `out` (written whole, atomically), or returns the one already
     there for the same settings and data. A killed run resumes from its last epoch's checkpoint,
     kept beside `out` until the encoder is written; `fresh` starts over and replaces `out`."""
@@ -277,8 +336,10 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     if (out / ENCODER_FILE).exists() and not fresh:
         found = Encoder.load(out)
         if found.report.get("key") != key:
-            raise UserError(f"{out}: holds an encoder pretrained with other settings or data; pass "
-                            "--fresh to replace it, or another --out")
+            raise UserError(
+                f"{out}: holds an encoder pretrained with other settings or data; pass "
+                "--fresh to replace it, or another --out"
+            )
         log(f"pretrain: the encoder in {out} was made with these settings and data; using it")
         return found
     work = out.parent / f".{out.name}.work"
@@ -297,18 +358,26 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     ids = vectorizer.features(text.tokenize_corpus(texts))["token_ids"]
     held_ids = vectorizer.features(text.tokenize_corpus(held_out))["token_ids"]
     tokens = int(ids.row_lengths().numpy().sum())
-    log(f"pretrain: corpus {len(texts)} reviews ({counts['unlabelled']} unlabelled, "
+    log(
+        f"pretrain: corpus {len(texts)} reviews ({counts['unlabelled']} unlabelled, "
         f"{counts['training_split']} of the training split; "
         f"{counts['unlabelled_dropped_as_validation_or_test']} unlabelled dropped as validation or "
         f"test reviews), {tokens} tokens; {len(held_out)} training reviews held out; tokenized in "
-        f"{time.perf_counter() - t0:.1f}s")
+        f"{time.perf_counter() - t0:.1f}s"
+    )
     matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
 
-    lm_cfg = dataclasses.replace(cfg, epochs=cfg.pretrain_epochs,
-                                 batch_size=cfg.pretrain_batch_size)
+    lm_cfg = dataclasses.replace(
+        cfg, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size
+    )
     # Evaluation's full softmax holds [tokens, vocabulary] logits: small batches keep them ~256 MB.
-    held_cfg = lm_cfg if cfg.pretrain_objective == "glove_cosine" else dataclasses.replace(
-        lm_cfg, batch_size=max(1, min(lm_cfg.batch_size, 2 ** 26 // (len(matrix) * cfg.max_len))))
+    held_cfg = (
+        lm_cfg
+        if cfg.pretrain_objective == "glove_cosine"
+        else dataclasses.replace(
+            lm_cfg, batch_size=max(1, min(lm_cfg.batch_size, 2**26 // (len(matrix) * cfg.max_len)))
+        )
+    )
     steps = steps_per_epoch({"token_ids": ids}, lm_cfg)
     model = LanguageModels(cfg, matrix)
     model.compile(optimizer=adam(cfg, cfg.pretrain_learning_rate, lm_cfg.epochs * steps))
@@ -319,29 +388,49 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
         log(f"pretrain: resuming after epoch {first_epoch} from {work / CHECKPOINT}")
         truncate_csv(work / "history.csv", first_epoch)  # rows logged after that checkpoint go
     # As in train.train: the history row first, then the checkpoint.
-    callbacks = [EpochSeconds(), keras.callbacks.CSVLogger(str(work / "history.csv"),
-                                                           append=first_epoch > 0), checkpoint]
-    train_ds = make_dataset({"token_ids": ids}, np.zeros(len(texts)), lm_cfg, training=True,
-                            first_epoch=first_epoch)
-    held_ds = make_dataset({"token_ids": held_ids}, np.zeros(len(held_out)), held_cfg,
-                           training=False)
-    model.fit(train_ds, validation_data=held_ds, steps_per_epoch=steps, initial_epoch=first_epoch,
-              epochs=lm_cfg.epochs, callbacks=callbacks, shuffle=False,
-              verbose=1 if sys.stdout.isatty() else 2)
+    callbacks = [
+        EpochSeconds(),
+        keras.callbacks.CSVLogger(str(work / "history.csv"), append=first_epoch > 0),
+        checkpoint,
+    ]
+    train_ds = make_dataset(
+        {"token_ids": ids}, np.zeros(len(texts)), lm_cfg, training=True, first_epoch=first_epoch
+    )
+    held_ds = make_dataset(
+        {"token_ids": held_ids}, np.zeros(len(held_out)), held_cfg, training=False
+    )
+    model.fit(
+        train_ds,
+        validation_data=held_ds,
+        steps_per_epoch=steps,
+        initial_epoch=first_epoch,
+        epochs=lm_cfg.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
     history = pd.read_csv(work / "history.csv")
     for row in history.itertuples():
-        log(f"pretrain: epoch {row.epoch + 1}: loss {row.loss:.4f}, held-out {row.val_loss:.4f}, "
-            f"{row.seconds:.0f}s ({tokens / row.seconds:,.0f} tokens/s, both directions)")
+        log(
+            f"pretrain: epoch {row.epoch + 1}: loss {row.loss:.4f}, held-out {row.val_loss:.4f}, "
+            f"{row.seconds:.0f}s ({tokens / row.seconds:,.0f} tokens/s, both directions)"
+        )
 
-    report = {"key": key, "objective": cfg.pretrain_objective, "epochs": len(history),
-              "held_out_loss": float(history.val_loss.iloc[-1]),
-              "corpus": {**counts, "tokens": tokens},
-              "seconds_per_epoch": history.seconds.round(1).tolist(),
-              "unlabelled_source": unlabelled_source,
-              "train_checksum": reviews_checksum(splits.train.review),
-              "data_checksum": splits.checksum, "embedding": emb_report}
-    weights = {f"{d}_{w.name}": w.numpy()
-               for d, lstm in zip(DIRECTIONS, model.lstms) for w in lstm.weights}
+    report = {
+        "key": key,
+        "objective": cfg.pretrain_objective,
+        "epochs": len(history),
+        "held_out_loss": float(history.val_loss.iloc[-1]),
+        "corpus": {**counts, "tokens": tokens},
+        "seconds_per_epoch": history.seconds.round(1).tolist(),
+        "unlabelled_source": unlabelled_source,
+        "train_checksum": reviews_checksum(splits.train.review),
+        "data_checksum": splits.checksum,
+        "embedding": emb_report,
+    }
+    weights = {
+        f"{d}_{w.name}": w.numpy() for d, lstm in zip(DIRECTIONS, model.lstms) for w in lstm.weights
+    }
     with atomic_dir(out) as tmp:
         np.savez(tmp / ENCODER_FILE, **weights)
         cfg.save(tmp / "config.json")
@@ -355,16 +444,25 @@ def pretrain(cfg: Config, splits, unlabelled: list[str], out: Path, fresh: bool 
     return Encoder.load(out)
 
 
-def find_or_make(cfg: Config, splits, unlabelled_path: Path | None, cache_dir: Path,
-                 log=print) -> Encoder | None:
+def find_or_make(
+    cfg: Config, splits, unlabelled_path: Path | None, cache_dir: Path, log=print
+) -> Encoder | None:
     """The encoder for these settings and data from the cache folder, pretrained there first if
     needed; None when there are no unlabelled reviews to pretrain on."""
     unlabelled = data.read_unlabelled(unlabelled_path) if unlabelled_path else []
     if not unlabelled:
         where = f"in {unlabelled_path}" if unlabelled_path else "beside the data"
-        log(f"pretrain: no unlabelled reviews {where} (give them with --unlabelled PATH); the LSTM "
-            "starts from random weights")
+        log(
+            f"pretrain: no unlabelled reviews {where} (give them with --unlabelled PATH); the LSTM "
+            "starts from random weights"
+        )
         return None
     log(f"pretrain: {len(unlabelled)} unlabelled reviews from {unlabelled_path}")
-    return pretrain(cfg, splits, unlabelled, default_dir(cfg, splits, unlabelled, cache_dir),
-                    unlabelled_source=str(unlabelled_path), log=log)
+    return pretrain(
+        cfg,
+        splits,
+        unlabelled,
+        default_dir(cfg, splits, unlabelled, cache_dir),
+        unlabelled_source=str(unlabelled_path),
+        log=log,
+    )

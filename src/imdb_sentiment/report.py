@@ -2,6 +2,7 @@
 
 Plots are drawn with matplotlib's Agg backend, so no display is needed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,16 +21,23 @@ from .evaluate import SplitPredictions, expected_calibration_error  # noqa: E402
 from .files import atomic_file, atomic_write_text  # noqa: E402
 
 LENGTH_BINS = (0, 100, 200, 300, 500, 800, np.inf)  # tokens per review
-PLOTS = {"curves": "Training and validation loss and accuracy per epoch",
-         "confusion": "Confusion matrices",
-         "roc_pr": "ROC and precision-recall curves",
-         "reliability": "Reliability diagram",
-         "accuracy_by_length": "Accuracy by review length"}
+PLOTS = {
+    "curves": "Training and validation loss and accuracy per epoch",
+    "confusion": "Confusion matrices",
+    "roc_pr": "ROC and precision-recall curves",
+    "reliability": "Reliability diagram",
+    "accuracy_by_length": "Accuracy by review length",
+}
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 
 
-def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: dict,
-                 history_csv: Path | None = None, title: str = "Run report") -> Path:
+def write_report(
+    run_dir: Path,
+    splits: dict[str, SplitPredictions],
+    metrics: dict,
+    history_csv: Path | None = None,
+    title: str = "Run report",
+) -> Path:
     """Draws every plot into run_dir and writes run_dir/report.md; returns the report's path."""
     run_dir = Path(run_dir)
     sns.set_theme(style="whitegrid")
@@ -39,7 +47,9 @@ def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: di
     drawn["confusion"] = plot_confusion(splits, run_dir / "confusion.png")
     drawn["roc_pr"] = plot_roc_pr(splits, run_dir / "roc_pr.png")
     drawn["reliability"] = plot_reliability(splits, run_dir / "reliability.png")
-    drawn["accuracy_by_length"] = plot_accuracy_by_length(splits, run_dir / "accuracy_by_length.png")
+    drawn["accuracy_by_length"] = plot_accuracy_by_length(
+        splits, run_dir / "accuracy_by_length.png"
+    )
     lines = [f"# {title}", "", metrics_table(metrics), ""] + parts_note(metrics.get("parts", {}))
     if "model_vs_baseline" in metrics:
         lines += [paired_note(metrics["model_vs_baseline"]), ""]
@@ -47,10 +57,21 @@ def write_report(run_dir: Path, splits: dict[str, SplitPredictions], metrics: di
         lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
     if metrics.get("short_inputs"):
         plot = plot_short_inputs(metrics["short_inputs"], run_dir / "short_inputs.png")
-        lines += [f"## {SHORT_TITLE}", "", f"![{SHORT_TITLE}]({plot.name})", "",
-                  short_inputs_table(metrics["short_inputs"]), ""]
+        lines += [
+            f"## {SHORT_TITLE}",
+            "",
+            f"![{SHORT_TITLE}]({plot.name})",
+            "",
+            short_inputs_table(metrics["short_inputs"]),
+            "",
+        ]
     if "val" in splits:
-        lines += ["## Most confidently wrong validation reviews", "", confident_errors(splits["val"]), ""]
+        lines += [
+            "## Most confidently wrong validation reviews",
+            "",
+            confident_errors(splits["val"]),
+            "",
+        ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
@@ -62,28 +83,41 @@ def metrics_table(metrics: dict) -> str:
     for s in SPLIT_NAMES:
         if s in metrics.get("baseline", {}):
             columns[f"baseline {SPLIT_NAMES[s]}"] = metrics["baseline"][s]
-    rows = [("accuracy", lambda m: "{:.4f} ({:.3f}-{:.3f})".format(m["accuracy"], *m["accuracy_95ci"])),
-            ("precision", lambda m: f"{m['precision']:.4f}"), ("recall", lambda m: f"{m['recall']:.4f}"),
-            ("F1", lambda m: f"{m['f1']:.4f}"), ("ROC-AUC", lambda m: f"{m['roc_auc']:.4f}"),
-            ("ECE", lambda m: f"{m['ece']:.4f}" if "ece" in m else "-"), ("reviews", lambda m: str(m["n"]))]
+    rows = [
+        ("accuracy", lambda m: "{:.4f} ({:.3f}-{:.3f})".format(m["accuracy"], *m["accuracy_95ci"])),
+        ("precision", lambda m: f"{m['precision']:.4f}"),
+        ("recall", lambda m: f"{m['recall']:.4f}"),
+        ("F1", lambda m: f"{m['f1']:.4f}"),
+        ("ROC-AUC", lambda m: f"{m['roc_auc']:.4f}"),
+        ("ECE", lambda m: f"{m['ece']:.4f}" if "ece" in m else "-"),
+        ("reviews", lambda m: str(m["n"])),
+    ]
     out = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
-    out += [f"| {name} | " + " | ".join(fmt(m) for m in columns.values()) + " |" for name, fmt in rows]
-    note = ("Accuracy with its 95% Wilson interval; ECE: expected calibration error over 10 "
-            "probability bins. " + INDEPENDENCE_NOTE)
+    out += [
+        f"| {name} | " + " | ".join(fmt(m) for m in columns.values()) + " |" for name, fmt in rows
+    ]
+    note = (
+        "Accuracy with its 95% Wilson interval; ECE: expected calibration error over 10 "
+        "probability bins. " + INDEPENDENCE_NOTE
+    )
     return "\n".join(out + ["", note])
 
 
-INDEPENDENCE_NOTE = ("The intervals (and the paired test's p-value, when given) assume independent "
-                     "reviews, but reviews of one movie are not independent: IMDB holds up to 30 "
-                     "per movie, sharing its names and plot. So the intervals are too narrow and "
-                     "the p-value too small: both are optimistic.")
+INDEPENDENCE_NOTE = (
+    "The intervals (and the paired test's p-value, when given) assume independent "
+    "reviews, but reviews of one movie are not independent: IMDB holds up to 30 "
+    "per movie, sharing its names and plot. So the intervals are too narrow and "
+    "the p-value too small: both are optimistic."
+)
 
 
 def paired_note(paired: dict) -> str:
     """McNemar's test of the model against the baseline on the same test reviews, in a sentence."""
-    return (f"Paired on the same {paired['n']} test reviews ({paired['test']}): only the model "
-            f"right on {paired['model_only_correct']}, only the baseline on "
-            f"{paired['baseline_only_correct']}; p = {paired['p_value']:.2g}.")
+    return (
+        f"Paired on the same {paired['n']} test reviews ({paired['test']}): only the model "
+        f"right on {paired['model_only_correct']}, only the baseline on "
+        f"{paired['baseline_only_correct']}; p = {paired['p_value']:.2g}."
+    )
 
 
 def parts_note(parts: dict) -> list[str]:
@@ -91,15 +125,22 @@ def parts_note(parts: dict) -> list[str]:
     if "blend" not in parts:
         return []
     b = parts["blend"]
-    return [f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}, the n-gram bag "
-            f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: log-odds = "
-            f"{b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. The training curves are the "
-            "LSTM part's: the bag is fitted outside the network.", ""]
+    return [
+        f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}, the n-gram bag "
+        f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: log-odds = "
+        f"{b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. The training curves are the "
+        "LSTM part's: the bag is fitted outside the network.",
+        "",
+    ]
 
 
 SHORT_TITLE = "Accuracy on short inputs (validation)"
-SHORT_SERIES = {"blend": "blend (the model)", "lstm": "LSTM part", "bag": "n-gram bag part",
-                "baseline": "TF-IDF baseline"}
+SHORT_SERIES = {
+    "blend": "blend (the model)",
+    "lstm": "LSTM part",
+    "bag": "n-gram bag part",
+    "baseline": "TF-IDF baseline",
+}
 
 
 def short_inputs_table(short: dict[str, dict]) -> str:
@@ -109,22 +150,36 @@ def short_inputs_table(short: dict[str, dict]) -> str:
     out = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * (len(header) - 1)]
     for cut, row in short.items():
         cells = [f"{row[s]:.4f}" if s in row else "-" for s in series]
-        out.append(f"| {cut.replace('_', ' ')} | {row['mean_tokens']:.1f} | " + " | ".join(cells)
-                   + f" | {row['n']} |")
-    note = ("Validation reviews cut to their first tokens, or to their first or last sentence, "
-            "and read as whole inputs; a part alone predicts positive when its log-odds are >= 0.")
+        out.append(
+            f"| {cut.replace('_', ' ')} | {row['mean_tokens']:.1f} | "
+            + " | ".join(cells)
+            + f" | {row['n']} |"
+        )
+    note = (
+        "Validation reviews cut to their first tokens, or to their first or last sentence, "
+        "and read as whole inputs; a part alone predicts positive when its log-odds are >= 0."
+    )
     return "\n".join(out + ["", note])
 
 
 def plot_short_inputs(short: dict[str, dict], path: Path) -> Path:
-    df = pd.DataFrame([{"cut": cut.replace("_", " "), "series": label, "accuracy": row[key]}
-                       for cut, row in short.items()
-                       for key, label in SHORT_SERIES.items() if key in row])
+    df = pd.DataFrame(
+        [
+            {"cut": cut.replace("_", " "), "series": label, "accuracy": row[key]}
+            for cut, row in short.items()
+            for key, label in SHORT_SERIES.items()
+            if key in row
+        ]
+    )
     fig, ax = plt.subplots(figsize=(9, 4.5))
     sns.barplot(df, x="cut", y="accuracy", hue="series", ax=ax)
     low = max(0.0, df["accuracy"].min() - 0.1)
-    ax.set(xlabel="input: part of each validation review", ylabel="accuracy", ylim=(low, 1.0),
-           title=SHORT_TITLE)
+    ax.set(
+        xlabel="input: part of each validation review",
+        ylabel="accuracy",
+        ylim=(low, 1.0),
+        title=SHORT_TITLE,
+    )
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=4, fontsize=8)  # off the bars
     return _save(fig, path)
 
@@ -138,7 +193,9 @@ def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -
     for i in worst:
         text = " ".join(strip_html(split.reviews[i]).split())  # raw review, markup removed to read
         text = (text[:excerpt] + " …" if len(text) > excerpt else text).replace("|", "\\|")
-        out.append(f"| {'positive' if split.labels[i] else 'negative'} | {split.probabilities[i]:.4f} | {text} |")
+        out.append(
+            f"| {'positive' if split.labels[i] else 'negative'} | {split.probabilities[i]:.4f} | {text} |"
+        )
     return "\n".join(out)
 
 
@@ -169,9 +226,21 @@ def plot_confusion(splits: dict[str, SplitPredictions], path: Path) -> Path:
     for ax, (name, s) in zip(axes[0], splits.items()):
         cm = skm.confusion_matrix(s.labels, s.probabilities >= 0.5, labels=[0, 1])
         annot = np.array([[f"{c}\n{c / cm.sum():.1%}" for c in row] for row in cm])
-        sns.heatmap(cm, annot=annot, fmt="", cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=["negative", "positive"], yticklabels=["negative", "positive"])
-        ax.set(xlabel="predicted", ylabel="true", title=f"{SPLIT_NAMES.get(name, name)} ({len(s.labels)} reviews)")
+        sns.heatmap(
+            cm,
+            annot=annot,
+            fmt="",
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            xticklabels=["negative", "positive"],
+            yticklabels=["negative", "positive"],
+        )
+        ax.set(
+            xlabel="predicted",
+            ylabel="true",
+            title=f"{SPLIT_NAMES.get(name, name)} ({len(s.labels)} reviews)",
+        )
     return _save(fig, path)
 
 
@@ -196,9 +265,15 @@ def plot_reliability(splits: dict[str, SplitPredictions], path: Path) -> Path:
     diag.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     for name, s in splits.items():
         ece, bins = expected_calibration_error(s.labels, s.probabilities)
-        diag.plot([b["mean_probability"] for b in bins], [b["fraction_positive"] for b in bins], "o-",
-                  label=f"{SPLIT_NAMES.get(name, name)} (ECE {ece:.4f})")
-        hist.hist(s.probabilities, bins=20, range=(0, 1), alpha=0.5, label=SPLIT_NAMES.get(name, name))
+        diag.plot(
+            [b["mean_probability"] for b in bins],
+            [b["fraction_positive"] for b in bins],
+            "o-",
+            label=f"{SPLIT_NAMES.get(name, name)} (ECE {ece:.4f})",
+        )
+        hist.hist(
+            s.probabilities, bins=20, range=(0, 1), alpha=0.5, label=SPLIT_NAMES.get(name, name)
+        )
     diag.set(ylabel="fraction positive", title="Reliability diagram (10 bins)")
     diag.legend(loc="upper left")
     hist.set(xlabel="predicted P(positive)", ylabel="reviews", yscale="log")
@@ -208,8 +283,12 @@ def plot_reliability(splits: dict[str, SplitPredictions], path: Path) -> Path:
 def accuracy_by_length(split: SplitPredictions) -> pd.DataFrame:
     bucket = pd.cut(split.lengths, LENGTH_BINS, right=False)
     correct = (split.probabilities >= 0.5) == (split.labels == 1)
-    return (pd.DataFrame({"tokens": bucket, "correct": correct})
-            .groupby("tokens", observed=True)["correct"].agg(accuracy="mean", reviews="size").reset_index())
+    return (
+        pd.DataFrame({"tokens": bucket, "correct": correct})
+        .groupby("tokens", observed=True)["correct"]
+        .agg(accuracy="mean", reviews="size")
+        .reset_index()
+    )
 
 
 def plot_accuracy_by_length(splits: dict[str, SplitPredictions], path: Path) -> Path:
@@ -219,19 +298,33 @@ def plot_accuracy_by_length(splits: dict[str, SplitPredictions], path: Path) -> 
         df["split"] = SPLIT_NAMES.get(name, name)
         frames.append(df)
     df = pd.concat(frames)
-    df["tokens"] = df["tokens"].map(lambda b: f"{int(b.left)}+" if np.isinf(b.right) else f"{int(b.left)}-{int(b.right) - 1}")
+    df["tokens"] = df["tokens"].map(
+        lambda b: f"{int(b.left)}+" if np.isinf(b.right) else f"{int(b.left)}-{int(b.right) - 1}"
+    )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.barplot(df, x="tokens", y="accuracy", hue="split", ax=ax)
     for container, (_, group) in zip(ax.containers, df.groupby("split", sort=False)):
-        ax.bar_label(container, labels=[f"n={n}" for n in group["reviews"]], fontsize=7, rotation=90,
-                     label_type="center", color="white")
+        ax.bar_label(
+            container,
+            labels=[f"n={n}" for n in group["reviews"]],
+            fontsize=7,
+            rotation=90,
+            label_type="center",
+            color="white",
+        )
     low = max(0.0, df["accuracy"].min() - 0.1)
-    ax.set(xlabel="tokens per review", ylabel="accuracy", ylim=(low, 1.0), title="Accuracy by review length")
+    ax.set(
+        xlabel="tokens per review",
+        ylabel="accuracy",
+        ylim=(low, 1.0),
+        title="Accuracy by review length",
+    )
     return _save(fig, path)
 
 
-def plot_embeddings(words: list[str], vectors: np.ndarray, polarity: np.ndarray, out: Path,
-                    seed: int = 0) -> list[Path]:
+def plot_embeddings(
+    words: list[str], vectors: np.ndarray, polarity: np.ndarray, out: Path, seed: int = 0
+) -> list[Path]:
     """Words at their 2-D PCA and t-SNE positions, coloured by polarity (log-odds of "positive")."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
@@ -239,14 +332,25 @@ def plot_embeddings(words: list[str], vectors: np.ndarray, polarity: np.ndarray,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     limit = max(float(np.abs(polarity).max()), 1e-6)
-    views = {"pca": ("PCA", PCA(n_components=2, random_state=seed)),
-             "tsne": ("t-SNE", TSNE(n_components=2, perplexity=min(30.0, len(words) - 1.0), init="pca",
-                                    random_state=seed))}
+    views = {
+        "pca": ("PCA", PCA(n_components=2, random_state=seed)),
+        "tsne": (
+            "t-SNE",
+            TSNE(
+                n_components=2,
+                perplexity=min(30.0, len(words) - 1.0),
+                init="pca",
+                random_state=seed,
+            ),
+        ),
+    }
     paths = []
     for key, (name, method) in views.items():
         xy = method.fit_transform(np.asarray(vectors, np.float64))
         fig, ax = plt.subplots(figsize=(10, 8))
-        points = ax.scatter(xy[:, 0], xy[:, 1], c=polarity, cmap="RdYlGn", vmin=-limit, vmax=limit, s=30)
+        points = ax.scatter(
+            xy[:, 0], xy[:, 1], c=polarity, cmap="RdYlGn", vmin=-limit, vmax=limit, s=30
+        )
         for (x, y), word in zip(xy, words):
             ax.annotate(word, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
         fig.colorbar(points, ax=ax, label="model's log-odds of positive for the word alone")

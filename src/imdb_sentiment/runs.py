@@ -1,5 +1,6 @@
 """Run folders: where a run writes, which interrupted run a command continues, and loading a
 trained model back from a run folder or an exported version."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,11 @@ def run_differences(run: Path, cfg, data_checksum: str) -> list[str]:
     then = json.loads((run / "config.json").read_text())
     now = cfg.to_dict()
     shown = lambda d, k: json.dumps(d[k]) if k in d else "(absent)"
-    out = [f"{k}: {shown(then, k)} -> {shown(now, k)}" for k in sorted(then.keys() | now.keys())
-           if k not in then or k not in now or then[k] != now[k]]
+    out = [
+        f"{k}: {shown(then, k)} -> {shown(now, k)}"
+        for k in sorted(then.keys() | now.keys())
+        if k not in then or k not in now or then[k] != now[k]
+    ]
     checksum = json.loads((run / "data_report.json").read_text())["checksum"]
     if checksum != data_checksum:
         out.append(f"data checksum: {checksum[:12]}… -> {data_checksum[:12]}…")
@@ -38,7 +42,9 @@ def run_differences(run: Path, cfg, data_checksum: str) -> list[str]:
 def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
     """The newest run under base that was interrupted (it still has a checkpoint) with the same
     config and the same data: running the same command again continues it."""
-    for run in sorted(Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for run in sorted(
+        Path(base).glob(f"*/{CHECKPOINT}"), key=lambda p: p.stat().st_mtime, reverse=True
+    ):
         try:
             if not run_differences(run.parent, cfg, data_checksum):
                 return run.parent
@@ -61,21 +67,27 @@ def choose_run_dir(run_dir: Path | None, fresh: bool, cfg, data_checksum: str) -
     if fresh:
         if run_dir.is_dir() and any(run_dir.iterdir()):
             if not (run_dir / "config.json").exists():
-                raise UserError(f"{run_dir}: not a run folder (no config.json), so --fresh does "
-                                f"not empty it; choose a new or empty --run-dir")
+                raise UserError(
+                    f"{run_dir}: not a run folder (no config.json), so --fresh does "
+                    f"not empty it; choose a new or empty --run-dir"
+                )
             discard_dir(run_dir)
     elif (run_dir / CHECKPOINT).exists():
         try:
             differences = run_differences(run_dir, cfg, data_checksum)
         except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"{run_dir}: holds an unfinished run whose config.json or "
-                            f"data_report.json cannot be read ({e}); add --fresh to start it over, "
-                            f"or choose another --run-dir") from None
+            raise UserError(
+                f"{run_dir}: holds an unfinished run whose config.json or "
+                f"data_report.json cannot be read ({e}); add --fresh to start it over, "
+                f"or choose another --run-dir"
+            ) from None
         if differences:
-            raise UserError(f"{run_dir}: holds an unfinished run with another config or data "
-                            f"({'; '.join(differences)}); to continue it, give its own config "
-                            f"(--config {run_dir / 'config.json'}) and data; add --fresh to start "
-                            f"it over, or choose another --run-dir")
+            raise UserError(
+                f"{run_dir}: holds an unfinished run with another config or data "
+                f"({'; '.join(differences)}); to continue it, give its own config "
+                f"(--config {run_dir / 'config.json'}) and data; add --fresh to start "
+                f"it over, or choose another --run-dir"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -94,6 +106,7 @@ def new_run_dir(base: Path = RUNS_DIR, prefix: str = "") -> Path:
 @dataclass
 class Artifacts:
     """What scripts need to rebuild a trained model in Keras: from a run folder or an exported version."""
+
     cfg: Config
     vectorizer: Vectorizer
     model: keras.Model
@@ -117,11 +130,20 @@ def load_artifacts(path: Path) -> Artifacts:
         history, data = Path(info.get("run_dir", path)) / "history.csv", info.get("data")
     for name in (VOCAB_FILE, "model.keras"):
         if not (path / name).exists():
-            raise UserError(f"{path}: no {name} here; expected a run folder or a version exported by train.py")
+            raise UserError(
+                f"{path}: no {name} here; expected a run folder or a version exported by train.py"
+            )
     vocabulary = load_vocabulary(path)
     try:  # safe_mode refuses Lambda layers and anything else that would run pickled Python code
         model = keras.saving.load_model(path / "model.keras", safe_mode=True)
     except ValueError as e:
-        raise UserError(f"{path / 'model.keras'}: refused to load: {str(e).splitlines()[0]}") from None
-    return Artifacts(cfg, Vectorizer.from_config(vocabulary, cfg), model,
-                     history if history.exists() else None, data)
+        raise UserError(
+            f"{path / 'model.keras'}: refused to load: {str(e).splitlines()[0]}"
+        ) from None
+    return Artifacts(
+        cfg,
+        Vectorizer.from_config(vocabulary, cfg),
+        model,
+        history if history.exists() else None,
+        data,
+    )

@@ -1,4 +1,5 @@
 """Model selection on the validation split, shared by the TF-IDF baseline and the n-gram bag."""
+
 from __future__ import annotations
 
 from sklearn.linear_model import LogisticRegression

@@ -5,6 +5,7 @@ Routes (as TF Serving's): GET /v1/models/<name>[/versions/<v>] (status), GET ...
 {"inputs": ...} (columnar). Errors are {"error": "..."} with a 4xx code for the client's mistakes.
 New version folders are picked up while running, as TF Serving does.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ from tensorflow.core.framework import types_pb2
 
 from .export import INPUT_NAME, versions
 
-_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$")
+_ROUTE = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$"
+)
 
 
 class ClientError(Exception):
@@ -39,10 +42,13 @@ class ModelRepository:
         self.reload()
         if not self._models:
             from .files import UserError
-            raise UserError(f"{self.base}: no exported model here (expected <version>/saved_model.pb)")
+
+            raise UserError(
+                f"{self.base}: no exported model here (expected <version>/saved_model.pb)"
+            )
 
     def reload(self) -> None:
-        wanted = versions(self.base)[-self.keep:]
+        wanted = versions(self.base)[-self.keep :]
         for v in wanted:
             if v not in self._models:
                 loaded = tf.saved_model.load(str(self.base / str(v)))
@@ -59,8 +65,11 @@ class ModelRepository:
             if version is None:
                 version = max(self._models)
             if version not in self._models:
-                raise ClientError(404, f"version {version} of this model is not loaded; "
-                                       f"loaded: {sorted(self._models)}")
+                raise ClientError(
+                    404,
+                    f"version {version} of this model is not loaded; "
+                    f"loaded: {sorted(self._models)}",
+                )
             return version, self._models[version]
 
     def loaded_versions(self) -> list[int]:
@@ -71,9 +80,14 @@ class ModelRepository:
 def parse_reviews(body: dict, max_batch: int) -> tuple[list[str], bool]:
     """The review strings of a predict request, and whether it used the row ("instances") format."""
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
-        raise ClientError(400, 'the request must be a JSON object with exactly one of "instances" or "inputs"')
+        raise ClientError(
+            400, 'the request must be a JSON object with exactly one of "instances" or "inputs"'
+        )
     if body.get("signature_name", "serving_default") != "serving_default":
-        raise ClientError(400, f"unknown signature_name {body['signature_name']!r}; this model has serving_default")
+        raise ClientError(
+            400,
+            f"unknown signature_name {body['signature_name']!r}; this model has serving_default",
+        )
     rows = "instances" in body
     data = body["instances"] if rows else body["inputs"]
     if isinstance(data, dict):  # named inputs: {"review": [...]}
@@ -96,16 +110,22 @@ def parse_reviews(body: dict, max_batch: int) -> tuple[list[str], bool]:
 
 def signature_metadata(loaded) -> dict:
     """The serving signatures in the JSON shape of TF Serving's metadata answer."""
+
     def spec(t):
         dims = [{"size": str(-1 if d is None else d), "name": ""} for d in t.shape.as_list()]
-        return {"dtype": types_pb2.DataType.Name(t.dtype.as_datatype_enum), "tensor_shape": {"dim": dims, "unknown_rank": False},
-                "name": t.name or ""}
+        return {
+            "dtype": types_pb2.DataType.Name(t.dtype.as_datatype_enum),
+            "tensor_shape": {"dim": dims, "unknown_rank": False},
+            "name": t.name or "",
+        }
 
     out = {}
     for key, fn in loaded.signatures.items():
-        out[key] = {"inputs": {k: spec(v) for k, v in fn.structured_input_signature[1].items()},
-                    "outputs": {k: spec(v) for k, v in fn.structured_outputs.items()},
-                    "method_name": "tensorflow/serving/predict"}
+        out[key] = {
+            "inputs": {k: spec(v) for k, v in fn.structured_input_signature[1].items()},
+            "outputs": {k: spec(v) for k, v in fn.structured_outputs.items()},
+            "method_name": "tensorflow/serving/predict",
+        }
     return {"signature_def": {"signature_def": out}}
 
 
@@ -153,12 +173,25 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
                 raise ClientError(405, "predict needs POST")
             version, loaded = repo.get(requested)
             if rest == "/metadata":
-                return {"model_spec": {"name": model_name, "signature_name": "", "version": str(version)},
-                        "metadata": signature_metadata(loaded)}
+                return {
+                    "model_spec": {
+                        "name": model_name,
+                        "signature_name": "",
+                        "version": str(version),
+                    },
+                    "metadata": signature_metadata(loaded),
+                }
             shown = repo.loaded_versions() if requested is None else [version]
-            return {"model_version_status": [
-                {"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-                for v in shown]}
+            return {
+                "model_version_status": [
+                    {
+                        "version": str(v),
+                        "state": "AVAILABLE",
+                        "status": {"error_code": "OK", "error_message": ""},
+                    }
+                    for v in shown
+                ]
+            }
 
         def read_body(self) -> dict:
             try:
@@ -176,7 +209,9 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
                         left -= len(chunk)
                 else:
                     self.close_connection = True
-                raise ClientError(413, f"request body of {length} bytes is over the limit of {max_body}")
+                raise ClientError(
+                    413, f"request body of {length} bytes is over the limit of {max_body}"
+                )
             raw = self.rfile.read(length)
             try:
                 return json.loads(raw.decode("utf-8"))
@@ -195,14 +230,23 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
             prob = out["probability"].numpy().tolist()
             label = [b.decode() for b in out["label"].numpy()]
             if rows:
-                return {"predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]}
+                return {
+                    "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
+                }
             return {"outputs": {"probability": prob, "label": label}}
 
     return Handler
 
 
-def make_server(model_dir: Path, model_name: str = "imdb_sentiment", host: str = "127.0.0.1", port: int = 8501,
-                max_body: int = 8 << 20, max_batch: int = 1024, poll_seconds: float = 2.0):
+def make_server(
+    model_dir: Path,
+    model_name: str = "imdb_sentiment",
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    max_body: int = 8 << 20,
+    max_batch: int = 1024,
+    poll_seconds: float = 2.0,
+):
     repo = ModelRepository(model_dir)
     server = ThreadingHTTPServer((host, port), make_handler(repo, model_name, max_body, max_batch))
     server.daemon_threads = True

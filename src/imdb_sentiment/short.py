@@ -6,6 +6,7 @@ the whole model, by each of its parts alone, and by the TF-IDF baseline, so the 
 which part carries the model when little text is given. Validation only: the test split is
 never cut.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -57,7 +58,7 @@ def cut(tokens: Sequence[str], name: str) -> list[str]:
     """The tokens of one cut (a name in CUTS) of a review; a review shorter than a first-k cut
     stays whole, and an empty review gives no tokens."""
     if name.startswith("first_") and name.endswith("_tokens"):
-        return list(tokens[:int(name.split("_")[1])])
+        return list(tokens[: int(name.split("_")[1])])
     split = sentences(tokens)
     if not split:
         return []
@@ -78,9 +79,14 @@ def for_baseline(text: str) -> str:
     return text.replace(" n't", "n't")
 
 
-def short_inputs(model: keras.Model, vectorizer, reviews: Sequence[str], labels,
-                 baseline: Callable[[list[str]], np.ndarray] | None = None,
-                 log=print) -> dict[str, dict]:
+def short_inputs(
+    model: keras.Model,
+    vectorizer,
+    reviews: Sequence[str],
+    labels,
+    baseline: Callable[[list[str]], np.ndarray] | None = None,
+    log=print,
+) -> dict[str, dict]:
     """{cut: {"n", "mean_tokens", "blend", "lstm", "bag", "baseline"}}: accuracy of the whole model,
     of each part alone (its log-odds >= 0) and of the baseline (P(positive) for raw texts; left
     out when None) on every cut of the reviews. "bag" is left out for a model without one."""
@@ -99,10 +105,15 @@ def short_inputs(model: keras.Model, vectorizer, reviews: Sequence[str], labels,
         if baseline is not None:
             right["baseline"] = (baseline([for_baseline(t) for t in texts]) >= 0.5) == y
         lengths = [len(c) for c in cuts]
-        out[name] = {"n": len(y), "mean_tokens": float(np.mean(lengths)) if lengths else 0.0,
-                     **{key: float(r.mean()) for key, r in right.items()}}
-        log(f"short inputs, {name.replace('_', ' ')}: "
-            + ", ".join(f"{key} {r.mean():.4f}" for key, r in right.items()))
+        out[name] = {
+            "n": len(y),
+            "mean_tokens": float(np.mean(lengths)) if lengths else 0.0,
+            **{key: float(r.mean()) for key, r in right.items()},
+        }
+        log(
+            f"short inputs, {name.replace('_', ' ')}: "
+            + ", ".join(f"{key} {r.mean():.4f}" for key, r in right.items())
+        )
     return out
 
 

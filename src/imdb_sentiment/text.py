@@ -4,6 +4,7 @@ The same functions turn the training corpus into token ids and run inside the ex
 SavedModel, so a raw review is tokenized identically at training and at serving time. Only
 ops from TensorFlow's standard build are used (TF Serving has no tensorflow-text ops).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -23,18 +24,25 @@ NO_NGRAM_ID = 1  # the one n-gram id of an empty review; no real n-gram hashes t
 # "a < b" is text, as BeautifulSoup reads it.
 _TAG = r"<[a-zA-Z/!][^<>]*>"
 # The entities that occur in reviews; "&amp;" last so "&amp;lt;" becomes "&lt;", as in HTML.
-_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&apos;", "'"),
-             ("&nbsp;", " "), ("&amp;", "&"))
+_ENTITIES = (
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&quot;", '"'),
+    ("&#39;", "'"),
+    ("&apos;", "'"),
+    ("&nbsp;", " "),
+    ("&amp;", "&"),
+)
 _SPACE = r"[\pZ\t\n\v\f\r]"  # Unicode separators and the ASCII spaces tf.strings.split splits on
 _PUNCT = r"([^\pL\pN\pM\pZ\t\n\v\f\r'])"
 _SUFFIX = r"(?:s|re|ll|ve|d|m)"  # contractions GloVe's tokenizer splits off: 's 're 'll 've 'd 'm
 # Each rule below sees words separated by two spaces (and puts two where it splits one), so a
 # space one match consumes is never the one the next match needs: RE2 has no lookaround.
 _APOSTROPHE_RULES = (
-    ("n't", "  n't"),                                             # did n't, ca n't
-    (r"('+)(\s|$)", r"  \1\2"),                                   # closing quotes: ... '
-    (rf"((?:'+{_SUFFIX})+)(\s|$)", r"  \1\2"),                    # film 's, i 'd 've
-    (r"(^|\s)('+)", r"\1\2  "),                                   # opening quotes: ' ...
+    ("n't", "  n't"),  # did n't, ca n't
+    (r"('+)(\s|$)", r"  \1\2"),  # closing quotes: ... '
+    (rf"((?:'+{_SUFFIX})+)(\s|$)", r"  \1\2"),  # film 's, i 'd 've
+    (r"(^|\s)('+)", r"\1\2  "),  # opening quotes: ' ...
     (rf"(^|\s)('+)\s+({_SUFFIX}(?:'+{_SUFFIX})*)(\s|$)", r"\1\2\3\4"),  # ... but 's stays 's
 )
 
@@ -68,7 +76,7 @@ def tokenize(texts) -> tf.RaggedTensor:
 
 def tokenize_corpus(texts: Sequence[str], chunk: int = 4096) -> tf.RaggedTensor:
     """tokenize() over a large list, in chunks so the regex work stays in cache-sized pieces."""
-    parts = [tokenize(list(texts[i:i + chunk])) for i in range(0, len(texts), chunk)]
+    parts = [tokenize(list(texts[i : i + chunk])) for i in range(0, len(texts), chunk)]
     return tf.concat(parts, axis=0) if parts else tf.ragged.constant([[]], dtype=tf.string)[:0]
 
 
@@ -80,7 +88,6 @@ def build_vocabulary(tokens: tf.RaggedTensor, max_size: int, min_count: int) -> 
     return [words[i].decode("utf-8") for i in keep]
 
 
-
 def training_vocabulary(reviews: Sequence[str], cfg) -> tuple[tf.RaggedTensor, list[str]]:
     """The training reviews' tokens and the vocabulary built from them: the one vocabulary that
     training and pretraining share, from the training split only."""
@@ -88,7 +95,9 @@ def training_vocabulary(reviews: Sequence[str], cfg) -> tuple[tf.RaggedTensor, l
     return tokens, build_vocabulary(tokens, cfg.vocab_size, cfg.min_count)
 
 
-VOCAB_FILE = "vocab.txt"  # one token per line, most frequent first, beside every run's and export's model
+VOCAB_FILE = (
+    "vocab.txt"  # one token per line, most frequent first, beside every run's and export's model
+)
 
 
 def save_vocabulary(vocabulary: Sequence[str], folder: Path) -> None:
@@ -111,8 +120,14 @@ class Vectorizer(tf.Module):
     An empty review gets one id 1 in each, so every row has at least one unmasked step.
     """
 
-    def __init__(self, vocabulary: Iterable[str], max_len: int, head_tokens: int, ngram_buckets: int = 0,
-                 ngram_order: int = 2):
+    def __init__(
+        self,
+        vocabulary: Iterable[str],
+        max_len: int,
+        head_tokens: int,
+        ngram_buckets: int = 0,
+        ngram_order: int = 2,
+    ):
         super().__init__(name="vectorizer")
         self.vocabulary = list(vocabulary)
         self.max_len = int(max_len)
@@ -122,7 +137,8 @@ class Vectorizer(tf.Module):
         keys = tf.constant(self.vocabulary, tf.string)
         values = tf.range(2, len(self.vocabulary) + 2, dtype=tf.int64)
         self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID)
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID
+        )
 
     @classmethod
     def from_config(cls, vocabulary, cfg) -> "Vectorizer":
@@ -138,8 +154,12 @@ class Vectorizer(tf.Module):
         out = {"token_ids": _truncate_head_tail(_fill_empty(ids), self.max_len, self.head_tokens)}
         if self.ngram_buckets:
             grams = tf.concat([_ngrams(tokens, n) for n in range(1, self.ngram_order + 1)], axis=1)
-            hashed = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 2)
-            out["ngram_ids"] = _fill_empty(_distinct(tf.cast(hashed + 2, tf.int32), self.ngram_buckets))
+            hashed = tf.ragged.map_flat_values(
+                tf.strings.to_hash_bucket_fast, grams, self.ngram_buckets - 2
+            )
+            out["ngram_ids"] = _fill_empty(
+                _distinct(tf.cast(hashed + 2, tf.int32), self.ngram_buckets)
+            )
         return out
 
     def __call__(self, texts) -> dict[str, tf.Tensor]:
@@ -159,21 +179,24 @@ def _ngrams(tokens: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
     """Each row's n-grams as space-joined strings (none for rows shorter than n)."""
     if n == 1:
         return tokens
-    return tf.strings.join([tokens[:, i:i - n + 1 or None] for i in range(n)], separator=" ")
+    return tf.strings.join([tokens[:, i : i - n + 1 or None] for i in range(n)], separator=" ")
 
 
 def _distinct(ids: tf.RaggedTensor, size: int) -> tf.RaggedTensor:
     """Each row's distinct ids, in order of first occurrence (ids lie in [0, size))."""
     rows = ids.value_rowids()
     key, _ = tf.unique(rows * size + tf.cast(ids.flat_values, tf.int64))  # rows stay in order
-    return tf.RaggedTensor.from_value_rowids(tf.cast(key % size, ids.dtype), key // size, nrows=ids.nrows())
+    return tf.RaggedTensor.from_value_rowids(
+        tf.cast(key % size, ids.dtype), key // size, nrows=ids.nrows()
+    )
 
 
 def _fill_empty(ids: tf.RaggedTensor) -> tf.RaggedTensor:
     """Append one OOV id to each empty row: a fully masked row would make pooling divide by zero."""
     empty = tf.cast(tf.equal(ids.row_lengths(), 0), ids.row_splits.dtype)
     filler = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, ids.dtype)), empty)
+        tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, ids.dtype)), empty
+    )
     return tf.concat([ids, filler], axis=1)
 
 
@@ -183,5 +206,7 @@ def _truncate_head_tail(ids: tf.RaggedTensor, max_len: int, head: int) -> tf.Rag
     keep = tf.minimum(n, max_len)
     pos = tf.ragged.range(keep)
     skip = tf.maximum(n - max_len, 0)  # ids dropped from the middle of each row
-    src = pos + tf.where(pos >= head, tf.ones_like(pos), tf.zeros_like(pos)) * tf.expand_dims(skip, 1)
+    src = pos + tf.where(pos >= head, tf.ones_like(pos), tf.zeros_like(pos)) * tf.expand_dims(
+        skip, 1
+    )
     return tf.gather(ids.flat_values, src + tf.expand_dims(ids.row_starts(), 1))

@@ -1,5 +1,6 @@
 """Training: corpus -> token ids (once) -> the n-gram bag by logistic regression -> the LSTM by
 length-bucketed tf.data and early stopping -> the blend of the two on validation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,15 @@ from .bag import fit_bag, fit_blend
 from .embeddings import embedding_matrix
 from .features import predict_features, rows
 from .files import UserError, atomic_file, atomic_write_text
-from .model import (as_float32, build_model, compile_model, lstm_model, part_logits, set_bag,
-                    set_blend)
+from .model import (
+    as_float32,
+    build_model,
+    compile_model,
+    lstm_model,
+    part_logits,
+    set_bag,
+    set_blend,
+)
 from .runs import CHECKPOINT
 
 
@@ -45,7 +53,9 @@ def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
     return list(range(step, max_len + 1, step))
 
 
-def make_dataset(features: dict, labels, cfg, training: bool, first_epoch: int = 0) -> tf.data.Dataset:
+def make_dataset(
+    features: dict, labels, cfg, training: bool, first_epoch: int = 0
+) -> tf.data.Dataset:
     """Reviews of similar length share a batch, so little time goes into padding.
 
     Token ids are computed once, before this; the dataset only shuffles, groups and pads them.
@@ -56,15 +66,17 @@ def make_dataset(features: dict, labels, cfg, training: bool, first_epoch: int =
     bounds = bucket_boundaries(cfg.max_len)
 
     def batched(ds):
-        return ds.bucket_by_sequence_length(lambda x, y: tf.shape(x["token_ids"])[0], bounds,
-                                            [cfg.batch_size] * (len(bounds) + 1))
+        return ds.bucket_by_sequence_length(
+            lambda x, y: tf.shape(x["token_ids"])[0], bounds, [cfg.batch_size] * (len(bounds) + 1)
+        )
 
     if not training:
         return batched(base).prefetch(tf.data.AUTOTUNE)
     n = len(labels)
     epochs = tf.data.Dataset.range(first_epoch, cfg.epochs)
-    return epochs.flat_map(lambda e: batched(base.shuffle(n, seed=e, reshuffle_each_iteration=False))
-                           ).prefetch(tf.data.AUTOTUNE)
+    return epochs.flat_map(
+        lambda e: batched(base.shuffle(n, seed=e, reshuffle_each_iteration=False))
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(features: dict, cfg) -> int:
@@ -79,12 +91,15 @@ def setup_devices(cfg, log=print) -> None:
     if gpus and cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     policy = keras.mixed_precision.global_policy().name  # the caller may have set one too
-    log(f"devices: {len(gpus)} GPU(s)" + (" (cuDNN LSTM)" if gpus else ", training on CPU")
-        + ("" if policy == "float32" else f"; {policy} in training, float32 in the model it makes"))
+    log(
+        f"devices: {len(gpus)} GPU(s)"
+        + (" (cuDNN LSTM)" if gpus else ", training on CPU")
+        + ("" if policy == "float32" else f"; {policy} in training, float32 in the model it makes")
+    )
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """"none": one device; "mirrored": every local GPU (or the CPU); "multiworker": the machines
+    """ "none": one device; "mirrored": every local GPU (or the CPU); "multiworker": the machines
     named in TF_CONFIG.
 
     Make it before TensorFlow runs any op: MultiWorkerMirroredStrategy refuses to start after.
@@ -164,8 +179,14 @@ def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Str
     return model, lstm, cfg
 
 
-def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strategy | None = None,
-          encoder=None) -> Trained:
+def train(
+    cfg,
+    splits,
+    run_dir: Path,
+    log=print,
+    strategy: tf.distribute.Strategy | None = None,
+    encoder=None,
+) -> Trained:
     """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match)."""
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg, log)
@@ -175,13 +196,19 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
     train_x = vectorizer.features(tokens)
     val_x = vectorizer.features(text.tokenize_corpus(splits.val.review.tolist()))
     text.save_vocabulary(vocabulary, run_dir)
-    log(f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
-        f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s")
+    log(
+        f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
+        f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s"
+    )
 
     matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
     train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
     # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M weights.
-    bag = fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg, log) if cfg.ngram_buckets else None
+    bag = (
+        fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg, log)
+        if cfg.ngram_buckets
+        else None
+    )
     strategy = strategy or tf.distribute.get_strategy()
     model, lstm, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
     if encoder:
@@ -189,38 +216,55 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
         log(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
     if strategy.num_replicas_in_sync > 1:
         log(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}")
-    early = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
-                                          restore_best_weights=True, verbose=1)
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", patience=cfg.patience, restore_best_weights=True, verbose=1
+    )
     checkpoint = Checkpoint(run_dir / CHECKPOINT, early)
     first_epoch = checkpoint.restore(lstm)
     if first_epoch:
-        log(f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there")
+        log(
+            f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there"
+        )
         truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
     # Order matters at each epoch's end: early stopping and the history row first, then the
     # checkpoint. A kill between row and checkpoint leaves an extra row, which resuming drops; the
     # other order would lose the row of an epoch the checkpoint holds.
-    callbacks = [early, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
-                 checkpoint, keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))]
-    train_ds = make_dataset({"token_ids": train_x["token_ids"]}, train_y, cfg, training=True,
-                            first_epoch=first_epoch)
+    callbacks = [
+        early,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
+        checkpoint,
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
+    ]
+    train_ds = make_dataset(
+        {"token_ids": train_x["token_ids"]}, train_y, cfg, training=True, first_epoch=first_epoch
+    )
     val_ds = make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False)
     t1 = time.perf_counter()
     try:
         with strategy.scope():
-            lstm.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
-                     steps_per_epoch=steps_per_epoch(train_x, cfg),
-                     epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
-                     callbacks=callbacks, shuffle=False,  # make_dataset shuffles, by epoch number
-                     verbose=1 if sys.stdout.isatty() else 2)
+            lstm.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps_per_epoch(train_x, cfg),
+                epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # make_dataset shuffles, by epoch number
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
     except tf.errors.UnavailableError as e:  # how TensorFlow aborts collectives when a peer is lost
-        raise UserError(f"training stopped: a worker of the cluster in TF_CONFIG is gone "
-                        f"({_abort_reason(e)}). Start every worker again with the same command: "
-                        f"they resume after the last finished epoch") from None
+        raise UserError(
+            f"training stopped: a worker of the cluster in TF_CONFIG is gone "
+            f"({_abort_reason(e)}). Start every worker again with the same command: "
+            f"they resume after the last finished epoch"
+        ) from None
     seconds = time.perf_counter() - t1
     checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
-    log(f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
-        f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)")
+    log(
+        f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
+        f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)"
+    )
     parts = {"lstm_val_accuracy": max(history["val_accuracy"])}
     # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
     # exported, in the float32 it serves in.
@@ -230,10 +274,16 @@ def train(cfg, splits, run_dir: Path, log=print, strategy: tf.distribute.Strateg
         logits = predict_features(part_logits(model), val_x)
         weights, bias = fit_blend(logits[:, 0], logits[:, 1], val_y)
         set_blend(model, weights, bias)
-        parts.update(bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"], bag_seconds=bag["seconds"],
-                     blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias})
-        log(f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag "
-            f"{bias:+.3f}")
+        parts.update(
+            bag_val_accuracy=bag["val_accuracy"],
+            bag_C=bag["C"],
+            bag_seconds=bag["seconds"],
+            blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias},
+        )
+        log(
+            f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag "
+            f"{bias:+.3f}"
+        )
     return Trained(model, vectorizer, emb_report, history, seconds, parts)
 
 
@@ -281,19 +331,26 @@ class Checkpoint(keras.callbacks.Callback):
         with np.load(self.path, allow_pickle=False) as z:
             variables = self._variables(model)
             if int(z["n_variables"]) != len(variables):
-                raise UserError(f"{self.path}: checkpoint of a different model; delete it or use another --run-dir")
+                raise UserError(
+                    f"{self.path}: checkpoint of a different model; delete it or use another --run-dir"
+                )
             for i, v in enumerate(variables):
                 v.assign(z[f"v{i}"])
             if self.early:
                 best = [z[f"best{i}"] for i in range(int(z["n_best"]))]
-                self._early_state = {"wait": int(z["wait"]), "best_epoch": int(z["best_epoch"]),
-                                     "best": None if np.isnan(z["best"]) else float(z["best"]),
-                                     "best_weights": best or None}
+                self._early_state = {
+                    "wait": int(z["wait"]),
+                    "best_epoch": int(z["best_epoch"]),
+                    "best": None if np.isnan(z["best"]) else float(z["best"]),
+                    "best_weights": best or None,
+                }
             self.stopped = bool(z["stopped"])
             return int(z["epoch"])
 
     def on_train_begin(self, logs=None):
-        if self._early_state:  # EarlyStopping resets itself in its own on_train_begin, which ran first
+        if (
+            self._early_state
+        ):  # EarlyStopping resets itself in its own on_train_begin, which ran first
             for key, value in self._early_state.items():
                 setattr(self.early, key, value)
 
@@ -301,17 +358,24 @@ class Checkpoint(keras.callbacks.Callback):
         arrays = {f"v{i}": v.numpy() for i, v in enumerate(self._variables(self.model))}
         if self.early:
             best = self.early.best_weights or []
-            arrays.update({f"best{i}": w for i, w in enumerate(best)}, n_best=len(best),
-                          wait=self.early.wait, best_epoch=self.early.best_epoch,
-                          best=np.nan if self.early.best is None else self.early.best)
+            arrays.update(
+                {f"best{i}": w for i, w in enumerate(best)},
+                n_best=len(best),
+                wait=self.early.wait,
+                best_epoch=self.early.best_epoch,
+                best=np.nan if self.early.best is None else self.early.best,
+            )
         with atomic_file(self.path) as tmp:
-            np.savez(tmp, n_variables=len(self._variables(self.model)), epoch=epoch + 1,
-                     stopped=bool(self.model.stop_training), **arrays)
+            np.savez(
+                tmp,
+                n_variables=len(self._variables(self.model)),
+                epoch=epoch + 1,
+                stopped=bool(self.model.stop_training),
+                **arrays,
+            )
 
 
 def truncate_csv(path: Path, rows: int) -> None:
     if path.exists():
         lines = path.read_text().splitlines(keepends=True)
-        atomic_write_text(path, "".join(lines[:rows + 1]))
-
-
+        atomic_write_text(path, "".join(lines[: rows + 1]))

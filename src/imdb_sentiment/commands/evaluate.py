@@ -9,6 +9,7 @@ its seeded split may put training reviews into validation and test.
   python scripts/evaluate.py runs/20261123-101500 --data ../shared/data/imdb/imdb_50k_split.csv.gz
   python scripts/evaluate.py saved_models/imdb_sentiment --splits val --out reports/v3
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -19,17 +20,28 @@ from imdb_sentiment import cli
 def main(argv=None) -> int:
     from imdb_sentiment.data import DEFAULT_CACHE
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("path", type=Path, help="run folder or exported model")
     p.add_argument("--data", help="same sources as train.py")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
-    p.add_argument("--splits", default="val,test",
-                   help="comma-separated: val, test (default %(default)s). Choose on val; read test for reports")
-    p.add_argument("--other-data", action="store_true",
-                   help="evaluate even on data other than the model was trained on (its splits "
-                        "may then hold training reviews)")
-    p.add_argument("--out", type=Path, help="folder for the report (default: PATH when it is a run folder, "
-                                            "else runs/eval-<time>)")
+    p.add_argument(
+        "--splits",
+        default="val,test",
+        help="comma-separated: val, test (default %(default)s). Choose on val; read test for reports",
+    )
+    p.add_argument(
+        "--other-data",
+        action="store_true",
+        help="evaluate even on data other than the model was trained on (its splits "
+        "may then hold training reviews)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the report (default: PATH when it is a run folder, else runs/eval-<time>)",
+    )
     args = p.parse_args(argv)
     cli.load_tensorflow()
     names = tuple(s.strip() for s in args.splits.split(",") if s.strip())
@@ -49,24 +61,44 @@ def main(argv=None) -> int:
     then = (art.data or {}).get("checksum")
     same_data = then == splits.checksum
     if not same_data:
-        what = (f"not the data {args.path} was trained on ({art.data.get('source')}; data checksum "
-                f"{then[:12]}… -> {splits.checksum[:12]}…)" if then
-                else f"not checked against the data {args.path} was trained on (none recorded)")
+        what = (
+            f"not the data {args.path} was trained on ({art.data.get('source')}; data checksum "
+            f"{then[:12]}… -> {splits.checksum[:12]}…)"
+            if then
+            else f"not checked against the data {args.path} was trained on (none recorded)"
+        )
         if not args.other_data:
-            raise UserError(f"{splits.source}: {what}; its validation and test splits may hold "
-                            f"training reviews. Give the training data with --data, or add "
-                            f"--other-data to evaluate anyway")
-        print(f"warning: {splits.source}: {what}; the splits may overlap training, so the figures "
-              f"may be optimistic", file=sys.stderr)
+            raise UserError(
+                f"{splits.source}: {what}; its validation and test splits may hold "
+                f"training reviews. Give the training data with --data, or add "
+                f"--other-data to evaluate anyway"
+            )
+        print(
+            f"warning: {splits.source}: {what}; the splits may overlap training, so the figures "
+            f"may be optimistic",
+            file=sys.stderr,
+        )
     results, predictions = evaluate_splits(art.model, art.vectorizer, splits, names)
     print(format_table({f"model {k}": v for k, v in results.items()}))
     if "val" in names:  # the model and its parts; fitting the baseline is train.py's work
-        results["short_inputs"] = short_inputs(art.model, art.vectorizer, splits.val.review,
-                                               splits.val.label, log=cli.log)
-    out = args.out or (args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-"))
+        results["short_inputs"] = short_inputs(
+            art.model, art.vectorizer, splits.val.review, splits.val.label, log=cli.log
+        )
+    out = args.out or (
+        args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-")
+    )
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "evaluation.json", {"model": str(args.path.resolve()), "data": splits.source,
-                                         "checksum": splits.checksum, "training_data": same_data,
-                                         **results})
-    cli.log(f"report: {write_report(out, predictions, results, art.history_csv, title=f'Evaluation of {args.path}')}")
+    write_json(
+        out / "evaluation.json",
+        {
+            "model": str(args.path.resolve()),
+            "data": splits.source,
+            "checksum": splits.checksum,
+            "training_data": same_data,
+            **results,
+        },
+    )
+    cli.log(
+        f"report: {write_report(out, predictions, results, art.history_csv, title=f'Evaluation of {args.path}')}"
+    )
     return 0

@@ -5,6 +5,7 @@ KAGGLE_API_TOKEN, ~/.kaggle/access_token or ~/.kaggle/kaggle.json); the Stanford
 Downloads are SHA-256 checked and kept in the cache. Training fetches on its own too; this
 script is for preparing a machine before it goes offline.
 """
+
 import argparse
 from pathlib import Path
 
@@ -15,10 +16,17 @@ def main(argv=None) -> int:
     from imdb_sentiment import data, embeddings
     from imdb_sentiment.config import Config
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--cache-dir", type=Path, default=data.DEFAULT_CACHE, help="default %(default)s")
-    p.add_argument("--glove-dim", type=int, default=50, choices=(50, 100, 200, 300),
-                   help="50: check the offline package; more: download glove.6B.zip into embeddings/")
+    p.add_argument(
+        "--glove-dim",
+        type=int,
+        default=50,
+        choices=(50, 100, 200, 300),
+        help="50: check the offline package; more: download glove.6B.zip into embeddings/",
+    )
     args = p.parse_args(argv)
 
     path, how = data.find_source(None, args.cache_dir)

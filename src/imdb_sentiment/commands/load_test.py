@@ -7,6 +7,7 @@ between clients), each with --batch reviews; the run ends by itself. Loopback us
   python scripts/load_test.py --url http://127.0.0.1:8501 --batch 1
   python scripts/load_test.py --url http://127.0.0.1:8501 --batch 64 --requests 400
 """
+
 import argparse
 import http.client
 import json
@@ -23,32 +24,46 @@ import numpy as np
 def reviews_from(path: str | None, n: int) -> list[str]:
     if path:
         import pandas as pd
-        return pd.read_csv(path, usecols=["review"]).review.sample(n, random_state=0, replace=True).tolist()
+
+        return (
+            pd.read_csv(path, usecols=["review"])
+            .review.sample(n, random_state=0, replace=True)
+            .tolist()
+        )
     return [f"Review {i}: a wonderful, moving film with a dull middle act." for i in range(n)]
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--url", default="http://127.0.0.1:8501")
     p.add_argument("--model-name", default="imdb_sentiment")
     p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--requests", type=int, default=2000, help="total requests (default %(default)s)")
+    p.add_argument(
+        "--requests", type=int, default=2000, help="total requests (default %(default)s)"
+    )
     p.add_argument("--batch", type=int, default=1, help="reviews per request (default %(default)s)")
-    p.add_argument("--data", help="a CSV with a review column to sample from (default: a fixed sentence)")
+    p.add_argument(
+        "--data", help="a CSV with a review column to sample from (default: a fixed sentence)"
+    )
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
 
     url = urllib.parse.urlparse(args.url)
     path = f"/v1/models/{args.model_name}:predict"
     pool = reviews_from(args.data, 4096)
-    per_client = [args.requests // args.clients + (i < args.requests % args.clients) for i in range(args.clients)]
+    per_client = [
+        args.requests // args.clients + (i < args.requests % args.clients)
+        for i in range(args.clients)
+    ]
 
     def client(i: int) -> list[float]:
         conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
         latencies = []
         for j in range(per_client[i]):
             start = (i * 7919 + j * args.batch) % len(pool)
-            body = json.dumps({"instances": (pool * 2)[start:start + args.batch]})
+            body = json.dumps({"instances": (pool * 2)[start : start + args.batch]})
             t = time.perf_counter()
             conn.request("POST", path, body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
@@ -60,19 +75,24 @@ def main(argv=None) -> int:
         return latencies
 
     warm = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
-    warm.request("POST", path, json.dumps({"instances": pool[:args.batch]}))
+    warm.request("POST", path, json.dumps({"instances": pool[: args.batch]}))
     warm.getresponse().read()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.clients) as ex:
         latencies = [x for part in ex.map(client, range(args.clients)) for x in part]
     wall = time.perf_counter() - t0
     ms = np.array(latencies) * 1000
-    result = {"clients": args.clients, "requests": len(latencies), "batch": args.batch, "seconds": round(wall, 2),
-              "requests_per_s": round(len(latencies) / wall, 1),
-              "reviews_per_s": round(len(latencies) * args.batch / wall, 1),
-              "latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
-              "latency_ms_p99": round(float(np.percentile(ms, 99)), 2),
-              "latency_ms_mean": round(statistics.fmean(ms), 2)}
+    result = {
+        "clients": args.clients,
+        "requests": len(latencies),
+        "batch": args.batch,
+        "seconds": round(wall, 2),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "reviews_per_s": round(len(latencies) * args.batch / wall, 1),
+        "latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
+        "latency_ms_p99": round(float(np.percentile(ms, 99)), 2),
+        "latency_ms_mean": round(statistics.fmean(ms), 2),
+    }
     print(json.dumps(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -13,6 +13,7 @@ and predicted in chunks, so memory stays bounded.
 each of the model's tokens is removed in turn and the change of the model's log-odds is measured
 on the remaining tokens (occlusion). The probability shown is the one predicted for the review.
 """
+
 import argparse
 import itertools
 import json
@@ -40,7 +41,9 @@ def read_jsonl(f, name):
             raise UserError(f"{name}:{lineno}: not valid JSON ({e.msg})") from None
         review = obj.get("review") if isinstance(obj, dict) else obj
         if not isinstance(review, str):
-            raise UserError(f"{name}:{lineno}: expected a string or an object with a string 'review' field")
+            raise UserError(
+                f"{name}:{lineno}: expected a string or an object with a string 'review' field"
+            )
         yield review
 
 
@@ -48,8 +51,14 @@ def read_csv(path):
     import pandas as pd
 
     try:
-        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK,
-                                 encoding="utf-8", encoding_errors="replace"):
+        for chunk in pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            chunksize=CHUNK,
+            encoding="utf-8",
+            encoding_errors="replace",
+        ):
             chunk.columns = [c.strip().lstrip("\ufeff").lower() for c in chunk.columns]
             if "review" not in chunk.columns:
                 raise UserError(f"{path}: no 'review' column; found {', '.join(chunk.columns)}")
@@ -64,7 +73,9 @@ def reviews(args):
         return
     if args.file is None:
         if sys.stdin.isatty():
-            raise UserError("no reviews given: pass them as arguments, with --file, or on standard input")
+            raise UserError(
+                "no reviews given: pass them as arguments, with --file, or on standard input"
+            )
         yield from read_txt(sys.stdin)
         return
     path = Path(args.file)
@@ -81,20 +92,53 @@ def reviews(args):
 def main(argv=None) -> int:
     from imdb_sentiment.config import DEFAULT_EXPORT_DIR
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("texts", nargs="*", help="reviews to classify")
     p.add_argument("--file", help="a .txt, .csv or .jsonl file of reviews")
-    p.add_argument("--model", type=Path, default=DEFAULT_EXPORT_DIR,
-                   help="an exported version folder, or the folder of versions (newest used; default %(default)s)")
-    p.add_argument("--server", metavar="URL", help="send the reviews to a TF Serving REST endpoint (or "
-                                                     "scripts/serve.py), e.g. http://localhost:8501")
-    p.add_argument("--model-name", default="imdb_sentiment", help="model name on the server (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per server request (default %(default)s)")
-    p.add_argument("--batch-size", type=int, help="reviews per model call (default 256 local, 64 to a server)")
-    p.add_argument("--explain", action="store_true",
-                   help="show which words pushed each prediction up or down (word occlusion; local model only)")
-    p.add_argument("--html", type=Path, help="with --explain: also write the highlighted reviews to this HTML file")
-    p.add_argument("--top", type=int, default=5, help="with --explain: words listed per direction (default %(default)s)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_EXPORT_DIR,
+        help="an exported version folder, or the folder of versions (newest used; default %(default)s)",
+    )
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="send the reviews to a TF Serving REST endpoint (or "
+        "scripts/serve.py), e.g. http://localhost:8501",
+    )
+    p.add_argument(
+        "--model-name",
+        default="imdb_sentiment",
+        help="model name on the server (default %(default)s)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds per server request (default %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="reviews per model call (default 256 local, 64 to a server)"
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="show which words pushed each prediction up or down (word occlusion; local model only)",
+    )
+    p.add_argument(
+        "--html",
+        type=Path,
+        help="with --explain: also write the highlighted reviews to this HTML file",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        help="with --explain: words listed per direction (default %(default)s)",
+    )
     args = p.parse_args(argv)
     if args.explain and args.server:
         p.error("--explain needs the local model (--model), not --server")
@@ -107,7 +151,10 @@ def main(argv=None) -> int:
     source = reviews(args)
     first = list(itertools.islice(source, CHUNK))  # reads input errors before the slow model load
     if args.server:
-        predictor, batch = RemotePredictor(args.server, args.model_name, args.timeout), args.batch_size or 64
+        predictor, batch = (
+            RemotePredictor(args.server, args.model_name, args.timeout),
+            args.batch_size or 64,
+        )
     else:
         predictor, batch = Predictor(args.model), args.batch_size or 256
     if args.explain:

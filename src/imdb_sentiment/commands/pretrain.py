@@ -15,6 +15,7 @@ vocab.txt, history.csv (training and held-out language-model loss and seconds pe
 pretrain_report.json. It is written whole or not at all. Killed, the same command resumes from
 the last finished epoch. Use it with: train.py --pretrained DIR (same --data and --config).
 """
+
 import argparse
 import dataclasses
 from pathlib import Path
@@ -28,22 +29,37 @@ def main(argv=None) -> int:
     from imdb_sentiment.files import UserError
 
     d = Config()
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
-    p.add_argument("--unlabelled", help="unlabelled reviews: a CSV with a review column, an "
-                                        "aclImdb folder or its tarball (default: beside --data)")
-    p.add_argument("--cache-dir", type=Path, default=data.DEFAULT_CACHE,
-                   help="where downloads and encoders are kept (default %(default)s)")
+    p.add_argument(
+        "--unlabelled",
+        help="unlabelled reviews: a CSV with a review column, an "
+        "aclImdb folder or its tarball (default: beside --data)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=data.DEFAULT_CACHE,
+        help="where downloads and encoders are kept (default %(default)s)",
+    )
     p.add_argument("--out", type=Path, help="encoder folder (default <cache-dir>/encoders/<key>)")
-    p.add_argument("--config", type=Path, help="a config.json; its pretrain_* fields choose the "
-                                               "objective, epochs, learning rate, batch size")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="a config.json; its pretrain_* fields choose the "
+        "objective, epochs, learning rate, batch size",
+    )
     p.add_argument("--epochs", type=int, help=f"pretraining epochs (default {d.pretrain_epochs})")
-    p.add_argument("--seed", type=int,
-                   help=f"random seed for splits, weights and shuffling (default {d.seed})")
-    p.add_argument("--fresh", action="store_true",
-                   help="start over, ignoring an interrupted run's checkpoint, and replace a "
-                        "finished encoder")
+    p.add_argument(
+        "--seed", type=int, help=f"random seed for splits, weights and shuffling (default {d.seed})"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over, ignoring an interrupted run's checkpoint, and replace a finished encoder",
+    )
     args = p.parse_args(argv)
     cli.load_tensorflow()
     from imdb_sentiment import pretrain  # TensorFlow loads here, after --help
@@ -57,10 +73,13 @@ def main(argv=None) -> int:
     unlabelled = data.read_unlabelled(source) if source else []
     if not unlabelled:
         where = f"in {source}" if source else f"beside {splits.source}"
-        raise UserError(f"no unlabelled reviews found {where}; give them with --unlabelled PATH ("
-                        f"{data.UNSUP_CSV}, an aclImdb folder or aclImdb_v1.tar.gz)")
+        raise UserError(
+            f"no unlabelled reviews found {where}; give them with --unlabelled PATH ("
+            f"{data.UNSUP_CSV}, an aclImdb folder or aclImdb_v1.tar.gz)"
+        )
     cli.log(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
     out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
-    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source),
-                      log=cli.log)
+    pretrain.pretrain(
+        cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source), log=cli.log
+    )
     return 0

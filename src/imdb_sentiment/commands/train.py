@@ -4,6 +4,7 @@ Data is looked for in this order: --data PATH; a copy in the cache folder; Kaggl
 credentials exist); the Stanford aclImdb tarball. Hyper-parameters come from the Config
 dataclass (src/imdb_sentiment/config.py); the flags below override the common ones.
 """
+
 import argparse
 import dataclasses
 import time
@@ -17,47 +18,110 @@ def parse_args(argv=None):
     from imdb_sentiment.data import DEFAULT_CACHE
 
     d = Config()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where downloads are kept (default %(default)s)")
-    p.add_argument("--config", type=Path, help="a config.json from an earlier run; flags still override it")
-    p.add_argument("--epochs", type=int, help=f"maximum epochs; early stopping may end sooner (default {d.epochs})")
-    p.add_argument("--max-rows", type=int, help="use at most N shuffled rows of each split, for quick runs")
-    p.add_argument("--seed", type=int, help=f"random seed for splits, shuffling and weights (default {d.seed})")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="where downloads are kept (default %(default)s)",
+    )
+    p.add_argument(
+        "--config", type=Path, help="a config.json from an earlier run; flags still override it"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"maximum epochs; early stopping may end sooner (default {d.epochs})",
+    )
+    p.add_argument(
+        "--max-rows", type=int, help="use at most N shuffled rows of each split, for quick runs"
+    )
+    p.add_argument(
+        "--seed", type=int, help=f"random seed for splits, shuffling and weights (default {d.seed})"
+    )
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--glove", dest="glove_path", help="GloVe text file (.txt/.gz/.zip); default: the offline 50d package")
-    p.add_argument("--glove-dim", type=int, choices=(50, 100, 200, 300), help="GloVe dimension; >50 downloads glove.6B.zip")
-    p.add_argument("--train-embeddings", action="store_true", default=None, help="fine-tune GloVe instead of freezing it")
-    p.add_argument("--run-dir", type=Path, help="folder for this run's config, logs and metrics (default runs/<time>); "
-                                                "an interrupted run in it is resumed if its config "
-                                                "and data are these, else refused")
-    p.add_argument("--export-dir", type=Path, default=DEFAULT_EXPORT_DIR,
-                   help="model folder holding numbered versions, as TF Serving expects (default %(default)s)")
+    p.add_argument(
+        "--glove",
+        dest="glove_path",
+        help="GloVe text file (.txt/.gz/.zip); default: the offline 50d package",
+    )
+    p.add_argument(
+        "--glove-dim",
+        type=int,
+        choices=(50, 100, 200, 300),
+        help="GloVe dimension; >50 downloads glove.6B.zip",
+    )
+    p.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        default=None,
+        help="fine-tune GloVe instead of freezing it",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        help="folder for this run's config, logs and metrics (default runs/<time>); "
+        "an interrupted run in it is resumed if its config "
+        "and data are these, else refused",
+    )
+    p.add_argument(
+        "--export-dir",
+        type=Path,
+        default=DEFAULT_EXPORT_DIR,
+        help="model folder holding numbered versions, as TF Serving expects (default %(default)s)",
+    )
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
-    p.add_argument("--fresh", action="store_true",
-                   help="start a new run even when an interrupted one with the same config and data can be "
-                        "resumed (by default it is: the newest such folder under runs/ continues from its "
-                        "last epoch checkpoint); with --run-dir, that run folder's earlier files "
-                        "are deleted")
-    p.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
-                   help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
-                        "TF_CONFIG. --batch-size is per replica (default %(default)s)")
-    p.add_argument("--pretrained", type=Path,
-                   help="start the LSTM from this pretrained encoder folder (scripts/pretrain.py)")
-    p.add_argument("--pretrain", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"find or make a pretrained encoder when unlabelled reviews are found "
-                        f"(default {d.pretrain}); it is kept under --cache-dir/encoders and reused")
-    p.add_argument("--unlabelled",
-                   help="unlabelled reviews for --pretrain (default: found beside the data)")
-    p.add_argument("--compare-baseline", action="store_true",
-                   help="also fit the TF-IDF + logistic regression baseline on the same splits and print both")
-    p.add_argument("--skip-test", action="store_true",
-                   help="evaluate on validation only: for experiments, so the test split is read once, "
-                        "for the final model")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new run even when an interrupted one with the same config and data can be "
+        "resumed (by default it is: the newest such folder under runs/ continues from its "
+        "last epoch checkpoint); with --run-dir, that run folder's earlier files "
+        "are deleted",
+    )
+    p.add_argument(
+        "--distribute",
+        choices=("none", "mirrored", "multiworker"),
+        default="none",
+        help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the cluster in "
+        "TF_CONFIG. --batch-size is per replica (default %(default)s)",
+    )
+    p.add_argument(
+        "--pretrained",
+        type=Path,
+        help="start the LSTM from this pretrained encoder folder (scripts/pretrain.py)",
+    )
+    p.add_argument(
+        "--pretrain",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"find or make a pretrained encoder when unlabelled reviews are found "
+        f"(default {d.pretrain}); it is kept under --cache-dir/encoders and reused",
+    )
+    p.add_argument(
+        "--unlabelled", help="unlabelled reviews for --pretrain (default: found beside the data)"
+    )
+    p.add_argument(
+        "--compare-baseline",
+        action="store_true",
+        help="also fit the TF-IDF + logistic regression baseline on the same splits and print both",
+    )
+    p.add_argument(
+        "--skip-test",
+        action="store_true",
+        help="evaluate on validation only: for experiments, so the test split is read once, "
+        "for the final model",
+    )
     args = p.parse_args(argv)
     cfg = Config.load(args.config) if args.config else d
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                 if getattr(args, f.name, None) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(Config)
+        if getattr(args, f.name, None) is not None
+    }
     if args.glove_dim:
         overrides["glove_dim"] = args.glove_dim
     return args, dataclasses.replace(cfg, **overrides)
@@ -79,12 +143,16 @@ def main(argv=None) -> int:
 
     log = cli.log
     if args.distribute == "multiworker" and not args.run_dir:
-        raise UserError("--distribute multiworker needs --run-dir: give every worker the same "
-                        "folder, on a file system they share (the chief writes it; the others "
-                        "resume from it)")
+        raise UserError(
+            "--distribute multiworker needs --run-dir: give every worker the same "
+            "folder, on a file system they share (the chief writes it; the others "
+            "resume from it)"
+        )
     if args.distribute == "multiworker" and args.fresh:  # one worker would empty it under another
-        raise UserError("--distribute multiworker does not take --fresh: delete the run folder "
-                        "before starting the workers")
+        raise UserError(
+            "--distribute multiworker does not take --fresh: delete the run folder "
+            "before starting the workers"
+        )
     strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir, log=log)
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
@@ -94,36 +162,55 @@ def main(argv=None) -> int:
         encoder = Encoder.load(args.pretrained)
     elif cfg.pretrain:
         if args.distribute == "multiworker":  # every worker would pretrain into the same cache
-            raise UserError("--distribute multiworker cannot pretrain: make the encoder first with "
-                            "scripts/pretrain.py and give it with --pretrained DIR, or --no-pretrain")
+            raise UserError(
+                "--distribute multiworker cannot pretrain: make the encoder first with "
+                "scripts/pretrain.py and give it with --pretrained DIR, or --no-pretrain"
+            )
         unlabelled = data.find_unlabelled(splits.source, args.unlabelled)
         encoder = find_or_make(cfg, splits, unlabelled, args.cache_dir, log=log)
     # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
     with writable_run_dir(run_dir, strategy) as out:
         cfg.save(out / "config.json")
-        write_json(out / "data_report.json",
-                   {"source": splits.source, "checksum": splits.checksum, **splits.report})
+        write_json(
+            out / "data_report.json",
+            {"source": splits.source, "checksum": splits.checksum, **splits.report},
+        )
         trained = train(cfg, splits, out, log=log, strategy=strategy, encoder=encoder)
     if not is_chief(strategy):
         return 0  # the rest needs no other worker: the trained model predicts in this process
     vec = trained.vectorizer
     # The test split is read here, once, after every choice was made on validation.
-    results, predictions = evaluate_splits(trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test"))
-    metrics = {**results, "epochs_run": len(trained.history["loss"]), "train_seconds": trained.train_seconds,
-               "parts": trained.parts, "encoder": encoder.describe() if encoder else None}
+    results, predictions = evaluate_splits(
+        trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test")
+    )
+    metrics = {
+        **results,
+        "epochs_run": len(trained.history["loss"]),
+        "train_seconds": trained.train_seconds,
+        "parts": trained.parts,
+        "encoder": encoder.describe() if encoder else None,
+    }
     table = {f"model {k}": v for k, v in results.items()}
     # Always fitted (about 30 s on the full data): the short-input measure is judged against it.
     tfidf = fit_tfidf(splits, log=log)
-    metrics["short_inputs"] = short_inputs(trained.model, vec, splits.val.review, splits.val.label,
-                                           lambda texts: tfidf.predict_proba(texts)[:, 1], log=log)
+    metrics["short_inputs"] = short_inputs(
+        trained.model,
+        vec,
+        splits.val.review,
+        splits.val.label,
+        lambda texts: tfidf.predict_proba(texts)[:, 1],
+        log=log,
+    )
     if args.compare_baseline:
-        metrics["baseline"], base_p = fit_baseline(splits, log=log, with_test=not args.skip_test,
-                                                   model=tfidf)
+        metrics["baseline"], base_p = fit_baseline(
+            splits, log=log, with_test=not args.skip_test, model=tfidf
+        )
         table.update({f"baseline {k}": metrics["baseline"][k] for k in results})
         if "test" in results:  # paired: both scored on the same test reviews
             y, p = predictions["test"].labels, predictions["test"].probabilities
-            metrics["model_vs_baseline"] = mcnemar(correct(y, p), correct(y, base_p["test"]),
-                                                   names=("model", "baseline"))
+            metrics["model_vs_baseline"] = mcnemar(
+                correct(y, p), correct(y, base_p["test"]), names=("model", "baseline")
+            )
     write_json(run_dir / "metrics.json", metrics)
     save_model(trained.model, run_dir / "model.keras")
     print(format_table(table))
@@ -134,8 +221,13 @@ def main(argv=None) -> int:
     log(f"report: {report} and its plots in {time.perf_counter() - t:.1f}s")
 
     if not args.no_export:
-        info = {"config": cfg.to_dict(), "vocabulary_size": vec.size, "embedding": trained.embedding_report,
-                "metrics": metrics, "data": {"source": splits.source, "checksum": splits.checksum, **splits.report},
-                "run_dir": str(run_dir.resolve())}
+        info = {
+            "config": cfg.to_dict(),
+            "vocabulary_size": vec.size,
+            "embedding": trained.embedding_report,
+            "metrics": metrics,
+            "data": {"source": splits.source, "checksum": splits.checksum, **splits.report},
+            "run_dir": str(run_dir.resolve()),
+        }
         export(trained.model, vec, info, args.export_dir, log=log)
     return 0

@@ -8,6 +8,7 @@ frozen embedding rows, so the picture shows what the LSTM reads.
   python scripts/visualize_embeddings.py runs/20261123-101500
   python scripts/visualize_embeddings.py saved_models/imdb_sentiment --words good,bad,great,awful --out plots
 """
+
 import argparse
 from pathlib import Path
 
@@ -15,12 +16,22 @@ from imdb_sentiment import cli
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("path", type=Path, help="run folder or exported model")
-    p.add_argument("--words", help="comma-separated words to plot (default: the most polar frequent words)")
-    p.add_argument("--count", type=int, default=60, help="words picked by default (default %(default)s)")
-    p.add_argument("--out", type=Path, help="folder for embeddings_pca.png and embeddings_tsne.png "
-                                            "(default: PATH when it is a run folder, else the current folder)")
+    p.add_argument(
+        "--words", help="comma-separated words to plot (default: the most polar frequent words)"
+    )
+    p.add_argument(
+        "--count", type=int, default=60, help="words picked by default (default %(default)s)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for embeddings_pca.png and embeddings_tsne.png "
+        "(default: PATH when it is a run folder, else the current folder)",
+    )
     p.add_argument("--seed", type=int, default=0, help="t-SNE seed (default %(default)s)")
     args = p.parse_args(argv)
     cli.load_tensorflow()
@@ -46,10 +57,14 @@ def main(argv=None) -> int:
             raise UserError("at least 3 words of the model's vocabulary are needed for a 2-D view")
     else:
         words = [w for w in vocab[:3000] if w.isalpha()]
-    logits = np.asarray(logit_model(art.model).predict(art.vectorizer(words), verbose=0)).reshape(-1)
+    logits = np.asarray(logit_model(art.model).predict(art.vectorizer(words), verbose=0)).reshape(
+        -1
+    )
     if not args.words:  # the most polar half positive, half negative
         order = np.argsort(logits)
-        pick = np.concatenate([order[:args.count // 2], order[::-1][:args.count - args.count // 2]])
+        pick = np.concatenate(
+            [order[: args.count // 2], order[::-1][: args.count - args.count // 2]]
+        )
         words, logits = [words[i] for i in pick], logits[pick]
     ids = art.vectorizer.table.lookup(tf.constant(words)).numpy()
     vectors = art.model.get_layer("glove").get_weights()[0][ids]
