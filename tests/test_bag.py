@@ -29,16 +29,16 @@ def test_log_count_ratios_sign_and_unseen_buckets():
     assert (r[np.asarray(m.sum(axis=0)).ravel() == 0] == 0).all()
 
 
-def test_fitted_bag_in_the_network_gives_sklearn_log_odds():
+def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog):
     train, val = synthetic_reviews(300, seed=3), synthetic_reviews(100, seed=4)
     label = lambda df: (df.sentiment == "positive").to_numpy().astype(int)  # noqa: E731
     vec, train_ids = features(train.review.tolist())
     val_ids = vec.features(text.tokenize(val.review.tolist()))["ngram_ids"]
     cfg = Config(ngram_buckets=4096, ngram_c_grid=(0.1, 1.0))
-    logs = []
-    fitted = bag.fit_bag(train_ids, label(train), val_ids, label(val), cfg, log=logs.append)
+    with caplog.at_level("INFO", logger="imdb_sentiment"):
+        fitted = bag.fit_bag(train_ids, label(train), val_ids, label(val), cfg)
     assert fitted["C"] in (0.1, 1.0) and fitted["val_accuracy"] > 0.95
-    assert sum("validation accuracy" in line for line in logs) == 2
+    assert sum("validation accuracy" in line for line in caplog.messages) == 2
     w = fitted["weights"]
     sentiment = {
         word: w[int(vec.features(text.tokenize([word]))["ngram_ids"][0][0])]

@@ -3,8 +3,8 @@ import zipfile
 
 import pandas as pd
 import pytest
-
 from conftest import run_script, synthetic_reviews
+
 from imdb_sentiment import data
 from imdb_sentiment.config import Config
 from imdb_sentiment.files import UserError
@@ -17,8 +17,8 @@ def write_kaggle_csv(path, n=200):
 def test_kaggle_csv_gets_a_seeded_stratified_split_with_validation_from_train(tmp_path):
     path = tmp_path / "IMDB Dataset.csv"
     write_kaggle_csv(path)
-    s1 = data.load(path, Config(seed=5), log=lambda m: None)
-    s2 = data.load(path, Config(seed=5), log=lambda m: None)
+    s1 = data.load(path, Config(seed=5))
+    s2 = data.load(path, Config(seed=5))
     assert s1.report["split"].startswith("seeded stratified")
     assert (len(s1.train), len(s1.val), len(s1.test)) == (90, 10, 100)
     assert s1.test.label.mean() == 0.5 and s1.val.label.mean() == 0.5
@@ -142,7 +142,7 @@ def test_validation_keeps_blocks_of_consecutive_ids_together(tmp_path):
 def test_max_rows_limits_each_split(tmp_path):
     path = tmp_path / "IMDB Dataset.csv"
     write_kaggle_csv(path, 400)
-    s = data.load(path, Config(max_rows=50), log=lambda m: None)
+    s = data.load(path, Config(max_rows=50))
     assert len(s.train) + len(s.val) == 50 and len(s.test) == 50
 
 
@@ -196,7 +196,7 @@ def test_quoted_newlines_invalid_utf8_and_duplicates_are_handled_and_counted(tmp
     assert raw.review[0] == 'A film\r\nin two lines, "quoted"' and len(raw) == 7
     df, report = data.clean(raw)
     assert report["rows_with_invalid_utf8"] == 1 and "\ufffd" in df.review[1]
-    s = data.load(path, Config(val_fraction=0.5), log=lambda m: None)
+    s = data.load(path, Config(val_fraction=0.5))
     assert s.report["duplicates_dropped_from_train"] == 1 and len(s.train) + len(s.val) == 4
 
 
@@ -223,7 +223,7 @@ def test_too_few_reviews_for_a_validation_split_is_a_clear_error(tmp_path):
     path = tmp_path / "few.csv"
     path.write_text("review,sentiment,split\na,positive,train\nb,negative,train\nc,positive,test\n")
     with pytest.raises(UserError, match="cannot carve a validation split from 2 training reviews"):
-        data.load(path, Config(), log=lambda m: None)
+        data.load(path, Config())
 
 
 def test_without_an_official_split_duplicates_are_removed_before_splitting(tmp_path):
@@ -232,7 +232,7 @@ def test_without_an_official_split_duplicates_are_removed_before_splitting(tmp_p
     pd.concat([reviews, copies, copies.iloc[:5]]).sample(frac=1.0, random_state=0).to_csv(
         tmp_path / "IMDB Dataset.csv", index=False
     )
-    s = data.load(tmp_path / "IMDB Dataset.csv", Config(seed=5), log=lambda m: None)
+    s = data.load(tmp_path / "IMDB Dataset.csv", Config(seed=5))
     assert s.report["duplicates_removed_before_split"] == 35
     assert len(s.train) + len(s.val) + len(s.test) == 200
     assert not set(s.test.review) & (set(s.train.review) | set(s.val.review))

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TINY_CONFIG, run_script
 from test_faults import kill_when, weights
 

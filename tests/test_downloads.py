@@ -7,8 +7,8 @@ import tarfile
 import threading
 
 import pytest
-
 from conftest import run_script
+
 from imdb_sentiment import data
 from imdb_sentiment.files import UserError, fetch
 
@@ -43,19 +43,19 @@ def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def test_fetch_checks_the_hash_and_refetches_a_truncated_copy(server, tmp_path):
+def test_fetch_checks_the_hash_and_refetches_a_truncated_copy(server, tmp_path, caplog):
     url, files, hits = server
     body = b"reviews " * 5000
     files["/f.bin"] = body
-    path = fetch(url + "/f.bin", sha(body), tmp_path, "f.bin", log=lambda m: None)
+    path = fetch(url + "/f.bin", sha(body), tmp_path, "f.bin")
     assert path.read_bytes() == body and len(hits) == 1
     assert (
         fetch(url + "/f.bin", sha(body), tmp_path, "f.bin") == path and len(hits) == 1
     )  # cached, checked
     path.write_bytes(body[:1000])  # a download cut short
-    said = []
-    assert fetch(url + "/f.bin", sha(body), tmp_path, "f.bin", log=said.append).read_bytes() == body
-    assert len(hits) == 2 and "does not match" in said[0]
+    with caplog.at_level("INFO", logger="imdb_sentiment"):
+        assert fetch(url + "/f.bin", sha(body), tmp_path, "f.bin").read_bytes() == body
+    assert len(hits) == 2 and "does not match" in caplog.messages[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # no temporary file left
 
 

@@ -23,7 +23,6 @@ def test_text_file_plain_gz_and_zip_with_header_and_duplicate_words(tmp_path):
         m, report = embedding_matrix(
             ["movie", "the", "absent"],
             Config(glove_dim=3, glove_path=str(tmp_path / name)),
-            log=lambda s: None,
         )
         assert m.shape == (5, 3)
         assert m[0].tolist() == [0, 0, 0] and m[1].tolist() == [0, 0, 0]  # padding, OOV
@@ -45,7 +44,7 @@ def test_wrong_dimension_names_file_and_line(tmp_path):
 
 
 def test_offline_package_gives_the_official_50d_vectors():
-    m, report = embedding_matrix(["the", "good", "zzzzqqqq"], Config(), log=lambda s: None)
+    m, report = embedding_matrix(["the", "good", "zzzzqqqq"], Config())
     assert report["found"] == 2 and m.shape == (5, 50)
     # glove.6B.50d.txt, first line: "the 0.418 0.24968 -0.41242 ..."
     np.testing.assert_allclose(m[2][:3], [0.418, 0.24968, -0.41242], rtol=1e-5)

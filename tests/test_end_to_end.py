@@ -6,8 +6,8 @@ import sys
 import textwrap
 
 import numpy as np
-
 from conftest import run_script, synthetic_reviews
+
 from imdb_sentiment.config import Config
 
 

@@ -4,9 +4,9 @@ occlusion removes the model's own tokens, never text re-joined and tokenized aga
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import review_texts, run_script
 from hypothesis import given, settings
 
-from conftest import review_texts, run_script
 from imdb_sentiment import data, text
 from imdb_sentiment.config import Config
 from imdb_sentiment.explain import explain
@@ -55,7 +55,7 @@ def test_explanation_states_the_prediction_for_any_text(predictor, review):
 
 def test_explanations_of_every_validation_review(trained, tiny_csv, predictor):
     cfg = Config.load(trained["run_dir"] / "config.json")
-    reviews = data.load(tiny_csv, cfg, log=lambda m: None).val.review.tolist()
+    reviews = data.load(tiny_csv, cfg).val.review.tolist()
     assert len(reviews) > 30 and all("<br />" in r for r in reviews)  # markup as IMDB has it
     predicted = [p["probability"] for p in predictor.predict(reviews)]
     stated = [explain(predictor, r).probability for r in reviews]

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TINY_CONFIG, run_script, script_command
+
 from imdb_sentiment import data
 from imdb_sentiment.config import Config
 from imdb_sentiment.export import versions
@@ -67,12 +67,12 @@ def test_killed_training_resumes_from_its_checkpoint_and_ends_as_an_uninterrupte
     # The same command again.
     resumed = script("train.py", *common, cwd=tmp_path, mixed_precision=mixed_precision)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert ("mixed_float16 in training" in resumed.stdout) == mixed_precision
+    assert ("mixed_float16 in training" in resumed.stderr) == mixed_precision
     print(
         f"killed after {epochs_done} epoch(s) were logged;",
-        resumed.stdout.split("resume: ")[1].split("\n")[0],
+        resumed.stderr.split("resume: ")[1].split("\n")[0],
     )
-    assert f"run: runs/{run.name}" in resumed.stdout and "continuing from there" in resumed.stdout
+    assert f"run: runs/{run.name}" in resumed.stderr and "continuing from there" in resumed.stderr
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name]
     assert not (run / "checkpoint.npz").exists()  # removed once training finished
 
@@ -93,7 +93,7 @@ def test_checkpoint_of_another_model_is_refused(tiny_csv, tmp_path):
     run.mkdir()
     # Same config and data (so it is resumed), but a checkpoint of another model.
     Config.load(cfg).save(run / "config.json")
-    checksum = data.load(tiny_csv, Config.load(cfg), log=lambda m: None).checksum
+    checksum = data.load(tiny_csv, Config.load(cfg)).checksum
     (run / "data_report.json").write_text(json.dumps({"checksum": checksum}))
     np.savez(run / "checkpoint.npz", n_variables=3, v0=np.zeros(1))
     proc = run_script(
@@ -117,7 +117,7 @@ sys.path.insert(0, {src!r})
 from imdb_sentiment.export import export
 from imdb_sentiment.runs import load_artifacts
 art = load_artifacts({run!r})
-export(art.model, art.vectorizer, {{"config": art.cfg.to_dict()}}, {base!r}, log=lambda m: None)
+export(art.model, art.vectorizer, {{"config": art.cfg.to_dict()}}, {base!r})
 """
 
 

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_script
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run_script
 from imdb_sentiment import text
 
 ODD_REVIEWS = {

@@ -8,10 +8,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG, run_script, synthetic_reviews
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-from conftest import TINY_CONFIG, run_script, synthetic_reviews
 from imdb_sentiment.config import Config
 
 
@@ -35,7 +35,7 @@ def mixed(tmp_path_factory, tiny_csv):
         mixed_precision=True,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "mixed_float16 in training" in proc.stdout
+    assert "mixed_float16 in training" in proc.stderr
     return {"run_dir": base / "run", "version": base / "models" / "1"}
 
 
@@ -59,9 +59,9 @@ def test_the_export_of_a_mixed_precision_run_holds_no_float16_op(mixed):
 
 
 def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed):
-    from imdb_sentiment.runs import load_artifacts
     from imdb_sentiment.model import build_model, logit_model
     from imdb_sentiment.predict import Predictor
+    from imdb_sentiment.runs import load_artifacts
 
     art = load_artifacts(mixed["run_dir"])
     assert keras.mixed_precision.global_policy().name == "float32"

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-
 from conftest import TINY_CONFIG, run_script, synthetic_reviews
+from test_faults import kill_when, script
+
 from imdb_sentiment import data, pretrain
 from imdb_sentiment.config import Config
 from imdb_sentiment.model import build_model, recurrent_encoder
-from test_faults import kill_when, script
 
 PRETRAIN = {"pretrain_epochs": 2, "pretrain_batch_size": 32, "pretrain_sampled": 64}
 
@@ -95,7 +95,7 @@ def test_unlabelled_reviews_are_found_beside_each_kind_of_data(tmp_path):
 
 def test_corpus_never_holds_validation_test_or_held_out_reviews(folder):
     cfg = Config(**{**TINY_CONFIG, **PRETRAIN})
-    splits = data.load(folder / "tiny.csv.gz", cfg, log=lambda m: None)
+    splits = data.load(folder / "tiny.csv.gz", cfg)
     leaked = [splits.val.review[0], splits.test.review[0]]
     texts, held_out, counts = pretrain.corpus(splits, list(unlabelled_reviews()) + leaked, cfg)
     assert counts["unlabelled_dropped_as_validation_or_test"] == 2
@@ -146,8 +146,8 @@ def test_pretrained_encoder_is_found_then_fine_tuned_and_exported(folder, encode
         "--skip-test",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "made with these settings and data; using it" in proc.stdout  # not pretrained again
-    assert f"the LSTM starts from the encoder in {encoder}" in proc.stdout
+    assert "made with these settings and data; using it" in proc.stderr  # not pretrained again
+    assert f"the LSTM starts from the encoder in {encoder}" in proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["encoder"]["path"] == str(encoder.resolve())
     assert metrics["encoder"]["corpus"]["unlabelled"] == 300
@@ -248,7 +248,7 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
     assert proc.returncode == -signal.SIGKILL and not out.exists()
     resumed = run_script("pretrain.py", *common, "--out", out)  # the same command again
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "pretrain: resuming after epoch" in resumed.stdout
+    assert "pretrain: resuming after epoch" in resumed.stderr
     assert not (tmp_path / ".enc.work").exists()  # removed once the encoder is written
 
     losses = ["loss", "forward_loss", "backward_loss", "val_loss"]
@@ -264,4 +264,4 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
         for k in a.files:
             np.testing.assert_array_equal(a[k], b[k])
     again = run_script("pretrain.py", *common, "--out", out)  # finished: reused, not redone
-    assert again.returncode == 0 and "using it" in again.stdout
+    assert again.returncode == 0 and "using it" in again.stderr

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import SHARED_DATA
+
 from imdb_sentiment import data, text
 from imdb_sentiment.config import Config
 

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import TINY_CONFIG, run_script, synthetic_reviews
+
 from imdb_sentiment import data
 from imdb_sentiment.config import RETIRED_KEYS, Config
 from imdb_sentiment.files import UserError
@@ -26,7 +26,7 @@ def unfinished_run(folder, cfg: Config, csv) -> None:
     """What an interrupted train.py leaves: its config, its data's checksum and a checkpoint."""
     folder.mkdir(parents=True)
     cfg.save(folder / "config.json")
-    splits = data.load(csv, cfg, log=lambda m: None)
+    splits = data.load(csv, cfg)
     (folder / "data_report.json").write_text(json.dumps({"checksum": splits.checksum}))
     np.savez(folder / CHECKPOINT, n_variables=3, v0=np.zeros(1))
 
@@ -100,7 +100,7 @@ def test_automatic_resume_takes_only_a_run_of_the_same_config_and_data(tiny_csv,
     unfinished_run(
         tmp_path / "b", Config(**{**TINY_CONFIG, "seed": 2}), tiny_csv
     )  # newer, other seed
-    splits = data.load(tiny_csv, cfg, log=lambda m: None)
+    splits = data.load(tiny_csv, cfg)
     assert find_unfinished(tmp_path, cfg, splits.checksum) == tmp_path / "a"
     assert find_unfinished(tmp_path, cfg, "0" * 64) is None
 

@@ -4,8 +4,8 @@ import struct
 
 import numpy as np
 import pytest
-
 from conftest import NEGATIVE, POSITIVE, run_script
+
 from imdb_sentiment.evaluate import evaluate, expected_calibration_error, mcnemar
 
 PLOTS = ("curves.png", "confusion.png", "roc_pr.png", "reliability.png", "accuracy_by_length.png")
@@ -119,7 +119,7 @@ def test_embedding_views(trained, tmp_path):
         "visualize_embeddings.py", trained["version"], "--words", words, "--out", tmp_path / "w"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "zzqx" in proc.stdout  # named as left out
+    assert "zzqx" in proc.stderr  # named as left out
     assert_plots(tmp_path / "w", ("embeddings_pca.png", "embeddings_tsne.png"))
     proc = run_script("visualize_embeddings.py", trained["run_dir"], "--words", "zzqx,qqzx")
     assert proc.returncode == 2 and "at least 3 words" in proc.stderr

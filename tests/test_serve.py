@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, SHARED_DATA, run_script, synthetic_reviews
 
 
@@ -33,20 +33,22 @@ def server(trained, tmp_path_factory):
             "--max-batch",
             "256",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # its log; drained after start-up by a thread below
         text=True,
     )
     url = None
     deadline = time.time() + 120
     while time.time() < deadline and url is None:
-        line = proc.stdout.readline()
+        line = proc.stderr.readline()
         if not line:
             break
         if line.startswith("listening on "):
             url = line.split()[2].split("/v1/")[0]
     assert url, "server did not start"
-    yield {"url": url, "models": models, "proc": proc}
+    log = []  # what the server logs from here on, read as it comes so its pipe never fills
+    threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
+    yield {"url": url, "models": models, "proc": proc, "log": log}
     proc.terminate()
     proc.wait(timeout=30)
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import review_texts, synthetic_reviews
 from hypothesis import example, given, settings
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from conftest import review_texts, synthetic_reviews
 from imdb_sentiment import data, text
 from imdb_sentiment.config import Config
 from imdb_sentiment.short import CUTS, as_text, cut, for_baseline, sentences
@@ -120,7 +120,7 @@ def test_each_column_is_the_accuracy_of_that_model_on_the_cut_texts(buckets):
     if buckets:
         set_bag(model, rng.normal(size=buckets).astype("float32"), 0.1)
     odd = lambda texts: np.array([len(t) % 2 for t in texts], float)  # a baseline of sorts
-    short = short_inputs(model, vec, df.review, y.astype(int), odd, log=lambda *a: None)
+    short = short_inputs(model, vec, df.review, y.astype(int), odd)
     for name in CUTS:
         texts = [as_text(cut(tokens(r), name)) for r in df.review]
         x = vec.features(text.tokenize_corpus(texts))
@@ -140,7 +140,7 @@ def test_each_column_is_the_accuracy_of_that_model_on_the_cut_texts(buckets):
 def test_the_baseline_fitted_once_scores_as_fit_baseline_fits_it(tiny_csv):
     from imdb_sentiment.baseline import fit_baseline, fit_tfidf
 
-    splits = data.load(tiny_csv, Config(seed=7), log=lambda *a: None)
+    splits = data.load(tiny_csv, Config(seed=7))
     quiet = lambda *a: None  # noqa: E731
     alone, alone_p = fit_baseline(splits, quiet)
     reused, reused_p = fit_baseline(splits, quiet, model=fit_tfidf(splits, quiet))
@@ -185,7 +185,7 @@ def test_short_inputs_blend_is_the_served_models_accuracy_on_the_cut_texts(train
     from imdb_sentiment.predict import Predictor
 
     run = trained["run_dir"]
-    val = data.load(tiny_csv, Config.load(run / "config.json"), log=lambda *a: None).val
+    val = data.load(tiny_csv, Config.load(run / "config.json")).val
     short = json.loads((run / "metrics.json").read_text())["short_inputs"]
     predictor = Predictor(trained["version"])
     for name in CUTS:

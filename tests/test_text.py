@@ -1,9 +1,9 @@
 import pytest
 import tensorflow as tf
+from conftest import review_texts
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import review_texts
 from imdb_sentiment import text
 from imdb_sentiment.data import strip_html
 

@@ -10,6 +10,7 @@ into the network's frozen NgramBag layer, so serving computes the same log-odds 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -19,6 +20,8 @@ from sklearn.linear_model import LogisticRegression
 
 from .selection import fit_on_validation
 from .text import NO_NGRAM_ID
+
+log = logging.getLogger(__name__)
 
 
 def binary_matrix(ngram_ids: tf.RaggedTensor, buckets: int) -> sp.csr_matrix:
@@ -45,7 +48,7 @@ def log_count_ratios(x: sp.csr_matrix, labels: np.ndarray, alpha: float) -> np.n
 
 
 def fit_bag(
-    train_ids: tf.RaggedTensor, train_labels, val_ids: tf.RaggedTensor, val_labels, cfg, log=print
+    train_ids: tf.RaggedTensor, train_labels, val_ids: tf.RaggedTensor, val_labels, cfg
 ) -> dict:
     """Chooses C on validation; returns the per-bucket weights, the bias and what was measured."""
     t0 = time.perf_counter()
@@ -60,13 +63,12 @@ def fit_bag(
         val_labels,
         cfg.ngram_c_grid,
         "n-gram bag",
-        log,
         solver="liblinear",
         max_iter=1000,
         random_state=cfg.seed,
     )
     seconds = time.perf_counter() - t0
-    log(
+    log.info(
         f"n-gram bag: C={c:g} kept; {x_train.shape[0]} reviews, {x_train.nnz / x_train.shape[0]:.0f} distinct "
         f"n-grams each, fitted in {seconds:.0f}s"
     )

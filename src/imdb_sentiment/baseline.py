@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 
@@ -20,7 +19,7 @@ from .selection import fit_on_validation
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def fit_tfidf(splits, log=print) -> Pipeline:
+def fit_tfidf(splits) -> Pipeline:
     """The baseline fitted on the training reviews, C chosen on validation: raw reviews in,
     predict_proba out."""
     # The notebooks' reading: markup removed by BeautifulSoup, then scikit-learn's own tokenizer.
@@ -34,19 +33,19 @@ def fit_tfidf(splits, log=print) -> Pipeline:
     x_train = vec.fit_transform(splits.train.review)
     x_val = vec.transform(splits.val.review)
     _, _, clf = fit_on_validation(
-        x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", log, max_iter=2000
+        x_train, splits.train.label, x_val, splits.val.label, C_GRID, "baseline", max_iter=2000
     )
     return make_pipeline(vec, clf)
 
 
 def fit_baseline(
-    splits, log=print, with_test: bool = True, model: Pipeline | None = None
+    splits, with_test: bool = True, model: Pipeline | None = None
 ) -> tuple[dict, dict]:
     """Metrics of fit_tfidf's model, or of `model` when it was fitted already ("seconds" then
     counts the scoring only), and P(positive) of each split's reviews, in order (for pairing with
     the model's on the same reviews)."""
     t0 = time.perf_counter()
-    model = fit_tfidf(splits, log) if model is None else model
+    model = fit_tfidf(splits) if model is None else model
     # The test rows are read once, with C already fixed.
     probabilities = {
         name: model.predict_proba(getattr(splits, name).review)[:, 1]

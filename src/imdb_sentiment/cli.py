@@ -1,8 +1,11 @@
-"""What every script shares: a quiet TensorFlow start-up, and user errors without tracebacks."""
+"""What every command shares: its parser with -q/--quiet and -v/--verbose, the package's log on
+stderr, a quiet TensorFlow start-up, and user errors without tracebacks."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import logging
 import os
 import re
 import sys
@@ -112,5 +115,46 @@ def run(main) -> None:
         sys.exit(0)
 
 
-def log(msg: str) -> None:
-    print(msg, flush=True)
+class Parser(argparse.ArgumentParser):
+    """A command's parser: its module docstring as the description, and the log level flags.
+    Parsing the arguments also sets up the log, so each command does it the same way."""
+
+    def __init__(self, description: str | None, **kwargs):
+        super().__init__(
+            description=description, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+        )
+        level = self.add_mutually_exclusive_group()
+        level.add_argument(
+            "-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING,
+            default=logging.INFO, help="log only warnings and errors (stderr)",
+        )  # fmt: skip
+        level.add_argument(
+            "-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG,
+            help="log debugging detail too (stderr)",
+        )  # fmt: skip
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        setup_logging(parsed.log_level)
+        return parsed
+
+
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return (
+            message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+        )
+
+
+def setup_logging(level: int) -> None:
+    """The package's messages go to stderr, one line each, so that stdout carries only results
+    (predictions, tables, JSON) and can be piped."""
+    logger = logging.getLogger("imdb_sentiment")
+    logger.setLevel(level)
+    for handler in [h for h in logger.handlers if getattr(h, "_imdb_sentiment", False)]:
+        logger.removeHandler(handler)  # a second command in one process sets it up anew
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format())
+    handler._imdb_sentiment = True
+    logger.addHandler(handler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import tarfile
@@ -21,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from .files import UserError, fetch
+
+log = logging.getLogger(__name__)
 
 KAGGLE_DATASET = "lakshmi25npathi/imdb-dataset-of-50k-movie-reviews"
 KAGGLE_FILE = "IMDB Dataset.csv"
@@ -407,13 +410,16 @@ def _split_by_id_blocks(
     return pd.concat([t for t, _ in parts]), pd.concat([v for _, v in parts])
 
 
-def load(data, cfg, cache_dir: Path = DEFAULT_CACHE, log=print) -> Splits:
+def load(data, cfg, cache_dir: Path = DEFAULT_CACHE) -> Splits:
     path, how = find_source(data, cache_dir)
-    log(f"data: {path} ({how})")
+    log.info(f"data: {path} ({how})")
     df, report = clean(read_reviews(path))
     if df.empty:
         raise UserError(f"{path}: no usable reviews (read {report['rows_read']} rows)")
     train, val, test, split_report = split(df, cfg)
     report.update(split_report, train=len(train), val=len(val), test=len(test))
-    log("data: " + ", ".join(f"{k} {v}" for k, v in report.items()))
-    return Splits(train, val, test, source=str(path), report=report)
+    log.info("data: " + ", ".join(f"{k} {v}" for k, v in report.items()))
+    splits = Splits(train, val, test, source=str(path), report=report)
+    if log.isEnabledFor(logging.DEBUG):  # hashing 50k reviews is not free
+        log.debug(f"data: checksum of the splits {splits.checksum}")  # as run folders record it
+    return splits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,6 +14,8 @@ import numpy as np
 
 from .config import PROJECT_ROOT
 from .files import UserError, fetch
+
+log = logging.getLogger(__name__)
 
 GLOVE_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
 GLOVE_SHA256 = "617afb2fe6cbd085c235baf7a465b96f4112bd7f7ccb2b2cbd649fed9cbcf2fb"
@@ -115,7 +118,7 @@ def download_glove(embeddings_dir: Path = EMBEDDINGS_DIR) -> Path:
         ) from None
 
 
-def embedding_matrix(vocabulary: list[str], cfg, embeddings_dir: Path = EMBEDDINGS_DIR, log=print):
+def embedding_matrix(vocabulary: list[str], cfg, embeddings_dir: Path = EMBEDDINGS_DIR):
     """Matrix [len(vocabulary) + 2, dim]: row 0 padding, row 1 OOV, row i + 2 vocabulary word i.
 
     Words GloVe lacks get small seeded random vectors rather than zeros, so that the model can
@@ -148,7 +151,7 @@ def embedding_matrix(vocabulary: list[str], cfg, embeddings_dir: Path = EMBEDDIN
         "coverage": round(float(found.sum()) / max(len(vocabulary), 1), 4),
         "duplicate_words": res["duplicate_words"],
     }
-    log(
+    log.info(
         f"glove: {report['found']}/{len(vocabulary)} vocabulary words found "
         f"({100 * report['coverage']:.1f}%) in {source}"
     )

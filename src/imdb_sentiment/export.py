@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from .config import DEFAULT_EXPORT_DIR
 from .files import UserError, atomic_dir, write_json
 from .model import as_float32, logit_model
 from .text import Vectorizer, save_vocabulary, tokenize
+
+log = logging.getLogger(__name__)
 
 INPUT_NAME = "review"
 TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longest], "" pads
@@ -97,7 +100,6 @@ def export(
     vectorizer: Vectorizer,
     info: dict,
     base: Path = DEFAULT_EXPORT_DIR,
-    log=print,
 ) -> Path:
     """Write the next numbered version atomically: TF Serving never sees a half-written one.
 
@@ -122,7 +124,7 @@ def export(
                 "packages": package_versions(),
             },
         )
-    log(f"export: {final}")
+    log.info(f"export: {final}")
     return final
 
 

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .progress import bar
+
 
 def rows(features: dict, labels=None) -> tf.data.Dataset:
     """Elements {name: dense 1-D ids} (, label); slicing RaggedTensors would yield ragged elements."""
@@ -28,7 +30,13 @@ def predict_features(model: keras.Model, features: dict, batch_size: int = 256) 
     rows to save padding."""
     order = np.argsort(features["token_ids"].row_lengths().numpy(), kind="stable")
     ds = rows({k: tf.gather(v, order) for k, v in features.items()}).padded_batch(batch_size)
-    p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0)
+    with bar(total=len(order), desc="predicting") as progress:
+        done = keras.callbacks.LambdaCallback(
+            on_predict_batch_end=lambda batch, logs: progress.update(
+                len(keras.tree.flatten(logs["outputs"])[0])
+            )
+        )
+        p = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=0, callbacks=[done])
     out = np.empty_like(p)
     out[order] = p
     return out

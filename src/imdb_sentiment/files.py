@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -122,7 +125,7 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch(url: str, sha256: str, folder: Path, fname: str, log=print) -> Path:
+def fetch(url: str, sha256: str, folder: Path, fname: str) -> Path:
     """folder/fname, downloaded from url unless a copy with the right SHA-256 is already there.
 
     keras.utils.get_file downloads (progress bar, HTTP errors) under a temporary name; the file
@@ -136,7 +139,7 @@ def fetch(url: str, sha256: str, folder: Path, fname: str, log=print) -> Path:
     if final.exists():
         if sha256_of(final) == sha256:
             return final
-        log(f"{final}: SHA-256 does not match (truncated or corrupted); fetching it again")
+        log.info(f"{final}: SHA-256 does not match (truncated or corrupted); fetching it again")
         final.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{fname}.partial"

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import shutil
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,7 +41,16 @@ from .embeddings import embedding_matrix
 from .files import UserError, atomic_dir, atomic_write_text, write_json
 from .model import adam, lstm_layer, recurrent_encoder
 from .runs import CHECKPOINT
-from .train import Checkpoint, make_dataset, setup_devices, steps_per_epoch, truncate_csv
+from .train import (
+    Checkpoint,
+    keras_verbosity,
+    make_dataset,
+    setup_devices,
+    steps_per_epoch,
+    truncate_csv,
+)
+
+log = logging.getLogger(__name__)
 
 DIRECTIONS = ("forward", "backward")
 ENCODER_FILE = "encoder.npz"  # {direction}_{kernel|recurrent_kernel|bias}: the two LSTMs' weights
@@ -326,7 +335,6 @@ def pretrain(
     out: Path,
     fresh: bool = False,
     unlabelled_source: str = "",
-    log=print,
 ) -> Encoder:
     """Pretrains the encoder into `out` (written whole, atomically), or returns the one already
     there for the same settings and data. A killed run resumes from its last epoch's checkpoint,
@@ -340,7 +348,7 @@ def pretrain(
                 f"{out}: holds an encoder pretrained with other settings or data; pass "
                 "--fresh to replace it, or another --out"
             )
-        log(f"pretrain: the encoder in {out} was made with these settings and data; using it")
+        log.info(f"pretrain: the encoder in {out} was made with these settings and data; using it")
         return found
     work = out.parent / f".{out.name}.work"
     same_run = (work / "key").exists() and (work / "key").read_text() == key
@@ -350,7 +358,7 @@ def pretrain(
     atomic_write_text(work / "key", key)
 
     keras.utils.set_random_seed(cfg.seed)
-    setup_devices(cfg, log)
+    setup_devices(cfg)
     t0 = time.perf_counter()
     _, vocabulary = text.training_vocabulary(splits.train.review, cfg)  # the classifier's
     vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)  # token ids, no n-grams
@@ -358,14 +366,14 @@ def pretrain(
     ids = vectorizer.features(text.tokenize_corpus(texts))["token_ids"]
     held_ids = vectorizer.features(text.tokenize_corpus(held_out))["token_ids"]
     tokens = int(ids.row_lengths().numpy().sum())
-    log(
+    log.info(
         f"pretrain: corpus {len(texts)} reviews ({counts['unlabelled']} unlabelled, "
         f"{counts['training_split']} of the training split; "
         f"{counts['unlabelled_dropped_as_validation_or_test']} unlabelled dropped as validation or "
         f"test reviews), {tokens} tokens; {len(held_out)} training reviews held out; tokenized in "
         f"{time.perf_counter() - t0:.1f}s"
     )
-    matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
+    matrix, emb_report = embedding_matrix(vocabulary, cfg)
 
     lm_cfg = dataclasses.replace(
         cfg, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size
@@ -385,7 +393,7 @@ def pretrain(
     checkpoint = Checkpoint(work / CHECKPOINT)
     first_epoch = checkpoint.restore(model)
     if first_epoch:
-        log(f"pretrain: resuming after epoch {first_epoch} from {work / CHECKPOINT}")
+        log.info(f"pretrain: resuming after epoch {first_epoch} from {work / CHECKPOINT}")
         truncate_csv(work / "history.csv", first_epoch)  # rows logged after that checkpoint go
     # As in train.train: the history row first, then the checkpoint.
     callbacks = [
@@ -407,11 +415,11 @@ def pretrain(
         epochs=lm_cfg.epochs,
         callbacks=callbacks,
         shuffle=False,
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=keras_verbosity(),
     )
     history = pd.read_csv(work / "history.csv")
     for row in history.itertuples():
-        log(
+        log.info(
             f"pretrain: epoch {row.epoch + 1}: loss {row.loss:.4f}, held-out {row.val_loss:.4f}, "
             f"{row.seconds:.0f}s ({tokens / row.seconds:,.0f} tokens/s, both directions)"
         )
@@ -440,29 +448,28 @@ def pretrain(
         if out.exists():  # --fresh: the old encoder goes once the new one is complete
             shutil.rmtree(out)
     shutil.rmtree(work)
-    log(f"pretrain: encoder written to {out}")
+    log.info(f"pretrain: encoder written to {out}")
     return Encoder.load(out)
 
 
 def find_or_make(
-    cfg: Config, splits, unlabelled_path: Path | None, cache_dir: Path, log=print
+    cfg: Config, splits, unlabelled_path: Path | None, cache_dir: Path
 ) -> Encoder | None:
     """The encoder for these settings and data from the cache folder, pretrained there first if
     needed; None when there are no unlabelled reviews to pretrain on."""
     unlabelled = data.read_unlabelled(unlabelled_path) if unlabelled_path else []
     if not unlabelled:
         where = f"in {unlabelled_path}" if unlabelled_path else "beside the data"
-        log(
+        log.info(
             f"pretrain: no unlabelled reviews {where} (give them with --unlabelled PATH); the LSTM "
             "starts from random weights"
         )
         return None
-    log(f"pretrain: {len(unlabelled)} unlabelled reviews from {unlabelled_path}")
+    log.info(f"pretrain: {len(unlabelled)} unlabelled reviews from {unlabelled_path}")
     return pretrain(
         cfg,
         splits,
         unlabelled,
         default_dir(cfg, splits, unlabelled, cache_dir),
         unlabelled_source=str(unlabelled_path),
-        log=log,
     )

@@ -9,6 +9,7 @@ New version folders are picked up while running, as TF Serving does.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -19,6 +20,8 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from .export import INPUT_NAME, versions
+
+log = logging.getLogger(__name__)
 
 _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$"
@@ -257,7 +260,7 @@ def make_server(
             try:
                 repo.reload()
             except Exception as e:  # a broken new version must not take the served one down
-                print(f"reload failed, still serving {repo.loaded_versions()}: {e}", flush=True)
+                log.warning(f"reload failed, still serving {repo.loaded_versions()}: {e}")
 
     threading.Thread(target=poll, daemon=True).start()
     return server, repo

@@ -9,6 +9,7 @@ never cut.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import keras
@@ -16,6 +17,8 @@ import numpy as np
 
 from .features import predict_features
 from .text import tokenize_corpus
+
+log = logging.getLogger(__name__)
 
 FIRST_TOKENS = (10, 20, 40)
 CUTS = tuple(f"first_{k}_tokens" for k in FIRST_TOKENS) + ("first_sentence", "last_sentence")
@@ -85,7 +88,6 @@ def short_inputs(
     reviews: Sequence[str],
     labels,
     baseline: Callable[[list[str]], np.ndarray] | None = None,
-    log=print,
 ) -> dict[str, dict]:
     """{cut: {"n", "mean_tokens", "blend", "lstm", "bag", "baseline"}}: accuracy of the whole model,
     of each part alone (its log-odds >= 0) and of the baseline (P(positive) for raw texts; left
@@ -110,7 +112,7 @@ def short_inputs(
             "mean_tokens": float(np.mean(lengths)) if lengths else 0.0,
             **{key: float(r.mean()) for key, r in right.items()},
         }
-        log(
+        log.info(
             f"short inputs, {name.replace('_', ' ')}: "
             + ", ".join(f"{key} {r.mean():.4f}" for key, r in right.items())
         )

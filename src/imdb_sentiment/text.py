@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .files import atomic_write_text
+from .progress import bar
 
 PAD_ID = 0
 OOV_ID = 1
@@ -76,7 +77,11 @@ def tokenize(texts) -> tf.RaggedTensor:
 
 def tokenize_corpus(texts: Sequence[str], chunk: int = 4096) -> tf.RaggedTensor:
     """tokenize() over a large list, in chunks so the regex work stays in cache-sized pieces."""
-    parts = [tokenize(list(texts[i : i + chunk])) for i in range(0, len(texts), chunk)]
+    parts = []
+    with bar(total=len(texts), desc="tokenizing") as progress:
+        for i in range(0, len(texts), chunk):
+            parts.append(tokenize(list(texts[i : i + chunk])))
+            progress.update(min(chunk, len(texts) - i))
     return tf.concat(parts, axis=0) if parts else tf.ragged.constant([[]], dtype=tf.string)[:0]
 
 

@@ -4,6 +4,7 @@ length-bucketed tf.data and early stopping -> the blend of the two on validation
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,8 @@ from .model import (
     set_blend,
 )
 from .runs import CHECKPOINT
+
+log = logging.getLogger(__name__)
 
 
 # A length-bucketed dataset has no known number of batches; Keras warns at the end of each pass.
@@ -86,12 +89,20 @@ def steps_per_epoch(features: dict, cfg) -> int:
     return int(sum(-(-count // cfg.batch_size) for count in np.bincount(bucket)))
 
 
-def setup_devices(cfg, log=print) -> None:
+def keras_verbosity() -> int:
+    """Keras's `verbose` for fit: a progress bar on a terminal, a line per epoch in a log file,
+    nothing with --quiet."""
+    if not log.isEnabledFor(logging.INFO):
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def setup_devices(cfg) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus and cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     policy = keras.mixed_precision.global_policy().name  # the caller may have set one too
-    log(
+    log.info(
         f"devices: {len(gpus)} GPU(s)"
         + (" (cuDNN LSTM)" if gpus else ", training on CPU")
         + ("" if policy == "float32" else f"; {policy} in training, float32 in the model it makes")
@@ -183,29 +194,28 @@ def train(
     cfg,
     splits,
     run_dir: Path,
-    log=print,
     strategy: tf.distribute.Strategy | None = None,
     encoder=None,
 ) -> Trained:
     """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match)."""
     keras.utils.set_random_seed(cfg.seed)
-    setup_devices(cfg, log)
+    setup_devices(cfg)
     t0 = time.perf_counter()
     tokens, vocabulary = text.training_vocabulary(splits.train.review, cfg)
     vectorizer = text.Vectorizer.from_config(vocabulary, cfg)
     train_x = vectorizer.features(tokens)
     val_x = vectorizer.features(text.tokenize_corpus(splits.val.review.tolist()))
     text.save_vocabulary(vocabulary, run_dir)
-    log(
+    log.info(
         f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
         f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s"
     )
 
-    matrix, emb_report = embedding_matrix(vocabulary, cfg, log=log)
+    matrix, emb_report = embedding_matrix(vocabulary, cfg)
     train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
     # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M weights.
     bag = (
-        fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg, log)
+        fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg)
         if cfg.ngram_buckets
         else None
     )
@@ -213,16 +223,21 @@ def train(
     model, lstm, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
     if encoder:
         encoder.start(model, cfg, vocabulary, splits.train.review)
-        log(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
+        log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
     if strategy.num_replicas_in_sync > 1:
-        log(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}")
+        log.info(
+            f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}"
+        )
     early = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", patience=cfg.patience, restore_best_weights=True, verbose=1
+        monitor="val_accuracy",
+        patience=cfg.patience,
+        restore_best_weights=True,
+        verbose=min(keras_verbosity(), 1),
     )
     checkpoint = Checkpoint(run_dir / CHECKPOINT, early)
     first_epoch = checkpoint.restore(lstm)
     if first_epoch:
-        log(
+        log.info(
             f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there"
         )
         truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
@@ -250,7 +265,7 @@ def train(
                 epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
                 callbacks=callbacks,
                 shuffle=False,  # make_dataset shuffles, by epoch number
-                verbose=1 if sys.stdout.isatty() else 2,
+                verbose=keras_verbosity(),
             )
     except tf.errors.UnavailableError as e:  # how TensorFlow aborts collectives when a peer is lost
         raise UserError(
@@ -261,7 +276,7 @@ def train(
     seconds = time.perf_counter() - t1
     checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
-    log(
+    log.info(
         f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
         f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)"
     )
@@ -280,7 +295,7 @@ def train(
             bag_seconds=bag["seconds"],
             blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias},
         )
-        log(
+        log.info(
             f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag "
             f"{bias:+.3f}"
         )

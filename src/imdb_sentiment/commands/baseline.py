@@ -4,7 +4,6 @@ The regularisation C is chosen on the validation rows; the test rows are read on
 Prints the same metrics table as train.py and writes them as JSON with --json.
 """
 
-import argparse
 from pathlib import Path
 
 from imdb_sentiment import cli
@@ -14,9 +13,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.config import Config
     from imdb_sentiment.data import DEFAULT_CACHE
 
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("--data", help="same sources as train.py")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     p.add_argument(
@@ -30,10 +27,8 @@ def main(argv=None) -> int:
     from imdb_sentiment.baseline import fit_baseline
     from imdb_sentiment.evaluate import format_table
 
-    splits = data.load(
-        args.data, Config(seed=args.seed, max_rows=args.max_rows), args.cache_dir, log=cli.log
-    )
-    result, _ = fit_baseline(splits, log=cli.log)
+    splits = data.load(args.data, Config(seed=args.seed, max_rows=args.max_rows), args.cache_dir)
+    result, _ = fit_baseline(splits)
     print(format_table({"baseline val": result["val"], "baseline test": result["test"]}))
     print(f"C={result['C']:g}, {result['seconds']:.0f}s")
     if args.json:

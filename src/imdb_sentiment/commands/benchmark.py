@@ -11,7 +11,7 @@ model.predict) as ratios; peak memory. --json writes every figure as one JSON ob
 the float16 graph it was exported as before model.as_float32 (mixed_float16 policy), and float32.
 """
 
-import argparse
+import logging
 import os
 import platform
 import resource
@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 from imdb_sentiment import cli
+
+log = logging.getLogger(__name__)
 
 
 def median_time(fn, repeats: int) -> float:
@@ -65,9 +67,7 @@ def export_precision(cfg, matrix, vec, reviews: list[str], repeats: int) -> dict
     batch = tf.constant(reviews)
     with tempfile.TemporaryDirectory() as tmp:
         serving_archive(model, vec).write_out(f"{tmp}/float16", verbose=False)  # export() before
-        float32 = export(
-            model, vec, {"config": cfg.to_dict()}, Path(tmp) / "float32", log=lambda m: None
-        )
+        float32 = export(model, vec, {"config": cfg.to_dict()}, Path(tmp) / "float32")
         serve = {
             name: tf.saved_model.load(str(path)).signatures["serving_default"]
             for name, path in (("float16", Path(tmp) / "float16"), ("float32", float32))
@@ -101,9 +101,7 @@ def lstm_flops_per_token(cfg) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("--data", help="same sources as train.py (default: found as train.py finds it)")
     p.add_argument(
         "--steps",
@@ -146,7 +144,6 @@ def main(argv=None) -> int:
     from imdb_sentiment.train import build_compiled_model, make_dataset, steps_per_epoch
 
     cfg = Config(max_rows=args.max_rows)
-    log = cli.log
     r = {
         "machine": {
             "cores": os.cpu_count(),
@@ -157,7 +154,7 @@ def main(argv=None) -> int:
         "config": cfg.to_dict(),
     }
     keras.utils.set_random_seed(cfg.seed)
-    splits = data.load(args.data, cfg, log=lambda m: None)
+    splits = data.load(args.data, cfg)
     reviews = splits.train.review.tolist()
     tokens = text.tokenize_corpus(reviews)
     vec = text.Vectorizer.from_config(
@@ -168,7 +165,7 @@ def main(argv=None) -> int:
     # weights stay 0 here: its cost, a gather and a sum, does not depend on their values.
     feats = {"token_ids": vec.features(tokens)["token_ids"]}
     labels = splits.train.label.to_numpy()
-    matrix, _ = embedding_matrix(vec.vocabulary, cfg, log=lambda m: None)
+    matrix, _ = embedding_matrix(vec.vocabulary, cfg)
     if args.export_precision:  # test reviews: only timed, nothing is chosen on them
         batch = splits.test.review.tolist()[:256]
         r["export_precision"] = e = export_precision(cfg, matrix, vec, batch, args.repeats)
@@ -196,7 +193,7 @@ def main(argv=None) -> int:
     # Ours: ids computed once, cached, length-bucketed batches.
     model, lstm = fresh_model()
     ours_rps, ours_tps = train_rate(make_dataset(feats, labels, cfg, training=True), lstm)
-    log(f"train (ours): {ours_rps:.0f} reviews/s, {ours_tps:.0f} real tokens/s")
+    log.info(f"train (ours): {ours_rps:.0f} reviews/s, {ours_tps:.0f} real tokens/s")
 
     # The notebooks' way: tokenize raw text again every epoch, pad every review to max_len, no cache.
     def notebook_batch(t, y):
@@ -214,7 +211,7 @@ def main(argv=None) -> int:
         .map(notebook_batch)
     )
     nb_rps, nb_tps = train_rate(nb_ds, fresh_model()[1])
-    log(f"train (notebook way): {nb_rps:.0f} reviews/s, {nb_tps:.0f} real tokens/s")
+    log.info(f"train (notebook way): {nb_rps:.0f} reviews/s, {nb_tps:.0f} real tokens/s")
 
     if (
         args.parity_epochs
@@ -247,7 +244,7 @@ def main(argv=None) -> int:
                 "val_accuracy_per_epoch": h.history["val_accuracy"],
                 "seconds": time.perf_counter() - t,
             }
-            log(
+            log.info(
                 f"parity ({way}): validation accuracy per epoch {[round(a, 4) for a in h.history['val_accuracy']]}, "
                 f"{parity[way]['seconds']:.0f}s"
             )
@@ -265,11 +262,11 @@ def main(argv=None) -> int:
         shuffle=False,
     )
     epoch_s = time.perf_counter() - t
-    log(f"train: one epoch of {len(reviews)} reviews in {epoch_s:.1f}s")
+    log.info(f"train: one epoch of {len(reviews)} reviews in {epoch_s:.1f}s")
 
     # Inference: the exported SavedModel on raw strings.
     with tempfile.TemporaryDirectory() as tmp:
-        version = export(model, vec, {"config": cfg.to_dict()}, Path(tmp), log=lambda m: None)
+        version = export(model, vec, {"config": cfg.to_dict()}, Path(tmp))
         serve = tf.saved_model.load(str(version)).signatures["serving_default"]
         sample = splits.val.review.tolist()
         infer = {}
@@ -284,14 +281,14 @@ def main(argv=None) -> int:
             infer[bs] = n / median_time(
                 lambda: [serve(review=b)["probability"].numpy() for b in batches], args.repeats
             )
-            log(f"inference: batch {bs}: {infer[bs]:.0f} reviews/s")
+            log.info(f"inference: batch {bs}: {infer[bs]:.0f} reviews/s")
         lat = []
         for review in sample[:300]:
             s = time.perf_counter()
             serve(review=tf.constant([review]))["probability"].numpy()
             lat.append((time.perf_counter() - s) * 1000)
         p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
-        log(f"latency (one review): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        log.info(f"latency (one review): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
     # Where one batch of 256 goes, stage by stage, and whether XLA speeds up the model part.
     batch = tf.constant(sample[:256])
@@ -317,7 +314,7 @@ def main(argv=None) -> int:
             profile[name] = median_time(lambda: [f(x) for _ in range(5)], args.repeats) / 5 * 1000
         except Exception as e:  # XLA may not compile every op on every machine
             profile[name] = None
-            log(f"profile: {name} failed: {type(e).__name__}: {str(e)[:200]}")
+            log.info(f"profile: {name} failed: {type(e).__name__}: {str(e)[:200]}")
     serve(review=batch)
     profile["whole serving signature"] = (
         median_time(
@@ -327,7 +324,7 @@ def main(argv=None) -> int:
         * 1000
     )
     for name, ms in profile.items():
-        log(
+        log.info(
             f"profile, one batch of 256: {name}: "
             + (f"{ms:.1f} ms" if ms is not None else "failed")
         )
@@ -339,7 +336,7 @@ def main(argv=None) -> int:
 
     notebook_predict(sample[0])
     nb_pred = 50 / median_time(lambda: [notebook_predict(x) for x in sample[:50]], args.repeats)
-    log(f"inference (notebook way, one at a time): {nb_pred:.1f} reviews/s")
+    log.info(f"inference (notebook way, one at a time): {nb_pred:.1f} reviews/s")
 
     tokens_per_review = float(
         np.mean(np.minimum(text.tokenize_corpus(sample[:2048]).row_lengths().numpy(), cfg.max_len))

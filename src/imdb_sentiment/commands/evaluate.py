@@ -10,19 +10,18 @@ its seeded split may put training reviews into validation and test.
   python scripts/evaluate.py saved_models/imdb_sentiment --splits val --out reports/v3
 """
 
-import argparse
-import sys
+import logging
 from pathlib import Path
 
 from imdb_sentiment import cli
+
+log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
     from imdb_sentiment.data import DEFAULT_CACHE
 
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("path", type=Path, help="run folder or exported model")
     p.add_argument("--data", help="same sources as train.py")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
@@ -56,7 +55,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.short import short_inputs
 
     art = load_artifacts(args.path)
-    splits = data.load(args.data, art.cfg, args.cache_dir, log=cli.log)
+    splits = data.load(args.data, art.cfg, args.cache_dir)
     # The splits are rebuilt with the model's seed: on other data, "test" may hold training reviews.
     then = (art.data or {}).get("checksum")
     same_data = then == splits.checksum
@@ -73,16 +72,15 @@ def main(argv=None) -> int:
                 f"training reviews. Give the training data with --data, or add "
                 f"--other-data to evaluate anyway"
             )
-        print(
-            f"warning: {splits.source}: {what}; the splits may overlap training, so the figures "
-            f"may be optimistic",
-            file=sys.stderr,
+        log.warning(
+            f"{splits.source}: {what}; the splits may overlap training, so the figures "
+            f"may be optimistic"
         )
     results, predictions = evaluate_splits(art.model, art.vectorizer, splits, names)
     print(format_table({f"model {k}": v for k, v in results.items()}))
     if "val" in names:  # the model and its parts; fitting the baseline is train.py's work
         results["short_inputs"] = short_inputs(
-            art.model, art.vectorizer, splits.val.review, splits.val.label, log=cli.log
+            art.model, art.vectorizer, splits.val.review, splits.val.label
         )
     out = args.out or (
         args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-")
@@ -98,7 +96,7 @@ def main(argv=None) -> int:
             **results,
         },
     )
-    cli.log(
+    log.info(
         f"report: {write_report(out, predictions, results, art.history_csv, title=f'Evaluation of {args.path}')}"
     )
     return 0

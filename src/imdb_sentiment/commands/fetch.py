@@ -6,19 +6,19 @@ Downloads are SHA-256 checked and kept in the cache. Training fetches on its own
 script is for preparing a machine before it goes offline.
 """
 
-import argparse
+import logging
 from pathlib import Path
 
 from imdb_sentiment import cli
+
+log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
     from imdb_sentiment import data, embeddings
     from imdb_sentiment.config import Config
 
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("--cache-dir", type=Path, default=data.DEFAULT_CACHE, help="default %(default)s")
     p.add_argument(
         "--glove-dim",
@@ -31,10 +31,10 @@ def main(argv=None) -> int:
 
     path, how = data.find_source(None, args.cache_dir)
     raw = data.read_reviews(path)
-    cli.log(f"data: {path} ({how}): {len(raw)} reviews")
+    log.info(f"data: {path} ({how}): {len(raw)} reviews")
     if args.glove_dim > 50:
-        cli.log(f"glove: {embeddings.download_glove()}")
+        log.info(f"glove: {embeddings.download_glove()}")
     else:
-        _, report = embeddings.embedding_matrix(["the", "movie"], Config(), log=lambda m: None)
-        cli.log(f"glove: {report['source']} is installed")
+        _, report = embeddings.embedding_matrix(["the", "movie"], Config())
+        log.info(f"glove: {report['source']} is installed")
     return 0

@@ -8,7 +8,6 @@ between clients), each with --batch reviews; the run ends by itself. Loopback us
   python scripts/load_test.py --url http://127.0.0.1:8501 --batch 64 --requests 400
 """
 
-import argparse
 import http.client
 import json
 import statistics
@@ -19,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from imdb_sentiment import cli
 
 
 def reviews_from(path: str | None, n: int) -> list[str]:
@@ -34,9 +35,7 @@ def reviews_from(path: str | None, n: int) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("--url", default="http://127.0.0.1:8501")
     p.add_argument("--model-name", default="imdb_sentiment")
     p.add_argument("--clients", type=int, default=8)

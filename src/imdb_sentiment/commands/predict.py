@@ -14,14 +14,17 @@ each of the model's tokens is removed in turn and the change of the model's log-
 on the remaining tokens (occlusion). The probability shown is the one predicted for the review.
 """
 
-import argparse
 import itertools
 import json
+import logging
 import sys
 from pathlib import Path
 
 from imdb_sentiment import cli
 from imdb_sentiment.files import UserError
+from imdb_sentiment.progress import bar, shown
+
+log = logging.getLogger(__name__)
 
 CHUNK = 8192  # reviews read, predicted and written at a time
 
@@ -92,9 +95,7 @@ def reviews(args):
 def main(argv=None) -> int:
     from imdb_sentiment.config import DEFAULT_EXPORT_DIR
 
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("texts", nargs="*", help="reviews to classify")
     p.add_argument("--file", help="a .txt, .csv or .jsonl file of reviews")
     p.add_argument(
@@ -159,13 +160,25 @@ def main(argv=None) -> int:
         predictor, batch = Predictor(args.model), args.batch_size or 256
     if args.explain:
         return explain_all(predictor, itertools.chain(first, source), args)
-    chunk = first
-    while chunk:
-        for result in predictor.predict(chunk, batch):
-            sys.stdout.write(json.dumps(result) + "\n")
-        sys.stdout.flush()
-        chunk = list(itertools.islice(source, CHUNK))
+    with bar(total=expected_reviews(args), desc="predicting") as progress:
+        chunk = first
+        while chunk:
+            for result in predictor.predict(chunk, batch):
+                sys.stdout.write(json.dumps(result) + "\n")
+            sys.stdout.flush()
+            progress.update(len(chunk))
+            chunk = list(itertools.islice(source, CHUNK))
     return 0
+
+
+def expected_reviews(args) -> int | None:
+    """For the progress bar's time left: a file's line count, exact for .txt and .jsonl, close for
+    a CSV (a quoted review may span lines). Counted only when a bar is shown."""
+    if not shown() or args.texts or args.file is None:
+        return None
+    with open(args.file, "rb") as f:
+        lines = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    return max(lines - (Path(args.file).suffix.lower() == ".csv"), 0)  # less the CSV header
 
 
 def explain_all(predictor, texts, args) -> int:
@@ -180,5 +193,5 @@ def explain_all(predictor, texts, args) -> int:
         pages.append(render_html(e))
     if args.html:
         atomic_write_text(args.html, html_page(pages))
-        print(f"wrote {args.html}", file=sys.stderr)
+        log.info(f"wrote {args.html}")
     return 0

@@ -16,11 +16,13 @@ pretrain_report.json. It is written whole or not at all. Killed, the same comman
 the last finished epoch. Use it with: train.py --pretrained DIR (same --data and --config).
 """
 
-import argparse
 import dataclasses
+import logging
 from pathlib import Path
 
 from imdb_sentiment import cli
+
+log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
@@ -29,9 +31,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.files import UserError
 
     d = Config()
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
     p.add_argument(
         "--unlabelled",
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     overrides = {"pretrain_epochs": args.epochs, "seed": args.seed}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
-    splits = data.load(args.data, cfg, args.cache_dir, log=cli.log)
+    splits = data.load(args.data, cfg, args.cache_dir)
     source = data.find_unlabelled(splits.source, args.unlabelled)
     unlabelled = data.read_unlabelled(source) if source else []
     if not unlabelled:
@@ -77,9 +77,7 @@ def main(argv=None) -> int:
             f"no unlabelled reviews found {where}; give them with --unlabelled PATH ("
             f"{data.UNSUP_CSV}, an aclImdb folder or aclImdb_v1.tar.gz)"
         )
-    cli.log(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
+    log.info(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
     out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
-    pretrain.pretrain(
-        cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source), log=cli.log
-    )
+    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source))
     return 0

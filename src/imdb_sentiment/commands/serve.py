@@ -8,18 +8,18 @@ POST /v1/models/<name>[/versions/<v>]:predict with {"instances": [...]} or {"inp
 The newest version folder is served; a new one is picked up within --poll-seconds, no restart.
 """
 
-import argparse
+import logging
 from pathlib import Path
 
 from imdb_sentiment import cli
+
+log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
     from imdb_sentiment.config import DEFAULT_EXPORT_DIR
 
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument(
         "--model-dir",
         type=Path,
@@ -72,8 +72,8 @@ def main(argv=None) -> int:
 
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     host, port = server.server_address[:2]
-    cli.log(f"serving {args.model_name} versions {repo.loaded_versions()} from {args.model_dir}")
-    cli.log(f"listening on http://{host}:{port}/v1/models/{args.model_name}")
+    log.info(f"serving {args.model_name} versions {repo.loaded_versions()} from {args.model_dir}")
+    log.info(f"listening on http://{host}:{port}/v1/models/{args.model_name}")
     try:
         server.serve_forever()
     finally:

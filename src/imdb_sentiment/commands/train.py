@@ -7,10 +7,13 @@ dataclass (src/imdb_sentiment/config.py); the flags below override the common on
 
 import argparse
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
 from imdb_sentiment import cli
+
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv=None):
@@ -18,9 +21,7 @@ def parse_args(argv=None):
     from imdb_sentiment.data import DEFAULT_CACHE
 
     d = Config()
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("--data", help="IMDB CSV (.csv/.gz/.zip), aclImdb folder or aclImdb_v1.tar.gz")
     p.add_argument(
         "--cache-dir",
@@ -141,7 +142,6 @@ def main(argv=None) -> int:
     from imdb_sentiment.short import short_inputs
     from imdb_sentiment.train import is_chief, make_strategy, train, writable_run_dir
 
-    log = cli.log
     if args.distribute == "multiworker" and not args.run_dir:
         raise UserError(
             "--distribute multiworker needs --run-dir: give every worker the same "
@@ -154,9 +154,9 @@ def main(argv=None) -> int:
             "before starting the workers"
         )
     strategy = make_strategy(args.distribute)
-    splits = data.load(args.data, cfg, args.cache_dir, log=log)
+    splits = data.load(args.data, cfg, args.cache_dir)
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
-    log(f"run: {run_dir}")
+    log.info(f"run: {run_dir}")
     encoder = None
     if args.pretrained:
         encoder = Encoder.load(args.pretrained)
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
                 "scripts/pretrain.py and give it with --pretrained DIR, or --no-pretrain"
             )
         unlabelled = data.find_unlabelled(splits.source, args.unlabelled)
-        encoder = find_or_make(cfg, splits, unlabelled, args.cache_dir, log=log)
+        encoder = find_or_make(cfg, splits, unlabelled, args.cache_dir)
     # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
     with writable_run_dir(run_dir, strategy) as out:
         cfg.save(out / "config.json")
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
             out / "data_report.json",
             {"source": splits.source, "checksum": splits.checksum, **splits.report},
         )
-        trained = train(cfg, splits, out, log=log, strategy=strategy, encoder=encoder)
+        trained = train(cfg, splits, out, strategy=strategy, encoder=encoder)
     if not is_chief(strategy):
         return 0  # the rest needs no other worker: the trained model predicts in this process
     vec = trained.vectorizer
@@ -192,18 +192,17 @@ def main(argv=None) -> int:
     }
     table = {f"model {k}": v for k, v in results.items()}
     # Always fitted (about 30 s on the full data): the short-input measure is judged against it.
-    tfidf = fit_tfidf(splits, log=log)
+    tfidf = fit_tfidf(splits)
     metrics["short_inputs"] = short_inputs(
         trained.model,
         vec,
         splits.val.review,
         splits.val.label,
         lambda texts: tfidf.predict_proba(texts)[:, 1],
-        log=log,
     )
     if args.compare_baseline:
         metrics["baseline"], base_p = fit_baseline(
-            splits, log=log, with_test=not args.skip_test, model=tfidf
+            splits, with_test=not args.skip_test, model=tfidf
         )
         table.update({f"baseline {k}": metrics["baseline"][k] for k in results})
         if "test" in results:  # paired: both scored on the same test reviews
@@ -218,7 +217,7 @@ def main(argv=None) -> int:
         print(paired_note(metrics["model_vs_baseline"]))
     t = time.perf_counter()
     report = write_report(run_dir, predictions, metrics, run_dir / "history.csv")
-    log(f"report: {report} and its plots in {time.perf_counter() - t:.1f}s")
+    log.info(f"report: {report} and its plots in {time.perf_counter() - t:.1f}s")
 
     if not args.no_export:
         info = {
@@ -229,5 +228,5 @@ def main(argv=None) -> int:
             "data": {"source": splits.source, "checksum": splits.checksum, **splits.report},
             "run_dir": str(run_dir.resolve()),
         }
-        export(trained.model, vec, info, args.export_dir, log=log)
+        export(trained.model, vec, info, args.export_dir)
     return 0

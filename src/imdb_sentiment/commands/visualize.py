@@ -9,16 +9,16 @@ frozen embedding rows, so the picture shows what the LSTM reads.
   python scripts/visualize_embeddings.py saved_models/imdb_sentiment --words good,bad,great,awful --out plots
 """
 
-import argparse
+import logging
 from pathlib import Path
 
 from imdb_sentiment import cli
 
+log = logging.getLogger(__name__)
+
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(__doc__)
     p.add_argument("path", type=Path, help="run folder or exported model")
     p.add_argument(
         "--words", help="comma-separated words to plot (default: the most polar frequent words)"
@@ -40,9 +40,9 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from imdb_sentiment import report
-    from imdb_sentiment.runs import load_artifacts
     from imdb_sentiment.files import UserError
     from imdb_sentiment.model import logit_model
+    from imdb_sentiment.runs import load_artifacts
 
     art = load_artifacts(args.path)
     vocab = art.vectorizer.vocabulary
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         known = set(vocab)
         missing = [w for w in asked if w not in known]
         if missing:
-            cli.log(f"not in the model's vocabulary, left out: {', '.join(missing)}")
+            log.info(f"not in the model's vocabulary, left out: {', '.join(missing)}")
         words = [w for w in asked if w in known]
         if len(words) < 3:
             raise UserError("at least 3 words of the model's vocabulary are needed for a 2-D view")
@@ -70,5 +70,5 @@ def main(argv=None) -> int:
     vectors = art.model.get_layer("glove").get_weights()[0][ids]
     out = args.out or (args.path if (args.path / "config.json").exists() else Path("."))
     for path in report.plot_embeddings(words, vectors, logits, out, seed=args.seed):
-        cli.log(f"wrote {path}")
+        log.info(f"wrote {path}")
     return 0

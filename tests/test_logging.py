@@ -1,0 +1,96 @@
+"""The package logs through `logging` to stderr; results go to stdout; -q and -v set the level.
+Progress bars are drawn on a terminal only."""
+
+import fcntl
+import importlib
+import logging
+import os
+import pty
+import struct
+import subprocess
+import termios
+import threading
+
+import pytest
+from conftest import ROOT, run_script, script_command
+
+from imdb_sentiment import cli
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_takes_quiet_and_verbose(command, capsys):
+    module = importlib.import_module(f"imdb_sentiment.commands.{cli.COMMANDS[command]}")
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "-q, --quiet" in help_text and "-v, --verbose" in help_text
+    with pytest.raises(SystemExit) as done:
+        module.main(["--quiet", "--verbose"])
+    assert done.value.code == 2  # one or the other
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, level", [([], logging.INFO), (["-q"], logging.WARNING), (["--verbose"], logging.DEBUG)]
+)
+def test_the_flags_set_the_package_log_level(flags, level):
+    cli.Parser("test").parse_args(flags)
+    assert logging.getLogger("imdb_sentiment").level == level
+    handlers = [h for h in logging.getLogger("imdb_sentiment").handlers if h.level == 0]
+    assert len(handlers) == 1  # parsing again replaces the handler, never adds a second
+    cli.Parser("test").parse_args([])
+
+
+def test_log_on_stderr_results_on_stdout_and_quiet_keeps_only_results(tiny_csv):
+    common = ("--data", tiny_csv, "--max-rows", "200")
+    loud = run_script("baseline.py", *common, timeout=300)
+    quiet = run_script("baseline.py", *common, "--quiet", timeout=300)
+    verbose = run_script("baseline.py", *common, "-v", timeout=300)
+    assert loud.returncode == quiet.returncode == verbose.returncode == 0, loud.stderr
+    assert "data: " in loud.stderr and "baseline: C=" in loud.stderr
+    assert "baseline: C=" not in loud.stdout and "accuracy" in loud.stdout
+    assert quiet.stderr == ""
+    assert quiet.stdout.splitlines()[:-1] == loud.stdout.splitlines()[:-1]  # the last line: time
+    assert "debug: data: checksum of the splits" in verbose.stderr
+    assert "debug:" not in loud.stderr
+
+
+def stderr_on_a_terminal(command: list[str]) -> tuple[int, str, str]:
+    """Runs command with its stderr on a pseudo-terminal, as a user's shell has it."""
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=child, stdin=subprocess.DEVNULL, cwd=ROOT
+    )
+    os.close(child)
+    seen = []
+
+    def read():
+        try:
+            while chunk := os.read(main, 4096):
+                seen.append(chunk)
+        except OSError:  # EIO: the child's side is closed
+            pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    out, _ = proc.communicate(timeout=300)
+    reader.join(timeout=30)
+    os.close(main)
+    return proc.returncode, out.decode(), b"".join(seen).decode("utf-8", "replace")
+
+
+def test_predicting_a_file_shows_progress_on_a_terminal_and_nothing_in_a_log(trained, tmp_path):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("".join(f"review {i}: a fine film\n" for i in range(3000)))
+    command = script_command("predict.py", "--model", trained["models"], "--file", reviews)
+    code, out, terminal = stderr_on_a_terminal(command)
+    assert code == 0, terminal
+    assert len(out.splitlines()) == 3000
+    assert "predicting" in terminal and "review/s" in terminal and "/3.00k" in terminal
+    quiet_code, _, quiet_terminal = stderr_on_a_terminal(command + ["--quiet"])
+    assert quiet_code == 0 and "predicting" not in quiet_terminal
+    logged = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert logged.returncode == 0 and logged.stderr == ""  # a log file gets no bar
+    assert logged.stdout == out
