@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic IMDB-like corpus and one tiny model trained on it by the real CLI."""
+"""Shared fixtures: a small synthetic IMDB-like corpus and one tiny model trained on it by the
+real CLI."""
 
 from __future__ import annotations
 

@@ -130,9 +130,10 @@ def test_validation_keeps_blocks_of_consecutive_ids_together(tmp_path):
         assert (
             len(val) == (200 if val_block else 120) and val.label.mean() == 0.5
         )  # 2 blocks of 50 per label
-        block = lambda d: set(
-            zip(d.label, d.review.map(dict(zip(cleaned.review, cleaned.id))) // 50)
-        )
+
+        def block(d):
+            return set(zip(d.label, d.review.map(dict(zip(cleaned.review, cleaned.id))) // 50))
+
         shared = block(train) & block(val)
         assert (not shared) if val_block else len(shared) > 5
     few = data.split(cleaned.assign(split="train").head(400), Config())[3]  # 4 blocks per label

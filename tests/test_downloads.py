@@ -1,4 +1,5 @@
-"""Downloads from a real HTTP server on 127.0.0.1: hash checks, re-fetching, errors; safe archive reading."""
+"""Downloads from a real HTTP server on 127.0.0.1: hash checks, re-fetching, errors; safe archive
+reading."""
 
 import hashlib
 import http.server

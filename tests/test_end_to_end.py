@@ -1,4 +1,5 @@
-"""The product as a user meets it: train.py -> run folder + SavedModel -> predict.py / TF Serving loader."""
+"""The product as a user meets it: train.py -> run folder + SavedModel -> predict.py / TF Serving
+loader."""
 
 import json
 import subprocess
@@ -133,7 +134,8 @@ def test_tensorflow_alone_loads_the_export_and_agrees_with_predict_py(trained):
         serve = tf.saved_model.load({str(trained["version"])!r}).signatures["serving_default"]
         out = serve(review=tf.constant({texts!r}))
         assert "imdb_sentiment" not in sys.modules
-        print(json.dumps([out["probability"].numpy().tolist(), [l.decode() for l in out["label"].numpy()]]))
+        labels = [l.decode() for l in out["label"].numpy()]
+        print(json.dumps([out["probability"].numpy().tolist(), labels]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -183,7 +185,8 @@ def test_exported_graph_tokens_equal_training_tokens(trained):
 
 
 def test_graph_uses_only_standard_tensorflow_ops(trained):
-    """TF Serving has TensorFlow's standard ops and nothing else (no tensorflow-text, no custom ops)."""
+    """TF Serving has TensorFlow's standard ops and nothing else (no tensorflow-text, no custom
+    ops)."""
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 

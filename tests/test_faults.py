@@ -1,4 +1,5 @@
-"""Faults: training killed with SIGKILL resumes where it was; an export killed half-way leaves nothing."""
+"""Faults: training killed with SIGKILL resumes where it was; an export killed half-way leaves
+nothing."""
 
 import json
 import signal

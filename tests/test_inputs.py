@@ -1,4 +1,5 @@
-"""Bad and odd input at prediction time, and properties of the text pipeline and predict for any string."""
+"""Bad and odd input at prediction time, and properties of the text pipeline and predict for any
+string."""
 
 import json
 import os
@@ -110,7 +111,8 @@ def test_any_string_gives_one_stable_probability_in_process_and_through_the_save
 
 
 def test_a_million_line_file_streams_in_bounded_memory(trained, tmp_path):
-    """Peak memory of predicting 1,000,000 reviews stays near that of 100,000: the input is streamed."""
+    """Peak memory of predicting 1,000,000 reviews stays near that of 100,000: the input is
+    streamed."""
     peaks = {}
     for n in (100_000, 1_000_000):
         path = tmp_path / f"{n}.txt"
@@ -139,6 +141,7 @@ def test_a_million_line_file_streams_in_bounded_memory(trained, tmp_path):
         with open(out) as f:
             assert sum(1 for _ in f) == n
     print(
-        f"peak RSS: {peaks[100_000]:.0f} MiB for 100k lines, {peaks[1_000_000]:.0f} MiB for 1M lines"
+        f"peak RSS: {peaks[100_000]:.0f} MiB for 100k lines, "
+        f"{peaks[1_000_000]:.0f} MiB for 1M lines"
     )
     assert peaks[1_000_000] < peaks[100_000] + 300

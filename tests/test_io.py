@@ -33,7 +33,10 @@ def test_atomic_dir_flushes_every_file_and_folder_then_the_parent(tmp_path, monk
         (tmp / "variables").mkdir()
         (tmp / "variables" / "data").write_bytes(b"weights")
         (tmp / "saved_model.pb").write_bytes(b"graph")
-    inode = lambda p: p.stat().st_ino
+
+    def inode(p):
+        return p.stat().st_ino
+
     inside = [
         (inode(final / "variables" / "data"), False),
         (inode(final / "saved_model.pb"), False),

@@ -3,11 +3,13 @@ Progress bars are drawn on a terminal only."""
 
 import fcntl
 import importlib
+import json
 import logging
 import os
 import pty
 import struct
 import subprocess
+import sys
 import termios
 import threading
 
@@ -35,11 +37,16 @@ def test_every_command_takes_quiet_and_verbose(command, capsys):
     "flags, level", [([], logging.INFO), (["-q"], logging.WARNING), (["--verbose"], logging.DEBUG)]
 )
 def test_the_flags_set_the_package_log_level(flags, level):
-    cli.Parser("test").parse_args(flags)
-    assert logging.getLogger("imdb_sentiment").level == level
-    handlers = [h for h in logging.getLogger("imdb_sentiment").handlers if h.level == 0]
-    assert len(handlers) == 1  # parsing again replaces the handler, never adds a second
-    cli.Parser("test").parse_args([])
+    logger = logging.getLogger("imdb_sentiment")
+    try:
+        cli.Parser("test").parse_args(flags)
+        cli.Parser("test").parse_args(flags)
+        assert logger.level == level
+        assert len(logger.handlers) == 1  # parsing again replaces the handler, never adds one
+    finally:  # as it was, for caplog in the tests after this one
+        logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def test_log_on_stderr_results_on_stdout_and_quiet_keeps_only_results(tiny_csv):
@@ -54,6 +61,20 @@ def test_log_on_stderr_results_on_stdout_and_quiet_keeps_only_results(tiny_csv):
     assert quiet.stdout.splitlines()[:-1] == loud.stdout.splitlines()[:-1]  # the last line: time
     assert "debug: data: checksum of the splits" in verbose.stderr
     assert "debug:" not in loud.stderr
+    assert len(set(loud.stderr.splitlines())) == len(loud.stderr.splitlines())  # each line once
+
+
+def test_a_library_logging_to_the_root_logger_does_not_print_ours_twice():
+    script = (
+        "import logging; from imdb_sentiment import cli; cli.setup_logging(logging.INFO); "
+        "logging.warning('from a library');"  # gives the root logger a handler (basicConfig)
+        "logging.getLogger('imdb_sentiment.data').info('ours')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "ours" in line] == ["ours"]
 
 
 def stderr_on_a_terminal(command: list[str]) -> tuple[int, str, str]:
@@ -94,3 +115,20 @@ def test_predicting_a_file_shows_progress_on_a_terminal_and_nothing_in_a_log(tra
     logged = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert logged.returncode == 0 and logged.stderr == ""  # a log file gets no bar
     assert logged.stdout == out
+
+
+def test_the_benchmark_runs_its_sections_and_logs_each_line_once(tiny_csv, tmp_path):
+    """A smoke run at toy size (its figures mean nothing here): every section reports."""
+    out = tmp_path / "bench.json"
+    proc = run_script(
+        "benchmark.py", "--data", tiny_csv, "--steps", "2", "--repeats", "1", "--json", out
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("training", "epoch", "inference", "profile", "notebook inference", "compute"):
+        assert f"benchmark: {name} measured in " in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(set(lines)) == len(lines), "a log line printed twice"
+    figures = json.loads(out.read_text())
+    assert figures["train_reviews_per_s"] > 0 and figures["inference_reviews_per_s"]["256"] > 0
+    assert "whole serving signature" in figures["profile_batch_256_ms"]
+    assert "training:" in proc.stdout and "peak memory:" in proc.stdout

@@ -46,7 +46,10 @@ def test_padding_does_not_change_the_prediction():
             "ngram_ids": np.array([[3, 9, 0, 0]], "int32"),
         }
         names = [i.name for i in model.inputs]
-        pick = lambda d: {k: v for k, v in d.items() if k in names}
+
+        def pick(d):
+            return {k: v for k, v in d.items() if k in names}
+
         np.testing.assert_allclose(model(pick(x)).numpy(), model(pick(padded)).numpy(), rtol=1e-5)
 
 

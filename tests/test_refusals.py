@@ -76,7 +76,8 @@ def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouche
     assert proc.returncode == 2 and "with another config or data (data checksum: " in proc.stderr
     assert snapshot(run) == before
 
-    # --fresh starts the folder over: the earlier run's files go, none is left half-deleted beside it.
+    # --fresh starts the folder over: the earlier run's files go, none is left half-deleted
+    # beside it.
     (run / "stale.txt").write_text("from the earlier run")
     proc = run_script("train.py", "--data", other, *common, "--fresh")
     assert proc.returncode == 0, proc.stderr[-3000:]

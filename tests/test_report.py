@@ -1,4 +1,5 @@
-"""Insight: the run report's plots, evaluate.py, embedding views and --explain on a trained tiny model."""
+"""Insight: the run report's plots, evaluate.py, embedding views and --explain on a trained tiny
+model."""
 
 import struct
 

@@ -185,11 +185,11 @@ def test_predict_cli_through_the_server_prints_what_local_prediction_prints(serv
     remote = run_script("predict.py", "--server", server["url"], *texts)
     local = run_script("predict.py", "--model", trained["models"], *texts)
     assert remote.returncode == 0 and local.returncode == 0, remote.stderr[-2000:]
-    r = [json.loads(x) for x in remote.stdout.splitlines()]
-    l = [json.loads(x) for x in local.stdout.splitlines()]
-    assert [x["label"] for x in r] == [x["label"] for x in l]
+    far = [json.loads(x) for x in remote.stdout.splitlines()]
+    near = [json.loads(x) for x in local.stdout.splitlines()]
+    assert [x["label"] for x in far] == [x["label"] for x in near]
     np.testing.assert_allclose(
-        [x["probability"] for x in r], [x["probability"] for x in l], atol=1e-5
+        [x["probability"] for x in far], [x["probability"] for x in near], atol=1e-5
     )
 
 

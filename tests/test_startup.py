@@ -13,8 +13,8 @@ NOTICES = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "I0000 00:00:1795626628.071178   12578 cudart_stub.cc:31] Could not find cuda drivers on your "
     "machine, GPU will not be used.",
-    "E0000 00:00:1795626645.509774   12578 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
-    "error: Failed call to cuInit: UNKNOWN ERROR (303)",
+    "E0000 00:00:1795626645.509774   12578 cuda_platform.cc:52] failed call to cuInit: "
+    "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
 ]
 
 

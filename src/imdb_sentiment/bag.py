@@ -69,7 +69,8 @@ def fit_bag(
     )
     seconds = time.perf_counter() - t0
     log.info(
-        f"n-gram bag: C={c:g} kept; {x_train.shape[0]} reviews, {x_train.nnz / x_train.shape[0]:.0f} distinct "
+        f"n-gram bag: C={c:g} kept; {x_train.shape[0]} reviews, "
+        f"{x_train.nnz / x_train.shape[0]:.0f} distinct "
         f"n-grams each, fitted in {seconds:.0f}s"
     )
     return {

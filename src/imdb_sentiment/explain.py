@@ -72,7 +72,8 @@ def summary(e: Explanation, k: int = 5) -> str:
     label = "positive" if e.logit >= 0 else "negative"
     fmt = ", ".join
     lines = [
-        f"{label} (P(positive) {e.probability:.4f}, log-odds {e.logit:+.2f}); occlusion: log-odds change "
+        f"{label} (P(positive) {e.probability:.4f}, log-odds {e.logit:+.2f}); "
+        "occlusion: log-odds change "
         f"when each word is removed"
     ]
     lines.append(
@@ -106,7 +107,8 @@ def html_page(sections: list[str]) -> str:
     return (
         '<!doctype html>\n<meta charset="utf-8">\n<title>Why these predictions</title>\n'
         "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.9}"
-        "span{padding:0.1em 0.15em;border-radius:0.2em}section{border-bottom:1px solid #ccc}</style>\n"
+        "span{padding:0.1em 0.15em;border-radius:0.2em}"
+        "section{border-bottom:1px solid #ccc}</style>\n"
         "<p><small>Green: the word pushed the prediction towards positive; red: towards negative. "
         "Hover a word for its log-odds change (occlusion: the word removed).</small></p>\n"
         + "".join(sections)

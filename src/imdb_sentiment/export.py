@@ -7,6 +7,8 @@ import platform
 from pathlib import Path
 
 import keras
+import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
@@ -45,7 +47,8 @@ def serving_archive(model: keras.Model, vectorizer: Vectorizer) -> keras.export.
         return {"logit": tf.reshape(tf.cast(logits(features, training=False), tf.float32), [-1])}
 
     def logit(review):
-        """Log-odds of "positive": explanations compare these, as probabilities saturate at 0 and 1."""
+        """Log-odds of "positive": explanations compare these, as probabilities saturate at 0
+        and 1."""
         return log_odds(vectorizer(review))
 
     def tokens(review):
@@ -140,13 +143,10 @@ def signature_contract() -> dict:
 
 
 def package_versions() -> dict:
-    import numpy
-    import pandas
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
     }

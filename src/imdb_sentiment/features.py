@@ -13,7 +13,8 @@ from .progress import bar
 
 
 def rows(features: dict, labels=None) -> tf.data.Dataset:
-    """Elements {name: dense 1-D ids} (, label); slicing RaggedTensors would yield ragged elements."""
+    """Elements {name: dense 1-D ids} (, label); slicing RaggedTensors would yield ragged
+    elements."""
     flat = {k: v.flat_values for k, v in features.items()}
     spans = {k: (v.row_starts(), v.row_lengths()) for k, v in features.items()}
     ds = tf.data.Dataset.from_tensor_slices(spans if labels is None else (spans, labels))

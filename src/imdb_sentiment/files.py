@@ -21,7 +21,8 @@ def _umask() -> int:
 
 
 class UserError(Exception):
-    """A problem the user can fix (missing file, bad data, no network): printed without a traceback."""
+    """A problem the user can fix (missing file, bad data, no network): printed without a
+    traceback."""
 
     exit_code = 2
 
@@ -57,7 +58,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_model(model, path: Path) -> None:
-    """model.save() under a temporary name, then renamed: a crash never leaves a truncated .keras file."""
+    """model.save() under a temporary name, then renamed: a crash never leaves a truncated .keras
+    file."""
     with atomic_file(path) as tmp:
         model.save(tmp)
 
@@ -132,7 +134,7 @@ def fetch(url: str, sha256: str, folder: Path, fname: str) -> Path:
     is renamed to fname only once its hash matches. A killed or corrupted download therefore never
     sits under the real name, and a cached copy that does not match is fetched again.
     """
-    import keras
+    import keras  # here: files is imported at every command's start, TensorFlow only when needed
 
     folder = Path(folder)
     final = folder / fname

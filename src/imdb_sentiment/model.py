@@ -1,4 +1,5 @@
-"""The model: frozen GloVe embedding -> (Bi)LSTM -> pooling over time -> dropout -> log-odds, blended
+"""The model: frozen GloVe embedding -> (Bi)LSTM -> pooling over time -> dropout -> log-odds,
+blended
 with the log-odds of a bag of n-grams (bag.py) -> sigmoid.
 
 Two parts, each fitted on its own: the LSTM by Adam on its own loss (lstm_model), the bag by
@@ -108,7 +109,8 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
         parts = keras.layers.Concatenate(name="part_logits")(
             [logit, NgramBag(cfg.ngram_buckets, name="ngram_bag")(ngrams)]
         )
-        # Frozen: fit_blend sets it from validation rows; trained on training rows it would trust the bag alone.
+        # Frozen: fit_blend sets it from validation rows; trained on training rows it would trust
+        # the bag alone.
         logit = keras.layers.Dense(
             1, dtype="float32", trainable=False, kernel_initializer="ones", name="blend"
         )(parts)
@@ -117,7 +119,8 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
 
 
 def lstm_model(model: keras.Model) -> keras.Model:
-    """The LSTM part alone, sharing its layers with `model`: token ids -> P(positive). Training fits this."""
+    """The LSTM part alone, sharing its layers with `model`: token ids -> P(positive). Training
+    fits this."""
     p = keras.layers.Activation("sigmoid", dtype="float32", name="lstm_probability")(
         model.get_layer("lstm_logit").output
     )
@@ -143,7 +146,8 @@ def part_logits(model: keras.Model) -> keras.Model:
 
 
 def logit_model(model: keras.Model) -> keras.Model:
-    """The same model without its final sigmoid: log-odds do not saturate at 0 and 1 as probabilities do."""
+    """The same model without its final sigmoid: log-odds do not saturate at 0 and 1 as
+    probabilities do."""
     return keras.Model(
         model.inputs, model.get_layer("probability").input, name="imdb_sentiment_logit"
     )

@@ -15,6 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
 
 from .data import strip_html  # noqa: E402
 from .evaluate import SplitPredictions, expected_calibration_error  # noqa: E402
@@ -127,9 +129,9 @@ def parts_note(parts: dict) -> list[str]:
     b = parts["blend"]
     return [
         f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}, the n-gram bag "
-        f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: log-odds = "
-        f"{b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. The training curves are the "
-        "LSTM part's: the bag is fitted outside the network.",
+        f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: "
+        f"log-odds = {b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. "
+        "The training curves are the LSTM part's: the bag is fitted outside the network.",
         "",
     ]
 
@@ -193,9 +195,8 @@ def confident_errors(split: SplitPredictions, k: int = 10, excerpt: int = 300) -
     for i in worst:
         text = " ".join(strip_html(split.reviews[i]).split())  # raw review, markup removed to read
         text = (text[:excerpt] + " …" if len(text) > excerpt else text).replace("|", "\\|")
-        out.append(
-            f"| {'positive' if split.labels[i] else 'negative'} | {split.probabilities[i]:.4f} | {text} |"
-        )
+        label = "positive" if split.labels[i] else "negative"
+        out.append(f"| {label} | {split.probabilities[i]:.4f} | {text} |")
     return "\n".join(out)
 
 
@@ -326,9 +327,6 @@ def plot_embeddings(
     words: list[str], vectors: np.ndarray, polarity: np.ndarray, out: Path, seed: int = 0
 ) -> list[Path]:
     """Words at their 2-D PCA and t-SNE positions, coloured by polarity (log-odds of "positive")."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     limit = max(float(np.abs(polarity).max()), 1e-6)

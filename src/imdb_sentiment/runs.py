@@ -27,7 +27,10 @@ def run_differences(run: Path, cfg, data_checksum: str) -> list[str]:
     """
     then = json.loads((run / "config.json").read_text())
     now = cfg.to_dict()
-    shown = lambda d, k: json.dumps(d[k]) if k in d else "(absent)"
+
+    def shown(d, k):
+        return json.dumps(d[k]) if k in d else "(absent)"
+
     out = [
         f"{k}: {shown(then, k)} -> {shown(now, k)}"
         for k in sorted(then.keys() | now.keys())
@@ -105,7 +108,8 @@ def new_run_dir(base: Path = RUNS_DIR, prefix: str = "") -> Path:
 
 @dataclass
 class Artifacts:
-    """What scripts need to rebuild a trained model in Keras: from a run folder or an exported version."""
+    """What scripts need to rebuild a trained model in Keras: from a run folder or an exported
+    version."""
 
     cfg: Config
     vectorizer: Vectorizer
@@ -115,7 +119,8 @@ class Artifacts:
 
 
 def load_artifacts(path: Path) -> Artifacts:
-    """A run folder (config.json, vocab.txt, model.keras), or an exported version or model folder."""
+    """A run folder (config.json, vocab.txt, model.keras), or an exported version or model
+    folder."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such run folder or model")

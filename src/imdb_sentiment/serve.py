@@ -20,6 +20,7 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from .export import INPUT_NAME, versions
+from .files import UserError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ class ClientError(Exception):
 
 
 class ModelRepository:
-    """The loaded versions of one model folder; reload() loads new versions and drops removed ones."""
+    """The loaded versions of one model folder; reload() loads new versions and drops removed
+    ones."""
 
     def __init__(self, base: Path, keep: int = 1):
         self.base = Path(base)
@@ -44,8 +46,6 @@ class ModelRepository:
         self._lock = threading.Lock()
         self.reload()
         if not self._models:
-            from .files import UserError
-
             raise UserError(
                 f"{self.base}: no exported model here (expected <version>/saved_model.pb)"
             )
@@ -202,7 +202,8 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
             except ValueError:
                 raise ClientError(411, "Content-Length is required") from None
             if length > max_body:
-                # Drain a moderately large body so the client can read our answer; close on a huge one.
+                # Drain a moderately large body so the client can read our answer; close on a
+                # huge one.
                 if length <= 8 * max_body:
                     left = length
                     while left > 0:

@@ -18,7 +18,6 @@ from .progress import bar
 
 PAD_ID = 0
 OOV_ID = 1
-OOV_TOKEN = "[UNK]"
 NO_NGRAM_ID = 1  # the one n-gram id of an empty review; no real n-gram hashes to it
 
 # Tags start with a letter, '/' or '!': "<br />", "</i>", "<!-- -->". A bare "<" as in "<3" or

@@ -129,7 +129,7 @@ def _average_step_metrics_as_scalars() -> None:
     tensorflow/tensorflow#72388), so model.fit cannot run under MultiWorkerMirroredStrategy.
     Averaged as scalars (axis=None), they are the same numbers. Train and test steps are the
     only users of the "auto" reduction; predictions ("concat") are left to Keras."""
-    from keras.src.backend.tensorflow import trainer
+    from keras.src.backend.tensorflow import trainer  # private: reached only by this patch
 
     keras_reduce = trainer.reduce_per_replica
 
@@ -208,7 +208,8 @@ def train(
     text.save_vocabulary(vocabulary, run_dir)
     log.info(
         f"text: vocabulary {len(vocabulary)} (min count {cfg.min_count}), "
-        f"tokenized {len(splits.train) + len(splits.val)} reviews in {time.perf_counter() - t0:.1f}s"
+        f"tokenized {len(splits.train) + len(splits.val)} reviews in "
+        f"{time.perf_counter() - t0:.1f}s"
     )
 
     matrix, emb_report = embedding_matrix(vocabulary, cfg)
@@ -238,7 +239,8 @@ def train(
     first_epoch = checkpoint.restore(lstm)
     if first_epoch:
         log.info(
-            f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; continuing from there"
+            f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; "
+            "continuing from there"
         )
         truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
     # Order matters at each epoch's end: early stopping and the history row first, then the
@@ -277,7 +279,8 @@ def train(
     checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
     log.info(
-        f"train: {len(history['loss'])} epochs ({len(history['loss']) - first_epoch} in this process) in "
+        f"train: {len(history['loss'])} epochs "
+        f"({len(history['loss']) - first_epoch} in this process) in "
         f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)"
     )
     parts = {"lstm_val_accuracy": max(history["val_accuracy"])}
@@ -296,7 +299,8 @@ def train(
             blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias},
         )
         log.info(
-            f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag "
+            f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM "
+            f"+ {weights[1]:.3f} * bag "
             f"{bias:+.3f}"
         )
     return Trained(model, vectorizer, emb_report, history, seconds, parts)
@@ -347,7 +351,8 @@ class Checkpoint(keras.callbacks.Callback):
             variables = self._variables(model)
             if int(z["n_variables"]) != len(variables):
                 raise UserError(
-                    f"{self.path}: checkpoint of a different model; delete it or use another --run-dir"
+                    f"{self.path}: checkpoint of a different model; delete it or use another "
+                    "--run-dir"
                 )
             for i, v in enumerate(variables):
                 v.assign(z[f"v{i}"])

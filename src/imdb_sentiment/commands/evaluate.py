@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--splits",
         default="val,test",
-        help="comma-separated: val, test (default %(default)s). Choose on val; read test for reports",
+        help="comma-separated: val, test (default %(default)s). Choose on val; read test for "
+        "reports",
     )
     p.add_argument(
         "--other-data",
@@ -96,7 +97,6 @@ def main(argv=None) -> int:
             **results,
         },
     )
-    log.info(
-        f"report: {write_report(out, predictions, results, art.history_csv, title=f'Evaluation of {args.path}')}"
-    )
+    title = f"Evaluation of {args.path}"
+    log.info(f"report: {write_report(out, predictions, results, art.history_csv, title=title)}")
     return 0

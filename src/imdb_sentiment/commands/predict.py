@@ -102,7 +102,8 @@ def main(argv=None) -> int:
         "--model",
         type=Path,
         default=DEFAULT_EXPORT_DIR,
-        help="an exported version folder, or the folder of versions (newest used; default %(default)s)",
+        help="an exported version folder, or the folder of versions (newest used; "
+        "default %(default)s)",
     )
     p.add_argument(
         "--server",
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--explain",
         action="store_true",
-        help="show which words pushed each prediction up or down (word occlusion; local model only)",
+        help="show which words pushed each prediction up or down (word occlusion; local model "
+        "only)",
     )
     p.add_argument(
         "--html",

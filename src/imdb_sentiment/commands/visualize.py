@@ -6,7 +6,8 @@ the training vocabulary (half positive, half negative). The GloVe vectors are th
 frozen embedding rows, so the picture shows what the LSTM reads.
 
   python scripts/visualize_embeddings.py runs/20261123-101500
-  python scripts/visualize_embeddings.py saved_models/imdb_sentiment --words good,bad,great,awful --out plots
+  python scripts/visualize_embeddings.py saved_models/imdb_sentiment \
+      --words good,bad,great,awful --out plots
 """
 
 import logging
