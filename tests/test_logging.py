@@ -124,11 +124,13 @@ def test_the_benchmark_runs_its_sections_and_logs_each_line_once(tiny_csv, tmp_p
         "benchmark.py", "--data", tiny_csv, "--steps", "2", "--repeats", "1", "--json", out
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("training", "epoch", "inference", "profile", "notebook inference", "compute"):
+    sections = ("training", "epoch", "language model", "inference", "profile", "compute")
+    for name in sections + ("notebook inference",):
         assert f"benchmark: {name} measured in " in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(set(lines)) == len(lines), "a log line printed twice"
     figures = json.loads(out.read_text())
     assert figures["train_reviews_per_s"] > 0 and figures["inference_reviews_per_s"]["256"] > 0
+    assert figures["language_model_tokens_per_s"]["sampled_softmax"] > 0
     assert "whole serving signature" in figures["profile_batch_256_ms"]
     assert "training:" in proc.stdout and "peak memory:" in proc.stdout

@@ -1,7 +1,8 @@
 """Speed of the default model on this machine, against the notebooks' way of doing the same work.
 
 Prints, as medians of --repeats runs: training throughput (reviews/s and real tokens/s, padding not
-counted) and the time of one full epoch; inference throughput of the exported SavedModel on raw
+counted) and the time of one full epoch; pretraining throughput (real tokens/s through both
+language models, per objective); inference throughput of the exported SavedModel on raw
 strings at batch sizes 1, 32 and 256, single-review latency (p50, p99); FLOPs per token, achieved
 GFLOP/s and the machine's own float32 matmul GFLOP/s; the notebooks' way (every review padded to
 max_len and tokenized again each epoch; one review at a time through BeautifulSoup, the tokenizer
@@ -129,6 +130,8 @@ def main(argv=None) -> int:
             r["parity"] = parity(b)
     with section("epoch"):
         r["epoch_seconds"] = epoch_seconds(b)
+    with section("language model"):
+        r["language_model_tokens_per_s"] = language_model(b)
     with tempfile.TemporaryDirectory() as tmp:
         import tensorflow as tf
 
@@ -350,6 +353,30 @@ def parity(b: Bench) -> dict:
     return result
 
 
+def language_model(b: Bench) -> dict:
+    """Pretraining's speed: real tokens/s through both language models (forward and backward
+    LSTM, each with its output layer), by objective, on the training reviews."""
+    import dataclasses
+
+    import numpy as np
+
+    from imdb_sentiment.model import adam
+    from imdb_sentiment.pretrain import LanguageModels
+    from imdb_sentiment.train import make_dataset
+
+    rates = {}
+    for objective in ("glove_cosine", "sampled_softmax"):
+        cfg = dataclasses.replace(
+            b.cfg, pretrain_objective=objective, batch_size=b.cfg.pretrain_batch_size
+        )
+        model = LanguageModels(cfg, b.matrix)
+        model.compile(optimizer=adam(cfg, cfg.pretrain_learning_rate, 1000))
+        ds = make_dataset(b.feats, np.zeros(len(b.labels)), cfg, training=True)
+        _, rates[objective] = train_rate(b, ds, model)
+        log.info(f"language model ({objective}): {rates[objective]:.0f} real tokens/s")
+    return rates
+
+
 def epoch_seconds(b: Bench) -> float:
     from imdb_sentiment.train import make_dataset
 
@@ -480,6 +507,10 @@ def summary(r: dict) -> str:
         f"{r['train_real_tokens_per_s']:.0f} real tokens/s; one epoch {r['epoch_seconds']:.0f}s; "
         f"{r['train_speedup_vs_notebook']:.2f}x the notebook way "
         f"({r['notebook_train_real_tokens_per_s']:.0f} real tokens/s)",
+        "pretraining (both directions): "
+        + ", ".join(
+            f"{k} {v:.0f} real tokens/s" for k, v in r["language_model_tokens_per_s"].items()
+        ),
         "inference: "
         + ", ".join(f"batch {k}: {v:.0f}/s" for k, v in infer.items())
         + f"; latency p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms; "
