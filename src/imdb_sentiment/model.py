@@ -74,9 +74,8 @@ class NgramBag(keras.layers.Layer):
         self.b = self.add_weight(shape=(), initializer="zeros", trainable=False, name="bias")
 
     def call(self, ids):
-        return (
-            ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True) + self.b
-        )  # padding's weight is 0
+        # Padding's weight is 0.
+        return ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True) + self.b
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)

@@ -99,9 +99,8 @@ def training_vocabulary(reviews: Sequence[str], cfg) -> tuple[tf.RaggedTensor, l
     return tokens, build_vocabulary(tokens, cfg.vocab_size, cfg.min_count)
 
 
-VOCAB_FILE = (
-    "vocab.txt"  # one token per line, most frequent first, beside every run's and export's model
-)
+# one token per line, most frequent first, beside every run's and export's model
+VOCAB_FILE = "vocab.txt"
 
 
 def save_vocabulary(vocabulary: Sequence[str], folder: Path) -> None:

@@ -368,9 +368,8 @@ class Checkpoint(keras.callbacks.Callback):
             return int(z["epoch"])
 
     def on_train_begin(self, logs=None):
-        if (
-            self._early_state
-        ):  # EarlyStopping resets itself in its own on_train_begin, which ran first
+        # EarlyStopping resets itself in its own on_train_begin, which ran first.
+        if self._early_state:
             for key, value in self._early_state.items():
                 setattr(self.early, key, value)
 
