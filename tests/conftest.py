@@ -194,26 +194,31 @@ def run_script(
     )
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, tiny_csv):
-    """One real training run through scripts/train.py; returns its folders."""
-    base = tmp_path_factory.mktemp("trained")
+def train_tiny(base: Path, data: Path, *extra, mixed_precision: bool = False) -> dict:
+    """A real training run of the tiny config through scripts/train.py into base; its folders."""
     cfg = base / "tiny_config.json"
     cfg.write_text(json.dumps(TINY_CONFIG))
     run_dir, models = base / "run", base / "models"
+    flags = {"--data": data, "--config": cfg, "--seed": 7, "--run-dir": run_dir}
     proc = run_script(
         "train.py",
-        "--data",
-        tiny_csv,
-        "--config",
-        cfg,
-        "--seed",
-        7,
-        "--run-dir",
-        run_dir,
+        *(str(x) for pair in flags.items() for x in pair),
         "--export-dir",
         models,
-        "--compare-baseline",
+        *extra,
+        mixed_precision=mixed_precision,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {"run_dir": run_dir, "models": models, "version": models / "1", "stdout": proc.stdout}
+    return {
+        "run_dir": run_dir,
+        "models": models,
+        "version": models / "1",
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_csv):
+    """One real training run through scripts/train.py; returns its folders."""
+    return train_tiny(tmp_path_factory.mktemp("trained"), tiny_csv, "--compare-baseline")

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, run_script, synthetic_reviews
+from conftest import TINY_CONFIG, run_script, synthetic_reviews, train_tiny
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
@@ -17,26 +17,9 @@ from imdb_sentiment.config import Config
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory, tiny_csv):
-    base = tmp_path_factory.mktemp("mixed")
-    cfg = base / "tiny_config.json"
-    cfg.write_text(json.dumps(TINY_CONFIG))
-    proc = run_script(
-        "train.py",
-        "--data",
-        tiny_csv,
-        "--config",
-        cfg,
-        "--seed",
-        7,
-        "--run-dir",
-        base / "run",
-        "--export-dir",
-        base / "models",
-        mixed_precision=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "mixed_float16 in training" in proc.stderr
-    return {"run_dir": base / "run", "version": base / "models" / "1"}
+    run = train_tiny(tmp_path_factory.mktemp("mixed"), tiny_csv, mixed_precision=True)
+    assert "mixed_float16 in training" in run["stderr"]
+    return run
 
 
 def half_precision_nodes(version: Path) -> list[str]:

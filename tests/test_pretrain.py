@@ -5,6 +5,7 @@ killed pretraining that resumes to the weights of an uninterrupted one."""
 import json
 import signal
 import tarfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -165,23 +166,17 @@ def test_pretrained_encoder_is_found_then_fine_tuned_and_exported(folder, encode
     assert good["probability"] > bad["probability"]
 
 
+def fine_tune(folder: Path, cfg: Path, encoder: Path, run_dir: Path):
+    """train.py on the tiny data from the given encoder, validation only, no export."""
+    flags = ("--data", folder / "tiny.csv.gz", "--config", cfg, "--pretrained", encoder)
+    return run_script("train.py", *flags, "--run-dir", run_dir, "--no-export", "--skip-test")
+
+
 def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_path):
     """At a learning rate of 0, fine-tuning leaves the LSTM where it started: at the encoder."""
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "epochs": 1, "learning_rate": 0.0}))
-    proc = run_script(
-        "train.py",
-        "--data",
-        folder / "tiny.csv.gz",
-        "--config",
-        cfg,
-        "--pretrained",
-        encoder,
-        "--run-dir",
-        tmp_path / "run",
-        "--no-export",
-        "--skip-test",
-    )
+    proc = fine_tune(folder, cfg, encoder, tmp_path / "run")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     with np.load(encoder / pretrain.ENCODER_FILE) as z:
@@ -195,19 +190,7 @@ def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     cfg.write_text(
         json.dumps({**TINY_CONFIG, **PRETRAIN, "lstm_units": 16, "min_count": 2, "epochs": 1})
     )
-    proc = run_script(
-        "train.py",
-        "--data",
-        folder / "tiny.csv.gz",
-        "--config",
-        cfg,
-        "--pretrained",
-        encoder,
-        "--run-dir",
-        tmp_path / "run",
-        "--no-export",
-        "--skip-test",
-    )
+    proc = fine_tune(folder, cfg, encoder, tmp_path / "run")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert str(encoder) in proc.stderr and "lstm_units is 16 here and 8" in proc.stderr
     assert "the vocabulary differs" in proc.stderr
