@@ -144,9 +144,8 @@ def test_the_baseline_fitted_once_scores_as_fit_baseline_fits_it(tiny_csv):
     from imdb_sentiment.baseline import fit_baseline, fit_tfidf
 
     splits = data.load(tiny_csv, Config(seed=7))
-    quiet = lambda *a: None  # noqa: E731
-    alone, alone_p = fit_baseline(splits, quiet)
-    reused, reused_p = fit_baseline(splits, quiet, model=fit_tfidf(splits, quiet))
+    alone, alone_p = fit_baseline(splits)
+    reused, reused_p = fit_baseline(splits, model=fit_tfidf(splits))
     for name in ("val", "test"):
         np.testing.assert_array_equal(alone_p[name], reused_p[name])
     assert alone.pop("seconds") > 0 and reused.pop("seconds") > 0
