@@ -2,9 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -13,44 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SHARED_DATA, run_script, synthetic_reviews
+from conftest import SHARED_DATA, run_script, serving, synthetic_reviews
 
 
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
     models = tmp_path_factory.mktemp("serve") / "imdb_sentiment"
     shutil.copytree(trained["models"], models)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "serve.py"),
-            "--model-dir",
-            str(models),
-            "--port",
-            "0",
-            "--poll-seconds",
-            "0.5",
-            "--max-batch",
-            "256",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,  # its log; drained after start-up by a thread below
-        text=True,
-    )
-    url = None
-    deadline = time.time() + 120
-    while time.time() < deadline and url is None:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if line.startswith("listening on "):
-            url = line.split()[2].split("/v1/")[0]
-    assert url, "server did not start"
-    log = []  # what the server logs from here on, read as it comes so its pipe never fills
-    threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
-    yield {"url": url, "models": models, "proc": proc, "log": log}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(models, "--poll-seconds", "0.5", "--max-batch", "256") as s:
+        yield {**s, "models": models}
 
 
 def call(url, path, body=None, raw: bytes | None = None, method=None):
