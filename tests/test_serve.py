@@ -1,6 +1,7 @@
 """scripts/serve.py started for real on a free loopback port, spoken to over HTTP."""
 
 import json
+import re
 import shutil
 import time
 import urllib.error
@@ -129,6 +130,28 @@ def test_thousand_concurrent_requests_from_8_threads(server):
         else:
             assert status == 200 and body["predictions"][0]["label"] in ("positive", "negative")
     assert server["proc"].poll() is None
+
+
+def test_batched_answers_equal_unbatched_ones(server):
+    reviews = sample_reviews(48)
+    alone = [call(server["url"], PREDICT, {"instances": [r]}) for r in reviews]
+    flags = ["--enable_batching", "--batch-timeout-micros", "20000", "--verbose"]
+    with serving(server["models"], *flags) as batching:
+        with ThreadPoolExecutor(8) as pool:
+            merged = list(
+                pool.map(lambda r: call(batching["url"], PREDICT, {"instances": [r]}), reviews)
+            )
+        sizes = [re.search(r"from (\d+) requests", x) for x in batching["log"]]
+    assert [s for s, _ in alone + merged] == [200] * 96
+    alone, merged = (
+        [b["predictions"][0] for _, b in alone],
+        [b["predictions"][0] for _, b in merged],
+    )
+    np.testing.assert_allclose(
+        [p["probability"] for p in merged], [p["probability"] for p in alone], rtol=0, atol=1e-6
+    )
+    assert [p["label"] for p in merged] == [p["label"] for p in alone]
+    assert max(int(m[1]) for m in sizes if m) > 1  # requests were merged
 
 
 def test_new_version_is_served_without_restart(server):

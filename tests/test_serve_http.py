@@ -12,7 +12,7 @@ import socket
 import time
 
 import pytest
-from conftest import serving
+from conftest import run_script, serving
 
 PREDICT = "/v1/models/imdb_sentiment:predict"
 STATUS = "/v1/models/imdb_sentiment"
@@ -280,3 +280,69 @@ def test_the_drain_is_bounded(sleeper):
             assert s["proc"].wait(timeout=15) == 0 and time.time() - t < 6
             assert busy.response() is None
         assert wait_for(lambda: "1 requests unfinished" in "".join(s["log"]), 5)
+
+
+BATCHING_FILE = """# TF Serving's format; num_batch_threads is overridden by the flag
+max_batch_size { value: 8 }
+batch_timeout_micros { value: 500000 }
+num_batch_threads { value: 4 }
+max_enqueued_batches { value: 1 }
+pad_variable_length_inputs: true
+"""
+
+
+@pytest.fixture(scope="module")
+def batching_server(sleeper, tmp_path_factory):
+    config = tmp_path_factory.mktemp("batching") / "batching.config"
+    config.write_text(BATCHING_FILE)
+    flags = ["--enable_batching", "--batching_parameters_file", config, "--num-batch-threads", "1"]
+    with serving(sleeper, *flags) as s:
+        yield s
+
+
+def test_batching_merges_concurrent_requests_into_one_model_call(batching_server):
+    conns = [Conn(batching_server["port"]) for _ in range(4)]
+    t = time.time()
+    for c in conns:  # one second each, on one batch thread: 4 s unless they share a call
+        c.send(post(PREDICT, {"instances": ["1"]}))
+    answers = [c.response() for c in conns]
+    assert [a[0] for a in answers] == [200] * 4 and time.time() - t < 3.5
+    assert all(a[2]["predictions"][0]["label"] == "positive" for a in answers)
+    big = post(PREDICT, {"instances": ["0"] * 9 + ["-1"]})  # over max_batch_size: on its own
+    status, _, body = conns[0].send(big).response()
+    assert status == 200 and [p["label"] for p in body["predictions"]][-2:] == [
+        "positive",
+        "negative",
+    ]
+    for c in conns:
+        c.sock.close()
+
+
+def test_batching_refuses_requests_beyond_max_enqueued_batches(batching_server):
+    with (
+        Conn(batching_server["port"]) as a,
+        Conn(batching_server["port"]) as b,
+        Conn(batching_server["port"]) as c,
+    ):
+        a.send(post(PREDICT, {"instances": ["2"]}))
+        time.sleep(1)  # a's batch runs on the one thread
+        b.send(post(PREDICT, {"instances": ["0"]}))  # opens the one batch allowed to wait
+        time.sleep(0.2)
+        status, headers, body = c.send(post(PREDICT, {"instances": ["0"] * 8})).response()
+        assert status == 503 and headers["retry-after"] == "1" and "batches" in body["error"]
+        assert a.response()[0] == 200 and b.response()[0] == 200
+
+
+def test_a_batching_file_this_server_cannot_read_is_refused(sleeper, tmp_path):
+    config = tmp_path / "batching.config"
+    config.write_text("max_batch_size { value: 8 }\nbatch_size_limit { value: 3 }\n")
+    proc = run_script(
+        "serve.py",
+        "--model-dir",
+        sleeper,
+        "--enable_batching",
+        "--batching_parameters_file",
+        config,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"error: {config}: batch_size_limit" in proc.stderr

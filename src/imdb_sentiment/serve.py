@@ -10,19 +10,23 @@ is checked before anything else (a body that cannot be delimited closes the conn
 bytes are never read as the next request), reads and idle keep-alive connections time out, open
 connections and requests waiting for the model are capped (503 with Retry-After beyond), a 500
 tells the client only a request id that the server's log has with the traceback, and stop()
-drains the requests in flight.
+drains the requests in flight. With batching on, concurrent predict requests are merged into one
+model call, as TF Serving's --enable_batching does (Batcher).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -169,7 +173,154 @@ def signature_metadata(loaded) -> dict:
     return {"signature_def": {"signature_def": out}}
 
 
-def make_handler(repo: ModelRepository, model_name: str, limits: Limits, access_log: bool):
+def predict(loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+    """One model call: the probabilities and labels of the reviews."""
+    out = loaded.signatures["serving_default"](**{INPUT_NAME: tf.constant(reviews)})
+    return out["probability"].numpy().tolist(), [b.decode() for b in out["label"].numpy()]
+
+
+@dataclass(frozen=True)
+class BatchingParameters:
+    """TF Serving's batching parameters, with its names and meanings."""
+
+    max_batch_size: int = 256  # most reviews in one model call
+    batch_timeout_micros: int = 2000  # longest a batch waits for more requests before it runs
+    num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # calls at once
+    max_enqueued_batches: int = 100  # batches waiting for a thread; more requests get 503
+
+    def __post_init__(self):
+        for f in fields(self):
+            least = 0 if f.name == "batch_timeout_micros" else 1
+            if getattr(self, f.name) < least:
+                raise UserError(f"batching parameter {f.name} must be at least {least}")
+
+
+# Fields of TF Serving's BatchingParameters that have no meaning here: its signature takes a
+# batch of strings of any length, so there is nothing to pad, and one thread pool serves all.
+_IGNORED_BATCHING_FIELDS = {
+    "pad_variable_length_inputs",
+    "thread_pool_name",
+    "allowed_batch_sizes",
+    "enable_large_batch_splitting",
+    "max_execution_batch_size",
+}
+
+
+def read_batching_parameters(path: Path) -> dict[str, int]:
+    """The fields set in a TF Serving batching_parameters_file (protobuf text format, as
+    `max_batch_size { value: 256 }`), so that one file configures both servers."""
+    try:
+        text = re.sub(r"#[^\n]*", "", Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the batching parameters ({e.strerror})") from None
+    entry = re.compile(r"\s*(\w+)\s*(?:\{\s*value\s*:\s*([^\s}]+)\s*\}|:\s*(\S+))\s*")
+    known = {f.name for f in fields(BatchingParameters)}
+    out, pos = {}, 0
+    while pos < len(text.rstrip()):
+        m = entry.match(text, pos)
+        if not m:
+            raise UserError(
+                f"{path}: cannot read {text[pos:].split()[0]!r}; expected lines such "
+                "as `max_batch_size { value: 256 }` (TF Serving's format)"
+            )
+        name, value = m[1], m[2] or m[3]
+        if name in known and value.isdigit():
+            out[name] = int(value)
+        elif name in _IGNORED_BATCHING_FIELDS:
+            log.info(f"{path}: {name} has no effect here")
+        else:
+            raise UserError(
+                f"{path}: {name} {value!r} is not a batching parameter this server "
+                f"takes; known: {', '.join(sorted(known))}, each an integer"
+            )
+        pos = m.end()
+    return out
+
+
+class _Batch:
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.opened = time.monotonic()
+        self.size = 0
+        self.requests: list[tuple[list[bytes], Future]] = []
+
+
+class Batcher:
+    """Merges concurrent predict requests into one model call, with TF Serving's batching
+    parameters: a batch runs once it holds max_batch_size reviews, once a request does not fit in
+    it, or batch_timeout_micros after it opened, on one of num_batch_threads threads; beyond
+    max_enqueued_batches waiting, requests are refused (503). A request larger than
+    max_batch_size runs on its own. Each request gets its own rows of the outputs back."""
+
+    def __init__(self, params: BatchingParameters):
+        self.params = params
+        self._queue: deque[_Batch] = deque()  # oldest first; only the newest takes requests
+        self._changed = threading.Condition()
+        for _ in range(params.num_batch_threads):
+            threading.Thread(target=self._work, daemon=True).start()
+
+    def predict(self, loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+        if len(reviews) > self.params.max_batch_size:
+            return predict(loaded, reviews)
+        done = Future()
+        with self._changed:
+            batch = self._queue[-1] if self._queue else None
+            if (
+                batch is None
+                or batch.loaded is not loaded
+                or batch.size + len(reviews) > self.params.max_batch_size
+            ):
+                if len(self._queue) >= self.params.max_enqueued_batches:
+                    raise ClientError(
+                        503,
+                        f"{len(self._queue)} batches are waiting for the model; retry later",
+                        RETRY_AFTER_SECONDS,
+                    )
+                batch = _Batch(loaded)
+                self._queue.append(batch)
+            batch.requests.append((reviews, done))
+            batch.size += len(reviews)
+            self._changed.notify()
+        return done.result()
+
+    def _next(self) -> _Batch:
+        timeout = self.params.batch_timeout_micros / 1e6
+        with self._changed:
+            while True:
+                if self._queue:
+                    first = self._queue[0]
+                    wait = first.opened + timeout - time.monotonic()
+                    full = first.size >= self.params.max_batch_size or len(self._queue) > 1
+                    if full or wait <= 0:
+                        return self._queue.popleft()
+                    self._changed.wait(wait)
+                else:
+                    self._changed.wait()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next()
+            log.debug(f"a batch of {batch.size} reviews from {len(batch.requests)} requests")
+            try:
+                prob, label = predict(batch.loaded, [r for rs, _ in batch.requests for r in rs])
+            except Exception as e:  # each request of the batch answers 500 with it
+                for _, done in batch.requests:
+                    done.set_exception(e)
+                continue
+            start = 0
+            for reviews, done in batch.requests:
+                end = start + len(reviews)
+                done.set_result((prob[start:end], label[start:end]))
+                start = end
+
+
+def make_handler(
+    repo: ModelRepository,
+    model_name: str,
+    limits: Limits,
+    access_log: bool,
+    batcher: Batcher | None = None,
+):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "imdb-sentiment"
@@ -341,11 +492,9 @@ def make_handler(repo: ModelRepository, model_name: str, limits: Limits, access_
                     RETRY_AFTER_SECONDS,
                 )
             try:
-                out = loaded.signatures["serving_default"](**{INPUT_NAME: tf.constant(reviews)})
+                prob, label = (batcher.predict if batcher else predict)(loaded, reviews)
             finally:
                 self.server.model_slots.release()
-            prob = out["probability"].numpy().tolist()
-            label = [b.decode() for b in out["label"].numpy()]
             if rows:
                 return {
                     "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
@@ -457,9 +606,15 @@ def make_server(
     limits: Limits = Limits(),
     poll_seconds: float = 2.0,
     access_log: bool = False,
+    batching: BatchingParameters | None = None,
 ):
+    """The server (not started: call serve_forever) and its model repository; `batching` turns
+    on request batching."""
     repo = ModelRepository(model_dir)
-    server = Server((host, port), make_handler(repo, model_name, limits, access_log), limits)
+    batcher = Batcher(batching) if batching else None
+    server = Server(
+        (host, port), make_handler(repo, model_name, limits, access_log, batcher), limits
+    )
 
     def poll():
         while True:

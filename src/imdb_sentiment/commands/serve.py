@@ -6,6 +6,8 @@
 Routes: GET /v1/models/<name> (status), GET /v1/models/<name>/metadata (signatures),
 POST /v1/models/<name>[/versions/<v>]:predict with {"instances": [...]} or {"inputs": [...]}.
 The newest version folder is served; a new one is picked up within --poll-seconds, no restart.
+--enable_batching merges concurrent requests into one model call, with TF Serving's batching
+parameters (flags, or the same --batching_parameters_file TF Serving reads).
 SIGTERM or Ctrl-C stops accepting, lets the requests in flight finish (--drain-seconds), exits 0.
 """
 
@@ -89,10 +91,47 @@ def main(argv=None) -> int:
         "(default %(default)s)",
     )
     p.add_argument("--access-log", action="store_true", help="log one line per request (stderr)")
+    batching = p.add_argument_group(
+        "request batching (TF Serving's --enable_batching and its parameters)"
+    )
+    batching.add_argument(
+        "--enable_batching",
+        "--enable-batching",
+        action="store_true",
+        help="merge concurrent predict requests into one model call",
+    )
+    batching.add_argument(
+        "--batching_parameters_file",
+        "--batching-parameters-file",
+        type=Path,
+        help="TF Serving's batching parameters file (`max_batch_size { value: 256 }` lines); "
+        "a flag below overrides the value it gives",
+    )
+    batching_flags = {  # TF Serving's names
+        "max_batch_size": "most reviews in one model call (default 256)",
+        "batch_timeout_micros": "longest a batch waits for more requests (default 2000)",
+        "num_batch_threads": "model calls at once (default: the number of CPUs)",
+        "max_enqueued_batches": "batches waiting for a thread; more requests get 503 (100)",
+    }
+    for name, meaning in batching_flags.items():
+        batching.add_argument("--" + name.replace("_", "-"), dest=name, type=int, help=meaning)
     args = p.parse_args(argv)
     cli.load_tensorflow()
 
-    from imdb_sentiment.serve import Limits, make_server
+    from imdb_sentiment.serve import (
+        BatchingParameters,
+        Limits,
+        make_server,
+        read_batching_parameters,
+    )
+
+    batching = None
+    if args.enable_batching:
+        file = args.batching_parameters_file
+        given = read_batching_parameters(file) if file else {}
+        given.update({k: getattr(args, k) for k in batching_flags if getattr(args, k) is not None})
+        batching = BatchingParameters(**given)
+        log.info(f"batching: {batching}")
 
     limits = Limits(
         max_body=int(args.max_body_mb * (1 << 20)),
@@ -111,6 +150,7 @@ def main(argv=None) -> int:
             limits,
             args.poll_seconds,
             args.access_log,
+            batching,
         )
     except OSError as e:
         from imdb_sentiment.files import UserError
