@@ -346,3 +346,15 @@ def test_a_batching_file_this_server_cannot_read_is_refused(sleeper, tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: {config}: batch_size_limit" in proc.stderr
+
+
+def test_an_answer_is_not_held_back_by_nagles_algorithm(server):
+    # Headers and body in two writes waited for the client's delayed ACK (40 ms or more on
+    # Linux) on every answer of a keep-alive connection.
+    with Conn(server["port"]) as c:
+        times = []
+        for _ in range(30):
+            t = time.perf_counter()
+            assert c.send(request("GET", STATUS)).response()[0] == 200
+            times.append(time.perf_counter() - t)
+    assert sorted(times)[15] < 0.025, sorted(times)
