@@ -8,6 +8,9 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -222,3 +225,37 @@ def train_tiny(base: Path, data: Path, *extra, mixed_precision: bool = False) ->
 def trained(tmp_path_factory, tiny_csv):
     """One real training run through scripts/train.py; returns its folders."""
     return train_tiny(tmp_path_factory.mktemp("trained"), tiny_csv, "--compare-baseline")
+
+
+@contextmanager
+def serving(models: Path, *args):
+    """scripts/serve.py started for real on a free loopback port; yields its URL, process and log
+    (the lines it writes to stderr from start-up on, read as they come so its pipe never fills).
+    Stopped with SIGTERM on leaving, killed if it does not stop."""
+    proc = subprocess.Popen(
+        script_command("serve.py", "--model-dir", models, "--port", "0", *args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        url, log = None, []
+        deadline = time.time() + 120
+        while time.time() < deadline and url is None:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            log.append(line)
+            if line.startswith("listening on "):
+                url = line.split()[2].split("/v1/")[0]
+        assert url, "server did not start: " + "".join(log)[-3000:]
+        threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
+        yield {"url": url, "port": int(url.rsplit(":", 1)[1]), "proc": proc, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

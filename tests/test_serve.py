@@ -1,10 +1,8 @@
 """scripts/serve.py started for real on a free loopback port, spoken to over HTTP."""
 
 import json
+import re
 import shutil
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -13,44 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SHARED_DATA, run_script, synthetic_reviews
+from conftest import SHARED_DATA, run_script, serving, synthetic_reviews
 
 
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
     models = tmp_path_factory.mktemp("serve") / "imdb_sentiment"
     shutil.copytree(trained["models"], models)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "serve.py"),
-            "--model-dir",
-            str(models),
-            "--port",
-            "0",
-            "--poll-seconds",
-            "0.5",
-            "--max-batch",
-            "256",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,  # its log; drained after start-up by a thread below
-        text=True,
-    )
-    url = None
-    deadline = time.time() + 120
-    while time.time() < deadline and url is None:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if line.startswith("listening on "):
-            url = line.split()[2].split("/v1/")[0]
-    assert url, "server did not start"
-    log = []  # what the server logs from here on, read as it comes so its pipe never fills
-    threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
-    yield {"url": url, "models": models, "proc": proc, "log": log}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(models, "--poll-seconds", "0.5", "--max-batch", "256") as s:
+        yield {**s, "models": models}
 
 
 def call(url, path, body=None, raw: bytes | None = None, method=None):
@@ -161,6 +130,28 @@ def test_thousand_concurrent_requests_from_8_threads(server):
         else:
             assert status == 200 and body["predictions"][0]["label"] in ("positive", "negative")
     assert server["proc"].poll() is None
+
+
+def test_batched_answers_equal_unbatched_ones(server):
+    reviews = sample_reviews(48)
+    alone = [call(server["url"], PREDICT, {"instances": [r]}) for r in reviews]
+    flags = ["--enable_batching", "--batch-timeout-micros", "20000", "--verbose"]
+    with serving(server["models"], *flags) as batching:
+        with ThreadPoolExecutor(8) as pool:
+            merged = list(
+                pool.map(lambda r: call(batching["url"], PREDICT, {"instances": [r]}), reviews)
+            )
+        sizes = [re.search(r"from (\d+) requests", x) for x in batching["log"]]
+    assert [s for s, _ in alone + merged] == [200] * 96
+    alone, merged = (
+        [b["predictions"][0] for _, b in alone],
+        [b["predictions"][0] for _, b in merged],
+    )
+    np.testing.assert_allclose(
+        [p["probability"] for p in merged], [p["probability"] for p in alone], rtol=0, atol=1e-6
+    )
+    assert [p["label"] for p in merged] == [p["label"] for p in alone]
+    assert max(int(m[1]) for m in sizes if m) > 1  # requests were merged
 
 
 def test_new_version_is_served_without_restart(server):

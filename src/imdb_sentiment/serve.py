@@ -4,15 +4,29 @@ Routes (as TF Serving's): GET /v1/models/<name>[/versions/<v>] (status), GET ...
 (signatures), POST .../<name>[/versions/<v>]:predict with {"instances": [...]} (row format) or
 {"inputs": ...} (columnar). Errors are {"error": "..."} with a 4xx code for the client's mistakes.
 New version folders are picked up while running, as TF Serving does.
+
+The standard library's HTTP server, held to what a server meets in the open: a request's framing
+is checked before anything else (a body that cannot be delimited closes the connection, so its
+bytes are never read as the next request), reads and idle keep-alive connections time out, open
+connections and requests waiting for the model are capped (503 with Retry-After beyond), a 500
+tells the client only a request id that the server's log has with the traceback, and stop()
+drains the requests in flight. With batching on, concurrent predict requests are merged into one
+model call, as TF Serving's --enable_batching does (Batcher).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
 import threading
 import time
+import uuid
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -29,10 +43,33 @@ _ROUTE = re.compile(
 )
 
 
+# A body over the limit is still read and thrown away up to this many times the limit, so that the
+# client, which sends it all before it reads, gets the 413; beyond that the connection is closed.
+DRAIN_FACTOR = 8
+# How long a closing connection still reads what the client sends: closing with unread bytes makes
+# the kernel send a reset, which can destroy the answer before the client reads it.
+LINGER_SECONDS = 1.0
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the clients together may hold of the server; beyond it they get 4xx/503 or a closed
+    connection, never an unbounded wait or an unbounded number of threads."""
+
+    max_body: int = 8 << 20  # bytes of one request body
+    max_batch: int = 1024  # reviews in one request
+    read_timeout: float = 30.0  # seconds of silence while a request is being read or answered
+    idle_timeout: float = 60.0  # seconds a keep-alive connection waits for its next request
+    max_connections: int = 256  # open connections, each a thread
+    max_queued: int = 128  # predict requests waiting for or in a model call
+
+
 class ClientError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class ModelRepository:
@@ -80,8 +117,9 @@ class ModelRepository:
             return sorted(self._models)
 
 
-def parse_reviews(body: dict, max_batch: int) -> tuple[list[str], bool]:
-    """The review strings of a predict request, and whether it used the row ("instances") format."""
+def parse_reviews(body: dict, max_batch: int) -> tuple[list[bytes], bool]:
+    """The reviews of a predict request as UTF-8, and whether it used the row ("instances")
+    format."""
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise ClientError(
             400, 'the request must be a JSON object with exactly one of "instances" or "inputs"'
@@ -108,7 +146,10 @@ def parse_reviews(body: dict, max_batch: int) -> tuple[list[str], bool]:
         raise ClientError(400, "no instances given")
     if len(reviews) > max_batch:
         raise ClientError(400, f"{len(reviews)} instances in one request; the limit is {max_batch}")
-    return reviews, rows
+    try:  # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 string holds
+        return [r.encode("utf-8") for r in reviews], rows
+    except UnicodeEncodeError as e:
+        raise ClientError(400, f"an instance is not valid Unicode: {e.reason}") from None
 
 
 def signature_metadata(loaded) -> dict:
@@ -132,19 +173,206 @@ def signature_metadata(loaded) -> dict:
     return {"signature_def": {"signature_def": out}}
 
 
-def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batch: int):
+def predict(loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+    """One model call: the probabilities and labels of the reviews."""
+    out = loaded.signatures["serving_default"](**{INPUT_NAME: tf.constant(reviews)})
+    return out["probability"].numpy().tolist(), [b.decode() for b in out["label"].numpy()]
+
+
+@dataclass(frozen=True)
+class BatchingParameters:
+    """TF Serving's batching parameters, with its names and meanings."""
+
+    max_batch_size: int = 256  # most reviews in one model call
+    batch_timeout_micros: int = 2000  # longest a batch waits for more requests before it runs
+    num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # calls at once
+    max_enqueued_batches: int = 100  # batches waiting for a thread; more requests get 503
+
+    def __post_init__(self):
+        for f in fields(self):
+            least = 0 if f.name == "batch_timeout_micros" else 1
+            if getattr(self, f.name) < least:
+                raise UserError(f"batching parameter {f.name} must be at least {least}")
+
+
+# Fields of TF Serving's BatchingParameters that have no meaning here: its signature takes a
+# batch of strings of any length, so there is nothing to pad, and one thread pool serves all.
+_IGNORED_BATCHING_FIELDS = {
+    "pad_variable_length_inputs",
+    "thread_pool_name",
+    "allowed_batch_sizes",
+    "enable_large_batch_splitting",
+    "max_execution_batch_size",
+}
+
+
+def read_batching_parameters(path: Path) -> dict[str, int]:
+    """The fields set in a TF Serving batching_parameters_file (protobuf text format, as
+    `max_batch_size { value: 256 }`), so that one file configures both servers."""
+    try:
+        text = re.sub(r"#[^\n]*", "", Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the batching parameters ({e.strerror})") from None
+    entry = re.compile(r"\s*(\w+)\s*(?:\{\s*value\s*:\s*([^\s}]+)\s*\}|:\s*(\S+))\s*")
+    known = {f.name for f in fields(BatchingParameters)}
+    out, pos = {}, 0
+    while pos < len(text.rstrip()):
+        m = entry.match(text, pos)
+        if not m:
+            raise UserError(
+                f"{path}: cannot read {text[pos:].split()[0]!r}; expected lines such "
+                "as `max_batch_size { value: 256 }` (TF Serving's format)"
+            )
+        name, value = m[1], m[2] or m[3]
+        if name in known and value.isdigit():
+            out[name] = int(value)
+        elif name in _IGNORED_BATCHING_FIELDS:
+            log.info(f"{path}: {name} has no effect here")
+        else:
+            raise UserError(
+                f"{path}: {name} {value!r} is not a batching parameter this server "
+                f"takes; known: {', '.join(sorted(known))}, each an integer"
+            )
+        pos = m.end()
+    return out
+
+
+class _Batch:
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.opened = time.monotonic()
+        self.size = 0
+        self.requests: list[tuple[list[bytes], Future]] = []
+
+
+class Batcher:
+    """Merges concurrent predict requests into one model call, with TF Serving's batching
+    parameters: a batch runs once it holds max_batch_size reviews, once a request does not fit in
+    it, or batch_timeout_micros after it opened, on one of num_batch_threads threads; beyond
+    max_enqueued_batches waiting, requests are refused (503). A request larger than
+    max_batch_size runs on its own. Each request gets its own rows of the outputs back."""
+
+    def __init__(self, params: BatchingParameters):
+        self.params = params
+        self._queue: deque[_Batch] = deque()  # oldest first; only the newest takes requests
+        self._changed = threading.Condition()
+        for _ in range(params.num_batch_threads):
+            threading.Thread(target=self._work, daemon=True).start()
+
+    def predict(self, loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+        if len(reviews) > self.params.max_batch_size:
+            return predict(loaded, reviews)
+        done = Future()
+        with self._changed:
+            batch = self._queue[-1] if self._queue else None
+            if (
+                batch is None
+                or batch.loaded is not loaded
+                or batch.size + len(reviews) > self.params.max_batch_size
+            ):
+                if len(self._queue) >= self.params.max_enqueued_batches:
+                    raise ClientError(
+                        503,
+                        f"{len(self._queue)} batches are waiting for the model; retry later",
+                        RETRY_AFTER_SECONDS,
+                    )
+                batch = _Batch(loaded)
+                self._queue.append(batch)
+            batch.requests.append((reviews, done))
+            batch.size += len(reviews)
+            self._changed.notify()
+        return done.result()
+
+    def _next(self) -> _Batch:
+        timeout = self.params.batch_timeout_micros / 1e6
+        with self._changed:
+            while True:
+                if self._queue:
+                    first = self._queue[0]
+                    wait = first.opened + timeout - time.monotonic()
+                    full = first.size >= self.params.max_batch_size or len(self._queue) > 1
+                    if full or wait <= 0:
+                        return self._queue.popleft()
+                    self._changed.wait(wait)
+                else:
+                    self._changed.wait()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next()
+            log.debug(f"a batch of {batch.size} reviews from {len(batch.requests)} requests")
+            try:
+                prob, label = predict(batch.loaded, [r for rs, _ in batch.requests for r in rs])
+            except Exception as e:  # each request of the batch answers 500 with it
+                for _, done in batch.requests:
+                    done.set_exception(e)
+                continue
+            start = 0
+            for reviews, done in batch.requests:
+                end = start + len(reviews)
+                done.set_result((prob[start:end], label[start:end]))
+                start = end
+
+
+def make_handler(
+    repo: ModelRepository,
+    model_name: str,
+    limits: Limits,
+    access_log: bool,
+    batcher: Batcher | None = None,
+):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "imdb-sentiment"
+        # The headers and the body are two writes: with Nagle's algorithm the body waited for the
+        # client's delayed ACK of the headers, 40 ms on every answer.
+        disable_nagle_algorithm = True
 
-        def log_message(self, fmt, *args):  # one line per request is noise under load
-            pass
+        # Bytes of the current request's body not read yet: None when unknown (its framing was
+        # refused, or a read failed), so the connection must close after the answer.
+        unread: int | None = 0
 
-        def reply(self, status: int, obj: dict) -> None:
+        def handle_one_request(self):
+            # The idle timeout runs until a request's first byte, the read timeout after it.
+            try:
+                self.connection.settimeout(limits.idle_timeout)
+                started = bool(self.rfile.peek(1))
+            except OSError:  # the idle timeout, or a connection reset
+                started = False
+            if not started or not self.server.begin_request(self.connection):
+                self.close_connection = True
+                return
+            self.started = time.monotonic()
+            self.unread = 0
+            self.connection.settimeout(limits.read_timeout)
+            try:
+                super().handle_one_request()
+            finally:
+                if self.server.end_request(self.connection):
+                    self.close_connection = True
+
+        def finish(self):
+            super().finish()
+            if self.unread != 0:
+                linger(self.connection)
+
+        def log_request(self, code="-", size="-"):
+            if access_log:
+                ms = (time.monotonic() - self.started) * 1000
+                log.info(f'{self.client_address[0]} "{self.requestline}" {code} {ms:.1f} ms')
+
+        def log_error(self, fmt, *args):  # timeouts and malformed request lines
+            log.debug(f"{self.client_address[0]}: {fmt % args}")
+
+        def reply(self, status: int, obj: dict, retry_after: int | None = None) -> None:
             body = json.dumps(obj).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if retry_after is not None:
+                self.send_header("Retry-After", str(retry_after))
+            if self.unread != 0 or self.server.stopping:
+                self.send_header("Connection", "close")  # also sets close_connection
             self.end_headers()
             self.wfile.write(body)
 
@@ -163,12 +391,70 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
             self.handle_safely(self.post)
 
         def handle_safely(self, fn):
+            retry_after = None
             try:
-                self.reply(200, fn())
+                self.unread = self.body_length()
+                status, obj = 200, fn()
             except ClientError as e:
-                self.reply(e.status, {"error": str(e)})
-            except Exception as e:  # a bug must cost one request, never the server
-                self.reply(500, {"error": f"internal error: {type(e).__name__}: {e}"})
+                status, obj, retry_after = e.status, {"error": str(e)}, e.retry_after
+            except TimeoutError:
+                self.unread = None
+                status, obj = 408, {"error": f"no data for {limits.read_timeout} s"}
+            except Exception:  # a bug must cost one request, never the server
+                request_id = uuid.uuid4().hex[:12]
+                log.exception(f"request id {request_id}: {self.requestline!r} failed")
+                status, obj = 500, {"error": f"internal error, request id {request_id}"}
+            self.discard_body()
+            self.reply(status, obj, retry_after)
+
+        def body_length(self) -> int:
+            """The request body's length; where it cannot be known, the request is refused and
+            the connection closed, since the next request would start at an unknown byte."""
+            if "Transfer-Encoding" in self.headers:
+                self.unread = None
+                raise ClientError(411, "send the body with a Content-Length, not chunked")
+            values = self.headers.get_all("Content-Length") or []
+            if not values:
+                if self.command == "POST":
+                    self.unread = None
+                    raise ClientError(411, "Content-Length is required")
+                return 0
+            if len(values) > 1 or not re.fullmatch(r"\d{1,15}", values[0].strip()):
+                self.unread = None
+                raise ClientError(400, f"malformed Content-Length: {', '.join(values)!r}")
+            return int(values[0])
+
+        def discard_body(self) -> None:
+            """Reads what is left of a body an error left unread, so the connection can carry the
+            next request; one too large to read is left for the connection's close."""
+            if self.unread is None or self.unread > DRAIN_FACTOR * limits.max_body:
+                return
+            try:
+                while self.unread > 0:
+                    chunk = self.rfile.read(min(self.unread, 1 << 20))
+                    if not chunk:  # the client hung up
+                        break
+                    self.unread -= len(chunk)
+            except OSError:
+                self.unread = None
+
+        def read_body(self) -> dict:
+            if self.unread > limits.max_body:
+                raise ClientError(
+                    413,
+                    f"request body of {self.unread} bytes is over the limit of {limits.max_body}",
+                )
+            raw = self.rfile.read(self.unread)
+            if len(raw) < self.unread:
+                self.unread = None
+                raise ClientError(400, "the request body ended before its Content-Length")
+            self.unread = 0
+            try:
+                return json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ClientError(400, "the request body is not valid UTF-8") from None
+            except json.JSONDecodeError as e:
+                raise ClientError(400, f"JSON Parse error: {e.msg} at offset {e.pos}") from None
 
         def get(self):
             rest, requested = self.route()
@@ -196,43 +482,22 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
                 ]
             }
 
-        def read_body(self) -> dict:
-            try:
-                length = int(self.headers.get("Content-Length", ""))
-            except ValueError:
-                raise ClientError(411, "Content-Length is required") from None
-            if length > max_body:
-                # Drain a moderately large body so the client can read our answer; close on a
-                # huge one.
-                if length <= 8 * max_body:
-                    left = length
-                    while left > 0:
-                        chunk = self.rfile.read(min(left, 1 << 20))
-                        if not chunk:  # the client hung up
-                            break
-                        left -= len(chunk)
-                else:
-                    self.close_connection = True
-                raise ClientError(
-                    413, f"request body of {length} bytes is over the limit of {max_body}"
-                )
-            raw = self.rfile.read(length)
-            try:
-                return json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise ClientError(400, "the request body is not valid UTF-8") from None
-            except json.JSONDecodeError as e:
-                raise ClientError(400, f"JSON Parse error: {e.msg} at offset {e.pos}") from None
-
         def post(self):
             rest, version = self.route()
             if rest != ":predict":
                 raise ClientError(405, "only :predict takes POST")
-            reviews, rows = parse_reviews(self.read_body(), max_batch)
+            reviews, rows = parse_reviews(self.read_body(), limits.max_batch)
             _, loaded = repo.get(version)
-            out = loaded.signatures["serving_default"](**{INPUT_NAME: tf.constant(reviews)})
-            prob = out["probability"].numpy().tolist()
-            label = [b.decode() for b in out["label"].numpy()]
+            if not self.server.model_slots.acquire(blocking=False):
+                raise ClientError(
+                    503,
+                    f"{limits.max_queued} requests are already waiting for the model; retry later",
+                    RETRY_AFTER_SECONDS,
+                )
+            try:
+                prob, label = (batcher.predict if batcher else predict)(loaded, reviews)
+            finally:
+                self.server.model_slots.release()
             if rows:
                 return {
                     "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
@@ -242,18 +507,117 @@ def make_handler(repo: ModelRepository, model_name: str, max_body: int, max_batc
     return Handler
 
 
+def linger(sock: socket.socket) -> None:
+    """Ends our side of a connection and reads what the client still sends, for a moment, so that
+    closing it does not reset the answer away (Apache's "lingering close")."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(LINGER_SECONDS)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while time.monotonic() < deadline and sock.recv(1 << 16):
+            pass
+    except OSError:
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a cap on open connections, answered 503 from the accepting thread
+    (no thread is started for them), and a stop that drains the requests in flight."""
+
+    daemon_threads = True
+    block_on_close = False  # stop() waits, bounded, for requests; idle clients are not waited on
+
+    def __init__(self, address, handler, limits: Limits):
+        self.limits = limits
+        self.model_slots = threading.BoundedSemaphore(limits.max_queued)
+        self.stopping = False
+        self._connections: dict[socket.socket, bool] = {}  # -> a request is being handled
+        self._changed = threading.Condition()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        with self._changed:
+            full = len(self._connections) >= self.limits.max_connections
+            if not full:
+                self._connections[request] = False
+        if not full:
+            super().process_request(request, client_address)
+            return
+        body = json.dumps(
+            {"error": f"{self.limits.max_connections} connections are open; retry later"}
+        ).encode()
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        try:
+            request.settimeout(LINGER_SECONDS)  # the accepting thread must not wait on a client
+            request.sendall(head.encode() + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._changed:
+                del self._connections[request]
+                self._changed.notify_all()
+
+    def handle_error(self, request, client_address):  # a client that went away mid-answer
+        log.debug(f"connection from {client_address[0]} failed", exc_info=True)
+
+    def begin_request(self, sock) -> bool:
+        """Marks a connection busy as its next request starts; False once stopping."""
+        with self._changed:
+            if self.stopping:
+                return False
+            self._connections[sock] = True
+            return True
+
+    def end_request(self, sock) -> bool:
+        """Marks a connection idle after its request; True when it should close (stopping)."""
+        with self._changed:
+            self._connections[sock] = False
+            return self.stopping
+
+    def stop(self, drain_seconds: float) -> int:
+        """After serve_forever() returned: refuses new connections, closes idle ones, and waits up
+        to drain_seconds for the requests in flight; returns how many connections are left."""
+        self.server_close()
+        deadline = time.monotonic() + drain_seconds
+        with self._changed:
+            self.stopping = True
+            for sock, busy in self._connections.items():
+                if not busy:
+                    try:  # wakes the thread waiting for this connection's next request
+                        sock.shutdown(socket.SHUT_RD)
+                    except OSError:
+                        pass
+            while self._connections and deadline > time.monotonic():
+                self._changed.wait(deadline - time.monotonic())
+            return len(self._connections)
+
+
 def make_server(
     model_dir: Path,
     model_name: str = "imdb_sentiment",
     host: str = "127.0.0.1",
     port: int = 8501,
-    max_body: int = 8 << 20,
-    max_batch: int = 1024,
+    limits: Limits = Limits(),
     poll_seconds: float = 2.0,
+    access_log: bool = False,
+    batching: BatchingParameters | None = None,
 ):
+    """The server (not started: call serve_forever) and its model repository; `batching` turns
+    on request batching."""
     repo = ModelRepository(model_dir)
-    server = ThreadingHTTPServer((host, port), make_handler(repo, model_name, max_body, max_batch))
-    server.daemon_threads = True
+    batcher = Batcher(batching) if batching else None
+    server = Server(
+        (host, port), make_handler(repo, model_name, limits, access_log, batcher), limits
+    )
 
     def poll():
         while True:

@@ -6,9 +6,14 @@
 Routes: GET /v1/models/<name> (status), GET /v1/models/<name>/metadata (signatures),
 POST /v1/models/<name>[/versions/<v>]:predict with {"instances": [...]} or {"inputs": [...]}.
 The newest version folder is served; a new one is picked up within --poll-seconds, no restart.
+--enable_batching merges concurrent requests into one model call, with TF Serving's batching
+parameters (flags, or the same --batching_parameters_file TF Serving reads).
+SIGTERM or Ctrl-C stops accepting, lets the requests in flight finish (--drain-seconds), exits 0.
 """
 
 import logging
+import signal
+import threading
 from pathlib import Path
 
 from imdb_sentiment import cli
@@ -52,20 +57,100 @@ def main(argv=None) -> int:
     p.add_argument(
         "--poll-seconds", type=float, default=2.0, help="how often to look for new versions"
     )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds of silence while a request is read or answered before the connection is "
+        "closed (default %(default)s)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a keep-alive connection may wait for its next request (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open connections; more are answered 503 with Retry-After (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-queued",
+        type=int,
+        default=128,
+        help="predict requests waiting for or in a model call; more are answered 503 with "
+        "Retry-After (default %(default)s)",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=10.0,
+        help="on SIGTERM or Ctrl-C, how long requests in flight may take to finish "
+        "(default %(default)s)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log one line per request (stderr)")
+    batching = p.add_argument_group(
+        "request batching (TF Serving's --enable_batching and its parameters)"
+    )
+    batching.add_argument(
+        "--enable_batching",
+        "--enable-batching",
+        action="store_true",
+        help="merge concurrent predict requests into one model call",
+    )
+    batching.add_argument(
+        "--batching_parameters_file",
+        "--batching-parameters-file",
+        type=Path,
+        help="TF Serving's batching parameters file (`max_batch_size { value: 256 }` lines); "
+        "a flag below overrides the value it gives",
+    )
+    batching_flags = {  # TF Serving's names
+        "max_batch_size": "most reviews in one model call (default 256)",
+        "batch_timeout_micros": "longest a batch waits for more requests (default 2000)",
+        "num_batch_threads": "model calls at once (default: the number of CPUs)",
+        "max_enqueued_batches": "batches waiting for a thread; more requests get 503 (100)",
+    }
+    for name, meaning in batching_flags.items():
+        batching.add_argument("--" + name.replace("_", "-"), dest=name, type=int, help=meaning)
     args = p.parse_args(argv)
     cli.load_tensorflow()
 
-    from imdb_sentiment.serve import make_server
+    from imdb_sentiment.serve import (
+        BatchingParameters,
+        Limits,
+        make_server,
+        read_batching_parameters,
+    )
 
+    batching = None
+    if args.enable_batching:
+        file = args.batching_parameters_file
+        given = read_batching_parameters(file) if file else {}
+        given.update({k: getattr(args, k) for k in batching_flags if getattr(args, k) is not None})
+        batching = BatchingParameters(**given)
+        log.info(f"batching: {batching}")
+
+    limits = Limits(
+        max_body=int(args.max_body_mb * (1 << 20)),
+        max_batch=args.max_batch,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_queued=args.max_queued,
+    )
     try:
         server, repo = make_server(
             args.model_dir,
             args.model_name,
             args.host,
             args.port,
-            int(args.max_body_mb * (1 << 20)),
-            args.max_batch,
+            limits,
             args.poll_seconds,
+            args.access_log,
+            batching,
         )
     except OSError as e:
         from imdb_sentiment.files import UserError
@@ -73,9 +158,19 @@ def main(argv=None) -> int:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     host, port = server.server_address[:2]
     log.info(f"serving {args.model_name} versions {repo.loaded_versions()} from {args.model_dir}")
+
+    def stop(signum, frame):
+        log.info(f"{signal.Signals(signum).name}: draining (at most {args.drain_seconds} s)")
+        # shutdown() waits for serve_forever(), which runs in this (the signal's) thread
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     log.info(f"listening on http://{host}:{port}/v1/models/{args.model_name}")
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    server.serve_forever()
+    left = server.stop(args.drain_seconds)
+    if left:
+        log.warning(f"stopped with {left} requests unfinished after {args.drain_seconds} s")
+    else:
+        log.info("stopped")
     return 0
