@@ -34,10 +34,10 @@ def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog):
     label = lambda df: (df.sentiment == "positive").to_numpy().astype(int)  # noqa: E731
     vec, train_ids = features(train.review.tolist())
     val_ids = vec.features(text.tokenize(val.review.tolist()))["ngram_ids"]
-    cfg = Config(ngram_buckets=4096, ngram_c_grid=(0.1, 1.0))
+    cfg = Config(ngram_buckets=4096, ngram_c_grid=(1.0, 10.0))
     with caplog.at_level("INFO", logger="imdb_sentiment"):
         fitted = bag.fit_bag(train_ids, label(train), val_ids, label(val), cfg)
-    assert fitted["C"] in (0.1, 1.0) and fitted["val_accuracy"] > 0.95
+    assert fitted["C"] in (1.0, 10.0) and fitted["val_accuracy"] > 0.95
     assert sum("validation accuracy" in line for line in caplog.messages) == 2
     w = fitted["weights"]
     sentiment = {
@@ -49,16 +49,32 @@ def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog):
     )
 
     # The same log-odds through the network from raw strings, padding and all.
-    layer = NgramBag(4096)
+    layer = NgramBag(4096, cfg.ngram_normalize)
     layer.build((None, None))
     layer.set_weights([w, np.float32(fitted["bias"])])
-    dense = vec(tf.constant(val.review.tolist()))["ngram_ids"]
-    expected = bag.binary_matrix(val_ids, 4096) @ w + fitted["bias"]
+    dense = vec(tf.constant(val.review.tolist() + [""]))["ngram_ids"]
+    empty = vec.features(text.tokenize([""]))["ngram_ids"]
+    x = bag.features(bag.binary_matrix(tf.concat([val_ids, empty], axis=0), 4096), cfg)
+    expected = x @ w + fitted["bias"]
     np.testing.assert_allclose(layer(dense).numpy()[:, 0], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_the_normalized_bag_divides_by_the_root_of_the_number_of_ngrams():
+    layer = NgramBag(16, normalize=True)
+    layer.build((None, None))
+    weights = np.arange(16, dtype=np.float32)
+    weights[:2] = 0  # as fit_bag leaves them: padding and "no n-gram" are never features
+    layer.set_weights([weights, np.float32(0.5)])
+    ids = np.array([[2, 3, 4, 5], [6, 7, 0, 0], [1, 0, 0, 0]], "int32")  # 0 pads, 1: no n-gram
+    np.testing.assert_allclose(layer(ids).numpy()[:, 0], [14 / 2 + 0.5, 13 / 2**0.5 + 0.5, 0.5])
+    assert not NgramBag.from_config({"buckets": 16}).normalize  # models saved before the option
+    cfg = Config(ngram_normalize=True)
+    m = bag.binary_matrix(features(["good fun film", "good"])[1], 4096)
+    assert np.allclose(np.asarray(bag.features(m, cfg).multiply(bag.features(m, cfg)).sum(1)), 1)
+
+
 def test_blend_weights_the_two_parts_log_odds():
-    cfg = Config(lstm_units=4, ngram_buckets=64)
+    cfg = Config(lstm_units=4, ngram_buckets=64, ngram_normalize=False)
     model = build_model(cfg, np.random.default_rng(0).normal(size=(10, 50)).astype("float32"))
     w = np.zeros(64, np.float32)
     w[5] = 2.0

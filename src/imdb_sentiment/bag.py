@@ -36,6 +36,14 @@ def binary_matrix(ngram_ids: tf.RaggedTensor, buckets: int) -> sp.csr_matrix:
     return m
 
 
+def features(x: sp.csr_matrix, cfg) -> sp.csr_matrix:
+    """The bag's inputs: binary rows, divided by their root count with cfg.ngram_normalize."""
+    if not cfg.ngram_normalize:
+        return x
+    count = np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1.0)
+    return sp.diags(1.0 / np.sqrt(count)).astype(np.float32) @ x
+
+
 def log_count_ratios(x: sp.csr_matrix, labels: np.ndarray, alpha: float) -> np.ndarray:
     """r per bucket, with add-alpha smoothing; buckets no training review has get r = 0."""
     y = np.asarray(labels) == 1
@@ -57,9 +65,9 @@ def fit_bag(
     r = log_count_ratios(x_train, train_labels, cfg.ngram_alpha)
     scale = sp.diags(r)
     acc, c, clf = fit_on_validation(
-        x_train @ scale,
+        features(x_train, cfg) @ scale,
         train_labels,
-        x_val @ scale,
+        features(x_val, cfg) @ scale,
         val_labels,
         cfg.ngram_c_grid,
         "n-gram bag",

@@ -56,7 +56,15 @@ class Config:
     ngram_buckets: int = 1 << 22
     ngram_order: int = 2  # longest n-gram in that bag: 2 = unigrams and bigrams
     ngram_alpha: float = 1.0  # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
-    ngram_c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # the bag's inverse L2; validation picks
+    # Each review's bag features divided by the root of its number of n-grams (unit length, as
+    # TF-IDF's are): a short review's log-odds are then as decided as a long one's.
+    ngram_normalize: bool = True
+    ngram_c_grid: tuple[float, ...] = (
+        1.0,
+        3.0,
+        10.0,
+        30.0,
+    )  # the bag's inverse L2; validation picks
 
     # Training
     batch_size: int = 64

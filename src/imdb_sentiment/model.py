@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .text import NO_NGRAM_ID
+
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
 class MaskedMaxMeanPooling(keras.layers.Layer):
@@ -59,13 +61,16 @@ def lstm_layer(units: int, return_sequences: bool) -> keras.layers.LSTM:
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
 class NgramBag(keras.layers.Layer):
     """Log-odds of a linear model over a review's distinct n-gram ids: the sum of one weight per id,
-    plus a bias. The weights are fitted by bag.fit_bag and stay frozen in the network."""
+    divided by the square root of their number when `normalize` (the review's binary features are
+    then a unit vector, as bag.features makes them), plus a bias. The weights are fitted by
+    bag.fit_bag and stay frozen in the network."""
 
-    def __init__(self, buckets: int, **kwargs):
+    def __init__(self, buckets: int, normalize: bool = False, **kwargs):
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.buckets = int(buckets)
+        self.normalize = bool(normalize)  # False in models saved before it existed
 
     def build(self, input_shape):
         self.w = self.add_weight(
@@ -74,14 +79,18 @@ class NgramBag(keras.layers.Layer):
         self.b = self.add_weight(shape=(), initializer="zeros", trainable=False, name="bias")
 
     def call(self, ids):
-        # Padding's weight is 0.
-        return ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True) + self.b
+        # Padding's weight is 0, and so is the "no n-gram" id's, which is not counted either.
+        total = ops.sum(ops.take(self.w, ids, axis=0), axis=1, keepdims=True)
+        if self.normalize:
+            count = ops.sum(ops.cast(ids > NO_NGRAM_ID, "float32"), axis=1, keepdims=True)
+            total = total / ops.sqrt(ops.maximum(count, 1.0))
+        return total + self.b
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)
 
     def get_config(self):
-        return {**super().get_config(), "buckets": self.buckets}
+        return {**super().get_config(), "buckets": self.buckets, "normalize": self.normalize}
 
 
 def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
@@ -106,7 +115,7 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
         ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
         inputs["ngram_ids"] = ngrams
         parts = keras.layers.Concatenate(name="part_logits")(
-            [logit, NgramBag(cfg.ngram_buckets, name="ngram_bag")(ngrams)]
+            [logit, NgramBag(cfg.ngram_buckets, cfg.ngram_normalize, name="ngram_bag")(ngrams)]
         )
         # Frozen: fit_blend sets it from validation rows; trained on training rows it would trust
         # the bag alone.
