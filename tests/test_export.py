@@ -10,6 +10,7 @@ from conftest import synthetic_reviews
 from tensorflow.core.protobuf import saved_model_pb2
 
 from imdb_sentiment.export import SUB_BATCH
+from imdb_sentiment.model import logit_model
 from imdb_sentiment.runs import load_artifacts
 
 
@@ -26,8 +27,6 @@ def pool(trained):
     reviews += ["", "", "wonderful", "awful<br /><br />", "<br />"]
     rng.shuffle(reviews)
     a = load_artifacts(trained["version"])
-    from imdb_sentiment.model import logit_model
-
     logits = logit_model(a.model)
     alone = [a.vectorizer([r]) for r in reviews]
     probability = np.array([float(a.model(x, training=False)[0, 0]) for x in alone])
