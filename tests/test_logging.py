@@ -124,7 +124,8 @@ def test_the_benchmark_runs_its_sections_and_logs_each_line_once(tiny_csv, tmp_p
         "benchmark.py", "--data", tiny_csv, "--steps", "2", "--repeats", "1", "--json", out
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    sections = ("training", "epoch", "language model", "inference", "profile", "compute")
+    sections = ("training", "epoch", "language model", "inference", "sub-batching", "profile")
+    sections += ("compute",)
     for name in sections + ("notebook inference",):
         assert f"benchmark: {name} measured in " in proc.stderr
     lines = proc.stderr.splitlines()
@@ -133,4 +134,6 @@ def test_the_benchmark_runs_its_sections_and_logs_each_line_once(tiny_csv, tmp_p
     assert figures["train_reviews_per_s"] > 0 and figures["inference_reviews_per_s"]["256"] > 0
     assert figures["language_model_tokens_per_s"]["sampled_softmax"] > 0
     assert "whole serving signature" in figures["profile_batch_256_ms"]
+    assert figures["sub_batching"]["sorted_reviews_per_s"] > 0
+    assert figures["sub_batching"]["unsorted_reviews_per_s"] > 0
     assert "training:" in proc.stdout and "peak memory:" in proc.stdout

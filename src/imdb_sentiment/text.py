@@ -167,14 +167,14 @@ class Vectorizer(tf.Module):
 
     def __call__(self, texts) -> dict[str, tf.Tensor]:
         """Raw strings -> dense [batch, longest] int32 features, right-padded with 0."""
-        return _dense(self.features(tokenize(texts)))
+        return dense(self.features(tokenize(texts)))
 
     def from_tokens(self, tokens: tf.Tensor) -> dict[str, tf.Tensor]:
         """Dense [batch, n] token strings right-padded with "" (no token is empty): as __call__."""
-        return _dense(self.features(tf.RaggedTensor.from_tensor(tokens, padding="")))
+        return dense(self.features(tf.RaggedTensor.from_tensor(tokens, padding="")))
 
 
-def _dense(features: dict[str, tf.RaggedTensor]) -> dict[str, tf.Tensor]:
+def dense(features: dict[str, tf.RaggedTensor]) -> dict[str, tf.Tensor]:
     return {k: v.to_tensor(default_value=PAD_ID) for k, v in features.items()}
 
 

@@ -3,10 +3,12 @@
 Prints, as medians of --repeats runs: training throughput (reviews/s and real tokens/s, padding not
 counted) and the time of one full epoch; pretraining throughput (real tokens/s through both
 language models, per objective); inference throughput of the exported SavedModel on raw
-strings at batch sizes 1, 32 and 256, single-review latency (p50, p99); FLOPs per token, achieved
-GFLOP/s and the machine's own float32 matmul GFLOP/s; the notebooks' way (every review padded to
-max_len and tokenized again each epoch; one review at a time through BeautifulSoup, the tokenizer
-and model.predict) as ratios; peak memory. --json writes every figure as one JSON object.
+strings at batch sizes 1, 32 and 256, single-review latency (p50, p99), and on random batches of
+256 against the same model padding each batch to its longest review (no sub-batches); FLOPs per
+token, achieved GFLOP/s and the machine's own float32 matmul GFLOP/s; the notebooks' way (every
+review padded to max_len and tokenized again each epoch; one review at a time through
+BeautifulSoup, the tokenizer and model.predict) as ratios; peak memory. --json writes every
+figure as one JSON object.
 
 --export-precision measures only the serving speed of a GPU-trained model's two possible exports:
 the float16 graph it was exported as before model.as_float32 (mixed_float16 policy), and float32.
@@ -141,6 +143,8 @@ def main(argv=None) -> int:
         serve = tf.saved_model.load(str(version)).signatures["serving_default"]
         with section("inference"):
             r.update(inference(b, serve))
+        with section("sub-batching"):
+            r["sub_batching"] = sub_batching(b, serve, Path(tmp) / "unsorted")
         with section("profile"):
             r["profile_batch_256_ms"] = profile(b, serve)
     with section("notebook inference"):
@@ -419,6 +423,49 @@ def inference(b: Bench, serve) -> dict:
     }
 
 
+def sub_batching(b: Bench, serve, unsorted_dir: Path) -> dict:
+    """reviews/s of the export on random batches of 256 validation reviews: its signature (length-
+    sorted sub-batches) against the same model exported with each batch padded to its longest
+    review, as before. The two take turns, --repeats rounds, so a busy machine slows both alike."""
+    import numpy as np
+    import tensorflow as tf
+
+    from imdb_sentiment.export import SUB_BATCH, serving_archive
+    from imdb_sentiment.model import as_float32
+
+    serving_archive(as_float32(b.model, cudnn=False), b.vec, sub_batch=0).write_out(
+        str(unsorted_dir), verbose=False
+    )
+    ways = {
+        "sorted": serve,
+        "unsorted": tf.saved_model.load(str(unsorted_dir)).signatures["serving_default"],
+    }
+    rng = np.random.default_rng(b.cfg.seed)
+    picks = [rng.choice(len(b.sample), 256, replace=len(b.sample) < 256) for _ in range(8)]
+    batches = [tf.constant([b.sample[i] for i in pick]) for pick in picks]
+    rates = {way: [] for way in ways}
+    for f in ways.values():
+        f(review=batches[0])
+    for i in range(b.args.repeats):
+        for way in sorted(ways, reverse=i % 2 == 1):
+            t = time.perf_counter()
+            for x in batches:
+                ways[way](review=x)["probability"].numpy()
+            rates[way].append(256 * len(batches) / (time.perf_counter() - t))
+    sorted_rate, unsorted_rate = (statistics.median(rates[w]) for w in ("sorted", "unsorted"))
+    log.info(
+        f"sub-batching (batches of 256, sub-batches of {SUB_BATCH}): {sorted_rate:.0f} reviews/s, "
+        f"unsorted {unsorted_rate:.0f} reviews/s, {sorted_rate / unsorted_rate:.2f}x"
+    )
+    return {
+        "sub_batch": SUB_BATCH,
+        "reviews_per_s_by_round": rates,
+        "sorted_reviews_per_s": sorted_rate,
+        "unsorted_reviews_per_s": unsorted_rate,
+        "speedup": sorted_rate / unsorted_rate,
+    }
+
+
 def profile(b: Bench, serve) -> dict:
     """Where one batch of 256 goes, stage by stage, and whether XLA speeds up the model part."""
     import tensorflow as tf
@@ -516,6 +563,10 @@ def summary(r: dict) -> str:
         + f"; latency p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms; "
         f"{r['inference_speedup_vs_notebook']:.0f}x the notebook way "
         f"({r['notebook_inference_reviews_per_s']:.1f}/s)",
+        f"sub-batching: random batches of 256 in length-sorted sub-batches of "
+        f"{r['sub_batching']['sub_batch']}: {r['sub_batching']['sorted_reviews_per_s']:.0f} "
+        f"reviews/s, {r['sub_batching']['speedup']:.2f}x the batch padded to its longest "
+        f"({r['sub_batching']['unsorted_reviews_per_s']:.0f} reviews/s)",
         f"compute: {r['flops_per_token_forward'] / 1e3:.1f} kFLOP/token forward; training "
         f"{r['train_gflops']:.2f} GFLOP/s, inference {r['inference_gflops']:.2f} GFLOP/s; matmul "
         f"{r['matmul_gflops_lstm_shape']:.1f} GFLOP/s at the LSTM's shape, "

@@ -1,0 +1,86 @@
+"""The exported signatures run a batch in length-sorted sub-batches: the outputs are the model's
+own, review by review, in input order, whatever the batch's size and lengths."""
+
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import synthetic_reviews
+from tensorflow.core.protobuf import saved_model_pb2
+
+from imdb_sentiment.export import SUB_BATCH
+from imdb_sentiment.model import logit_model
+from imdb_sentiment.runs import load_artifacts
+
+
+@pytest.fixture(scope="module")
+def pool(trained):
+    """Reviews of very different lengths (empty, one word, far beyond max_len) in random order,
+    each with the Keras model's probability and log-odds for that review alone."""
+    rng = random.Random(3)
+    long_reviews = [
+        " ".join(rng.choice(["superb", "dull", "the", "film", "plot"]) for _ in range(n))
+        for n in (200, 700, 3000)
+    ]
+    reviews = synthetic_reviews(140, seed=5).review.tolist() + long_reviews
+    reviews += ["", "", "wonderful", "awful<br /><br />", "<br />"]
+    rng.shuffle(reviews)
+    a = load_artifacts(trained["version"])
+    logits = logit_model(a.model)
+    alone = [a.vectorizer([r]) for r in reviews]
+    probability = np.array([float(a.model(x, training=False)[0, 0]) for x in alone])
+    logit = np.array([float(logits(x, training=False)[0, 0]) for x in alone])
+    assert max(map(len, reviews)) > 100 * min(map(len, [r for r in reviews if r]))
+    return reviews, probability, logit
+
+
+@pytest.fixture(scope="module")
+def signatures(trained):
+    return tf.saved_model.load(str(trained["version"])).signatures
+
+
+@pytest.mark.parametrize("size", [1, SUB_BATCH - 1, SUB_BATCH, SUB_BATCH + 1, None])
+def test_served_outputs_are_each_reviews_own_in_input_order(pool, signatures, size):
+    reviews, probability, logit = pool
+    for start in range(0, len(reviews), size or len(reviews)):
+        rows = slice(start, start + (size or len(reviews)))
+        batch = tf.constant(reviews[rows])
+        served = signatures["serving_default"](review=batch)
+        np.testing.assert_allclose(served["probability"].numpy(), probability[rows], atol=1e-5)
+        labels = np.where(probability[rows] >= 0.5, b"positive", b"negative")
+        assert list(served["label"].numpy()) == list(labels)
+        got = signatures["logit"](review=batch)["logit"].numpy()
+        np.testing.assert_allclose(got, logit[rows], atol=1e-5)
+        if size is None:
+            break
+
+
+def test_an_empty_batch_gives_empty_outputs(signatures):
+    served = signatures["serving_default"](review=tf.constant([], tf.string))
+    assert served["probability"].shape == [0] and served["label"].shape == [0]
+    assert signatures["logit"](review=tf.constant([], tf.string))["logit"].shape == [0]
+
+
+def _loop_depth(functions: dict, nodes, seen: frozenset = frozenset()) -> int:
+    """How deep While loops nest among these nodes and in every function they call."""
+    deepest = 0
+    for node in nodes:
+        called = {v.func.name for v in node.attr.values()} & set(functions) - seen
+        inner = max(
+            (_loop_depth(functions, functions[f].node_def, seen | {f}) for f in called), default=0
+        )
+        deepest = max(deepest, inner + (node.op in ("While", "StatelessWhile")))
+    return deepest
+
+
+def test_serving_runs_the_lstm_inside_a_loop_over_sub_batches(trained):
+    """The LSTM's own time loop runs inside the loop over sub-batches (unsorted: one level)."""
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((trained["version"] / "saved_model.pb").read_bytes())
+    graph = sm.meta_graphs[0].graph_def
+    functions = {f.signature.name: f for f in graph.library.function}
+    for signature, output in (("serving_default", "probability"), ("logit", "logit")):
+        tensor = sm.meta_graphs[0].signature_def[signature].outputs[output].name
+        node = next(n for n in graph.node if n.name == tensor.split(":")[0])
+        assert _loop_depth(functions, [node]) == 2, signature
