@@ -26,7 +26,9 @@ _STARTUP_NOTICES = re.compile(
     r"UNKNOWN ERROR \(303\)"
     r"|port\.cc:\d+\] oneDNN custom operations are on\. .*"
     r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized to use available CPU "
-    r"instructions in performance-critical operations\.)"
+    r"instructions in performance-critical operations\."
+    r"|util\.cc:\d+\] oneDNN supports DT_INT64 only on platforms with AVX-512\. Falling back "
+    r"to the default Eigen-based implementation if present\.)"
     r"|To enable the following instructions: [\w ,.-]+, in other operations, "
     r"rebuild TensorFlow with "
     r"the appropriate compiler flags\."
@@ -64,6 +66,10 @@ def load_tensorflow():
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+        # On some CPUs oneDNN logs, as an error, once per process and at the first int64
+        # transpose (the model has some), that it falls back to Eigen: a notice, not an error.
+        # Made to come here, where it is held back, rather than in the middle of a command.
+        tf.transpose(tf.zeros((1, 1), tf.int64))
     return tf
 
 
