@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from conftest import review_texts, synthetic_reviews
 from hypothesis import example, given, settings
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from imdb_sentiment import data, text
 from imdb_sentiment.config import Config
-from imdb_sentiment.short import CUTS, as_text, cut, for_baseline, sentences
+from imdb_sentiment.short import CUTS, as_text, cut, cut_copies, for_baseline, sentences
 
 SHORT_REVIEWS = Path(__file__).parent / "data" / "short_reviews.csv"
 # Reviews as IMDB has them: markup, entities, contractions, quotes, ellipses, scores, "Mr.".
@@ -194,3 +195,23 @@ def test_short_inputs_blend_is_the_served_models_accuracy_on_the_cut_texts(train
         texts = [as_text(cut(tokens(r), name)) for r in val.review]
         p = np.array([o["probability"] for o in predictor.predict(texts)])
         assert ((p >= 0.5) == (val.label == 1)).mean() == pytest.approx(short[name]["blend"]), name
+
+
+def test_cut_copies_are_first_or_last_5_to_60_ids_of_their_review_and_repeat_with_the_seed():
+    rng = np.random.default_rng(0)
+    rows = [list(rng.integers(2, 100, size=n)) for n in (0, 3, 5, 30, 61, 400)]
+    ids = tf.ragged.constant(rows, dtype=tf.int32)
+    cuts = cut_copies(ids, copies=3, seed=7).to_list()
+    assert len(cuts) == 3 * len(rows)
+    ends = set()
+    for i, piece in enumerate(cuts):
+        row = rows[i // 3]
+        if len(row) <= 5:
+            assert piece == row  # shorter than any k: whole
+            continue
+        assert 5 <= len(piece) <= min(60, len(row))
+        assert piece in (row[: len(piece)], row[-len(piece) :])
+        ends.add(piece == row[-len(piece) :])
+    assert ends == {True, False}  # both first and last cuts occur
+    assert cut_copies(ids, copies=3, seed=7).to_list() == cuts
+    assert cut_copies(ids, copies=3, seed=8).to_list() != cuts

@@ -73,6 +73,9 @@ class Config:
     lr_schedule: str = "cosine"  # "cosine" decays to 0 over `epochs`; "constant"
     clipnorm: float = 1.0
     patience: int = 3  # early stopping on validation accuracy
+    # The LSTM also trains on this many cut copies of each training review (its first or last
+    # 5-60 tokens, same label): whole reviews alone never show it a line, which is what users type.
+    short_copies: int = 0
     mixed_precision: bool = True  # applies on GPU only; CPUs gain nothing from float16
     jit_compile: bool = False  # XLA recompiles for every padded length: slower with length buckets
 
@@ -100,6 +103,8 @@ class Config:
         if self.ngram_buckets and not self.ngram_c_grid:
             raise ValueError("ngram_c_grid needs at least one value")
         self.ngram_c_grid = tuple(float(c) for c in self.ngram_c_grid)  # JSON gives back a list
+        if self.short_copies < 0:
+            raise ValueError("short_copies must be 0 or more")
         if self.val_block < 0:
             raise ValueError("val_block must be 0 or more")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:

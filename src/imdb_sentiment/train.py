@@ -34,6 +34,7 @@ from .model import (
     set_blend,
 )
 from .runs import CHECKPOINT
+from .short import cut_copies
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,14 @@ def train(
         if cfg.ngram_buckets
         else None
     )
+    lstm_x, lstm_y = {"token_ids": train_x["token_ids"]}, train_y
+    if cfg.short_copies:
+        cuts = cut_copies(train_x["token_ids"], cfg.short_copies, cfg.seed)
+        lstm_x = {"token_ids": tf.concat([train_x["token_ids"], cuts], axis=0)}
+        lstm_y = np.concatenate([train_y, np.repeat(train_y, cfg.short_copies)])
+        log.info(f"short copies: the LSTM trains on {len(lstm_y)} rows, {cuts.nrows()} of them cut")
     strategy = strategy or tf.distribute.get_strategy()
-    model, lstm, cfg = build_compiled_model(cfg, matrix, train_x, strategy)
+    model, lstm, cfg = build_compiled_model(cfg, matrix, lstm_x, strategy)
     if encoder:
         encoder.start(model, cfg, vocabulary, splits.train.review)
         log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
@@ -252,9 +259,7 @@ def train(
         checkpoint,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
     ]
-    train_ds = make_dataset(
-        {"token_ids": train_x["token_ids"]}, train_y, cfg, training=True, first_epoch=first_epoch
-    )
+    train_ds = make_dataset(lstm_x, lstm_y, cfg, training=True, first_epoch=first_epoch)
     val_ds = make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False)
     t1 = time.perf_counter()
     try:
@@ -263,7 +268,7 @@ def train(
                 train_ds,
                 validation_data=val_ds,
                 initial_epoch=first_epoch,
-                steps_per_epoch=steps_per_epoch(train_x, cfg),
+                steps_per_epoch=steps_per_epoch(lstm_x, cfg),
                 epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
                 callbacks=callbacks,
                 shuffle=False,  # make_dataset shuffles, by epoch number
