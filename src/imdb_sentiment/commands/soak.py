@@ -4,8 +4,11 @@ and memory stayed flat.
 
 Reads the server's /proc/<pid>/status (Linux), so give the server's process id. Loopback use:
 
-  python scripts/serve.py --read-timeout 2 --idle-timeout 2 &
+  python scripts/serve.py --read-timeout 2 --idle-timeout 2 --max-body-mb 1 &
   python scripts/soak.py --pid $! --port 8501 --seconds 300
+
+The server's --read-timeout and --idle-timeout must be well under --quiet-seconds (10), since
+slow and idle clients wait for them.
 
 Good clients keep one connection each and send the same few reviews, whose answers must equal
 those of a first request to 1e-6. Bad clients send, on new connections, a body that is not JSON,
