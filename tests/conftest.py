@@ -227,10 +227,37 @@ def trained(tmp_path_factory, tiny_csv):
     return train_tiny(tmp_path_factory.mktemp("trained"), tiny_csv, "--compare-baseline")
 
 
+@pytest.fixture(scope="session")
+def sleeper(tmp_path_factory):
+    """A real SavedModel with the serving signature's contract, made so that a request can take as
+    long as asked and a model can fail at run time: each review is a number of seconds (a batch
+    takes its largest), and a review that is no number fails inside TensorFlow."""
+    import tensorflow as tf
+
+    class Sleeper(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="review")])
+        def serve(self, review):
+            seconds = tf.strings.to_number(review)
+            start = tf.timestamp()
+            wait = tf.cast(tf.reduce_max(seconds), tf.float64)
+            spins = tf.while_loop(lambda i: tf.timestamp() - start < wait, lambda i: i + 1, [0])
+            probability = tf.sigmoid(seconds) + 0.0 * tf.cast(spins, tf.float32)
+            return {
+                "probability": probability,
+                "label": tf.where(probability >= 0.5, "positive", "negative"),
+            }
+
+    base = tmp_path_factory.mktemp("sleeper") / "imdb_sentiment"
+    module = Sleeper()
+    tf.saved_model.save(module, str(base / "1"), signatures={"serving_default": module.serve})
+    return base
+
+
 @contextmanager
 def serving(models: Path, *args):
     """scripts/serve.py started for real on a free loopback port; yields its URL, process and log
-    (the lines it writes to stderr from start-up on, read as they come so its pipe never fills).
+    (the lines it writes to stderr from start-up on, read as they come so its pipe never fills),
+    and with --grpc-port its gRPC target ("127.0.0.1:<port>", else None).
     Stopped with SIGTERM on leaving, killed if it does not stop."""
     proc = subprocess.Popen(
         script_command("serve.py", "--model-dir", models, "--port", "0", *args),
@@ -240,18 +267,21 @@ def serving(models: Path, *args):
         cwd=ROOT,
     )
     try:
-        url, log = None, []
+        url, grpc, log = None, None, []
         deadline = time.time() + 120
         while time.time() < deadline and url is None:
             line = proc.stderr.readline()
             if not line:
                 break
             log.append(line)
+            if line.startswith("gRPC listening on "):
+                grpc = line.split()[3]
             if line.startswith("listening on "):
                 url = line.split()[2].split("/v1/")[0]
         assert url, "server did not start: " + "".join(log)[-3000:]
         threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True).start()
-        yield {"url": url, "port": int(url.rsplit(":", 1)[1]), "proc": proc, "log": log}
+        port = int(url.rsplit(":", 1)[1])
+        yield {"url": url, "port": port, "grpc": grpc, "proc": proc, "log": log}
     finally:
         proc.terminate()
         try:

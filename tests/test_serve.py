@@ -3,6 +3,8 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -191,3 +193,14 @@ def test_predict_cli_reports_a_server_that_is_down():
         and "cannot reach the model server" in proc.stderr
         and "Traceback" not in proc.stderr
     )
+
+
+def test_serve_help_takes_its_defaults_without_loading_tensorflow():
+    code = (
+        "import sys\nfrom imdb_sentiment.commands.serve import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(default 1024)" in proc.stdout and "(default 2000)" in proc.stdout

@@ -1,9 +1,8 @@
 """scripts/serve.py spoken to over raw sockets: framing, timeouts, caps, errors and a graceful
 stop, each checked against the real server process on loopback.
 
-The model is a real SavedModel with the serving signature's contract, made here so that a request
-can take as long as asked and a model can fail at run time: each review is a number of seconds
-(a batch takes its largest), and a review that is no number fails inside TensorFlow."""
+The model is conftest's `sleeper`: a request takes as long as asked, and a model can fail at run
+time."""
 
 import json
 import re
@@ -16,29 +15,6 @@ from conftest import run_script, serving
 
 PREDICT = "/v1/models/imdb_sentiment:predict"
 STATUS = "/v1/models/imdb_sentiment"
-
-
-@pytest.fixture(scope="module")
-def sleeper(tmp_path_factory):
-    import tensorflow as tf
-
-    class Sleeper(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="review")])
-        def serve(self, review):
-            seconds = tf.strings.to_number(review)
-            start = tf.timestamp()
-            wait = tf.cast(tf.reduce_max(seconds), tf.float64)
-            spins = tf.while_loop(lambda i: tf.timestamp() - start < wait, lambda i: i + 1, [0])
-            probability = tf.sigmoid(seconds) + 0.0 * tf.cast(spins, tf.float32)
-            return {
-                "probability": probability,
-                "label": tf.where(probability >= 0.5, "positive", "negative"),
-            }
-
-    base = tmp_path_factory.mktemp("sleeper") / "imdb_sentiment"
-    module = Sleeper()
-    tf.saved_model.save(module, str(base / "1"), signatures={"serving_default": module.serve})
-    return base
 
 
 @pytest.fixture(scope="module")

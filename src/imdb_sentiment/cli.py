@@ -84,6 +84,7 @@ COMMANDS = {  # command -> module of imdb_sentiment.commands
     "benchmark": "benchmark",
     "visualize": "visualize",
     "load-test": "load_test",
+    "soak": "soak",
 }
 
 

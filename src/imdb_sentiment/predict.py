@@ -85,6 +85,49 @@ def _padded(token_lists: list[list[str]]) -> tf.Tensor:
     return tf.constant(rows, tf.string, shape=[len(token_lists), width])
 
 
+def remote_predictor(url: str, model_name: str = "imdb_sentiment", timeout: float = 30.0):
+    """A predictor for a model server: grpc://host:port speaks TF Serving's gRPC API, any other
+    URL its REST API."""
+    if url.startswith("grpc://"):
+        return GrpcPredictor(url.removeprefix("grpc://").rstrip("/"), model_name, timeout)
+    return RemotePredictor(url, model_name, timeout)
+
+
+class GrpcPredictor:
+    """The same predict() through TF Serving's gRPC PredictionService (or scripts/serve.py
+    --grpc-port)."""
+
+    def __init__(self, target: str, model_name: str = "imdb_sentiment", timeout: float = 30.0):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self.target, self.model_name, self.timeout = target, model_name, timeout
+        self._error = grpc.RpcError
+        channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", -1)])
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
+        from tensorflow_serving.apis import predict_pb2
+
+        out = []
+        for i in range(0, len(texts), batch_size):
+            chunk = list(texts[i : i + batch_size])
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = self.model_name
+            req.model_spec.signature_name = "serving_default"
+            req.inputs[INPUT_NAME].CopyFrom(
+                tf.make_tensor_proto(chunk, dtype=tf.string, shape=[len(chunk)])
+            )
+            try:
+                resp = self._stub.Predict(req, timeout=self.timeout)
+            except self._error as e:
+                raise UserError(f"grpc://{self.target}: {e.code().name}: {e.details()}") from None
+            prob = tf.make_ndarray(resp.outputs["probability"])
+            label = tf.make_ndarray(resp.outputs["label"])
+            out += [{"label": lab.decode(), "probability": float(p)} for p, lab in zip(prob, label)]
+        return out
+
+
 class RemotePredictor:
     """The same predict() through a TF Serving (or scripts/serve.py) REST endpoint."""
 

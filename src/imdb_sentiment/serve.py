@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import socket
 import threading
@@ -26,7 +25,6 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from tensorflow.core.framework import types_pb2
 
 from .export import INPUT_NAME, versions
 from .files import UserError
+from .serving_config import BatchingParameters, Limits
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +49,6 @@ DRAIN_FACTOR = 8
 # the kernel send a reset, which can destroy the answer before the client reads it.
 LINGER_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 1
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the clients together may hold of the server; beyond it they get 4xx/503 or a closed
-    connection, never an unbounded wait or an unbounded number of threads."""
-
-    max_body: int = 8 << 20  # bytes of one request body
-    max_batch: int = 1024  # reviews in one request
-    read_timeout: float = 30.0  # seconds of silence while a request is being read or answered
-    idle_timeout: float = 60.0  # seconds a keep-alive connection waits for its next request
-    max_connections: int = 256  # open connections, each a thread
-    max_queued: int = 128  # predict requests waiting for or in a model call
 
 
 class ClientError(Exception):
@@ -117,6 +103,14 @@ class ModelRepository:
             return sorted(self._models)
 
 
+def check_count(reviews: list, max_batch: int) -> None:
+    """Refuses a request of no review or of more than max_batch."""
+    if not reviews:
+        raise ClientError(400, "no instances given")
+    if len(reviews) > max_batch:
+        raise ClientError(400, f"{len(reviews)} instances in one request; the limit is {max_batch}")
+
+
 def parse_reviews(body: dict, max_batch: int) -> tuple[list[bytes], bool]:
     """The reviews of a predict request as UTF-8, and whether it used the row ("instances")
     format."""
@@ -142,10 +136,7 @@ def parse_reviews(body: dict, max_batch: int) -> tuple[list[bytes], bool]:
     reviews = [d[INPUT_NAME] if isinstance(d, dict) and set(d) == {INPUT_NAME} else d for d in data]
     if not all(isinstance(r, str) for r in reviews):
         raise ClientError(400, f"every instance must be a string (or {{{INPUT_NAME!r}: string}})")
-    if not reviews:
-        raise ClientError(400, "no instances given")
-    if len(reviews) > max_batch:
-        raise ClientError(400, f"{len(reviews)} instances in one request; the limit is {max_batch}")
+    check_count(reviews, max_batch)
     try:  # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 string holds
         return [r.encode("utf-8") for r in reviews], rows
     except UnicodeEncodeError as e:
@@ -177,64 +168,6 @@ def predict(loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
     """One model call: the probabilities and labels of the reviews."""
     out = loaded.signatures["serving_default"](**{INPUT_NAME: tf.constant(reviews)})
     return out["probability"].numpy().tolist(), [b.decode() for b in out["label"].numpy()]
-
-
-@dataclass(frozen=True)
-class BatchingParameters:
-    """TF Serving's batching parameters, with its names and meanings."""
-
-    max_batch_size: int = 256  # most reviews in one model call
-    batch_timeout_micros: int = 2000  # longest a batch waits for more requests before it runs
-    num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # calls at once
-    max_enqueued_batches: int = 100  # batches waiting for a thread; more requests get 503
-
-    def __post_init__(self):
-        for f in fields(self):
-            least = 0 if f.name == "batch_timeout_micros" else 1
-            if getattr(self, f.name) < least:
-                raise UserError(f"batching parameter {f.name} must be at least {least}")
-
-
-# Fields of TF Serving's BatchingParameters that have no meaning here: its signature takes a
-# batch of strings of any length, so there is nothing to pad, and one thread pool serves all.
-_IGNORED_BATCHING_FIELDS = {
-    "pad_variable_length_inputs",
-    "thread_pool_name",
-    "allowed_batch_sizes",
-    "enable_large_batch_splitting",
-    "max_execution_batch_size",
-}
-
-
-def read_batching_parameters(path: Path) -> dict[str, int]:
-    """The fields set in a TF Serving batching_parameters_file (protobuf text format, as
-    `max_batch_size { value: 256 }`), so that one file configures both servers."""
-    try:
-        text = re.sub(r"#[^\n]*", "", Path(path).read_text())
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the batching parameters ({e.strerror})") from None
-    entry = re.compile(r"\s*(\w+)\s*(?:\{\s*value\s*:\s*([^\s}]+)\s*\}|:\s*(\S+))\s*")
-    known = {f.name for f in fields(BatchingParameters)}
-    out, pos = {}, 0
-    while pos < len(text.rstrip()):
-        m = entry.match(text, pos)
-        if not m:
-            raise UserError(
-                f"{path}: cannot read {text[pos:].split()[0]!r}; expected lines such "
-                "as `max_batch_size { value: 256 }` (TF Serving's format)"
-            )
-        name, value = m[1], m[2] or m[3]
-        if name in known and value.isdigit():
-            out[name] = int(value)
-        elif name in _IGNORED_BATCHING_FIELDS:
-            log.info(f"{path}: {name} has no effect here")
-        else:
-            raise UserError(
-                f"{path}: {name} {value!r} is not a batching parameter this server "
-                f"takes; known: {', '.join(sorted(known))}, each an integer"
-            )
-        pos = m.end()
-    return out
 
 
 class _Batch:
@@ -314,12 +247,31 @@ class Batcher:
                 start = end
 
 
+class ModelCalls:
+    """The predict calls of every front end (REST and gRPC) alike: at most max_queued waiting for
+    or in the model, more refused with 503; through the Batcher when batching is on, so that
+    requests from both merge into one model call."""
+
+    def __init__(self, max_queued: int, batcher: Batcher | None = None):
+        self.max_queued = max_queued
+        self._slots = threading.BoundedSemaphore(max_queued)
+        self._batcher = batcher
+
+    def predict(self, loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+        if not self._slots.acquire(blocking=False):
+            raise ClientError(
+                503,
+                f"{self.max_queued} requests are already waiting for the model; retry later",
+                RETRY_AFTER_SECONDS,
+            )
+        try:
+            return (self._batcher.predict if self._batcher else predict)(loaded, reviews)
+        finally:
+            self._slots.release()
+
+
 def make_handler(
-    repo: ModelRepository,
-    model_name: str,
-    limits: Limits,
-    access_log: bool,
-    batcher: Batcher | None = None,
+    repo: ModelRepository, model_name: str, limits: Limits, access_log: bool, calls: ModelCalls
 ):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -488,16 +440,7 @@ def make_handler(
                 raise ClientError(405, "only :predict takes POST")
             reviews, rows = parse_reviews(self.read_body(), limits.max_batch)
             _, loaded = repo.get(version)
-            if not self.server.model_slots.acquire(blocking=False):
-                raise ClientError(
-                    503,
-                    f"{limits.max_queued} requests are already waiting for the model; retry later",
-                    RETRY_AFTER_SECONDS,
-                )
-            try:
-                prob, label = (batcher.predict if batcher else predict)(loaded, reviews)
-            finally:
-                self.server.model_slots.release()
+            prob, label = calls.predict(loaded, reviews)
             if rows:
                 return {
                     "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
@@ -529,7 +472,6 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, handler, limits: Limits):
         self.limits = limits
-        self.model_slots = threading.BoundedSemaphore(limits.max_queued)
         self.stopping = False
         self._connections: dict[socket.socket, bool] = {}  # -> a request is being handled
         self._changed = threading.Condition()
@@ -611,13 +553,11 @@ def make_server(
     access_log: bool = False,
     batching: BatchingParameters | None = None,
 ):
-    """The server (not started: call serve_forever) and its model repository; `batching` turns
-    on request batching."""
+    """The server (not started: call serve_forever), its model repository and the model calls
+    (for a gRPC server beside it to share); `batching` turns on request batching."""
     repo = ModelRepository(model_dir)
-    batcher = Batcher(batching) if batching else None
-    server = Server(
-        (host, port), make_handler(repo, model_name, limits, access_log, batcher), limits
-    )
+    calls = ModelCalls(limits.max_queued, Batcher(batching) if batching else None)
+    server = Server((host, port), make_handler(repo, model_name, limits, access_log, calls), limits)
 
     def poll():
         while True:
@@ -628,4 +568,4 @@ def make_server(
                 log.warning(f"reload failed, still serving {repo.loaded_versions()}: {e}")
 
     threading.Thread(target=poll, daemon=True).start()
-    return server, repo
+    return server, repo, calls

@@ -7,6 +7,7 @@ and predicted in chunks, so memory stays bounded.
 
   python scripts/predict.py "A wonderful, moving film." "Dull and far too long."
   python scripts/predict.py --file reviews.csv > predictions.jsonl
+  python scripts/predict.py --server grpc://localhost:8500 "A wonderful, moving film."
   python scripts/predict.py --explain "Great cast, but a dull and pointless plot." --html why.html
 
 --explain shows, for each review, which words pushed the prediction towards positive or negative:
@@ -108,8 +109,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--server",
         metavar="URL",
-        help="send the reviews to a TF Serving REST endpoint (or "
-        "scripts/serve.py), e.g. http://localhost:8501",
+        help="send the reviews to TF Serving (or scripts/serve.py): its REST endpoint, e.g. "
+        "http://localhost:8501, or its gRPC one, e.g. grpc://localhost:8500",
     )
     p.add_argument(
         "--model-name",
@@ -149,13 +150,13 @@ def main(argv=None) -> int:
         p.error("--html goes with --explain")
 
     cli.load_tensorflow()
-    from imdb_sentiment.predict import Predictor, RemotePredictor
+    from imdb_sentiment.predict import Predictor, remote_predictor
 
     source = reviews(args)
     first = list(itertools.islice(source, CHUNK))  # reads input errors before the slow model load
     if args.server:
         predictor, batch = (
-            RemotePredictor(args.server, args.model_name, args.timeout),
+            remote_predictor(args.server, args.model_name, args.timeout),
             args.batch_size or 64,
         )
     else:

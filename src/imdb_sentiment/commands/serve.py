@@ -5,6 +5,8 @@
 
 Routes: GET /v1/models/<name> (status), GET /v1/models/<name>/metadata (signatures),
 POST /v1/models/<name>[/versions/<v>]:predict with {"instances": [...]} or {"inputs": [...]}.
+--grpc-port 8500 also serves TF Serving's gRPC API (PredictionService.Predict and
+GetModelMetadata, ModelService.GetModelStatus) through the same model calls and batches.
 The newest version folder is served; a new one is picked up within --poll-seconds, no restart.
 --enable_batching merges concurrent requests into one model call, with TF Serving's batching
 parameters (flags, or the same --batching_parameters_file TF Serving reads).
@@ -23,7 +25,14 @@ log = logging.getLogger(__name__)
 
 def main(argv=None) -> int:
     from imdb_sentiment.config import DEFAULT_EXPORT_DIR
+    from imdb_sentiment.serving_config import (
+        BatchingParameters,
+        Limits,
+        default,
+        read_batching_parameters,
+    )
 
+    limit = Limits()
     p = cli.Parser(__doc__)
     p.add_argument(
         "--model-dir",
@@ -46,12 +55,21 @@ def main(argv=None) -> int:
         help="0 picks a free port (default %(default)s, as TF Serving)",
     )
     p.add_argument(
-        "--max-body-mb", type=float, default=8.0, help="largest request body (default %(default)s)"
+        "--grpc-port",
+        type=int,
+        help="also serve TF Serving's gRPC API on this port (TF Serving's is 8500; 0 picks a free "
+        "port); default: no gRPC",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=limit.max_body / (1 << 20),
+        help="largest request body (default %(default)s)",
     )
     p.add_argument(
         "--max-batch",
         type=int,
-        default=1024,
+        default=limit.max_batch,
         help="most reviews in one request (default %(default)s)",
     )
     p.add_argument(
@@ -60,26 +78,26 @@ def main(argv=None) -> int:
     p.add_argument(
         "--read-timeout",
         type=float,
-        default=30.0,
+        default=limit.read_timeout,
         help="seconds of silence while a request is read or answered before the connection is "
         "closed (default %(default)s)",
     )
     p.add_argument(
         "--idle-timeout",
         type=float,
-        default=60.0,
+        default=limit.idle_timeout,
         help="seconds a keep-alive connection may wait for its next request (default %(default)s)",
     )
     p.add_argument(
         "--max-connections",
         type=int,
-        default=256,
+        default=limit.max_connections,
         help="open connections; more are answered 503 with Retry-After (default %(default)s)",
     )
     p.add_argument(
         "--max-queued",
         type=int,
-        default=128,
+        default=limit.max_queued,
         help="predict requests waiting for or in a model call; more are answered 503 with "
         "Retry-After (default %(default)s)",
     )
@@ -108,22 +126,22 @@ def main(argv=None) -> int:
         "a flag below overrides the value it gives",
     )
     batching_flags = {  # TF Serving's names
-        "max_batch_size": "most reviews in one model call (default 256)",
-        "batch_timeout_micros": "longest a batch waits for more requests (default 2000)",
-        "num_batch_threads": "model calls at once (default: the number of CPUs)",
-        "max_enqueued_batches": "batches waiting for a thread; more requests get 503 (100)",
+        "max_batch_size": "most reviews in one model call",
+        "batch_timeout_micros": "longest a batch waits for more requests",
+        "num_batch_threads": "model calls at once",
+        "max_enqueued_batches": "batches waiting for a thread; more requests get 503",
     }
     for name, meaning in batching_flags.items():
-        batching.add_argument("--" + name.replace("_", "-"), dest=name, type=int, help=meaning)
+        value = default(BatchingParameters, name)
+        shown = "the number of CPUs" if value is None else value
+        batching.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=int, help=f"{meaning} (default {shown})"
+        )
     args = p.parse_args(argv)
     cli.load_tensorflow()
 
-    from imdb_sentiment.serve import (
-        BatchingParameters,
-        Limits,
-        make_server,
-        read_batching_parameters,
-    )
+    from imdb_sentiment.files import UserError
+    from imdb_sentiment.serve import make_server
 
     batching = None
     if args.enable_batching:
@@ -142,7 +160,7 @@ def main(argv=None) -> int:
         max_queued=args.max_queued,
     )
     try:
-        server, repo = make_server(
+        server, repo, calls = make_server(
             args.model_dir,
             args.model_name,
             args.host,
@@ -153,11 +171,17 @@ def main(argv=None) -> int:
             batching,
         )
     except OSError as e:
-        from imdb_sentiment.files import UserError
-
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     host, port = server.server_address[:2]
     log.info(f"serving {args.model_name} versions {repo.loaded_versions()} from {args.model_dir}")
+    grpc_server = None
+    if args.grpc_port is not None:
+        from imdb_sentiment.grpc_serve import make_grpc_server
+
+        grpc_server, grpc_port = make_grpc_server(
+            repo, calls, args.model_name, args.host, args.grpc_port, limits, args.access_log
+        )
+        log.info(f"gRPC listening on {host}:{grpc_port} (PredictionService, ModelService)")
 
     def stop(signum, frame):
         log.info(f"{signal.Signals(signum).name}: draining (at most {args.drain_seconds} s)")
@@ -168,7 +192,12 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info(f"listening on http://{host}:{port}/v1/models/{args.model_name}")
     server.serve_forever()
+    # gRPC refuses new calls at once and drains those in flight meanwhile, within the same
+    # --drain-seconds (grpc cancels what is left then)
+    grpc_stopped = grpc_server.stop(args.drain_seconds) if grpc_server else None
     left = server.stop(args.drain_seconds)
+    if grpc_stopped:
+        grpc_stopped.wait()
     if left:
         log.warning(f"stopped with {left} requests unfinished after {args.drain_seconds} s")
     else:

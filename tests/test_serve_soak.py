@@ -1,0 +1,30 @@
+"""scripts/soak.py against the real server for a bounded time: good requests among malformed,
+slow and idle clients all answered right, threads and memory flat."""
+
+import json
+
+from conftest import run_script, serving
+
+SECONDS = 24
+
+
+def test_a_soak_keeps_answers_right_and_threads_and_memory_flat(trained):
+    flags = ["--read-timeout", "2", "--idle-timeout", "2", "--max-body-mb", "1"]
+    with serving(trained["models"], *flags) as s:
+        proc = run_script(
+            "soak.py",
+            "--pid",
+            s["proc"].pid,
+            "--port",
+            s["port"],
+            "--seconds",
+            SECONDS,
+            "--quiet-seconds",
+            8,
+            timeout=SECONDS + 120,
+        )
+        assert s["proc"].poll() is None
+    summary = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert all(summary["checks"].values())
+    assert {"good", "bad", "slow", "idle"} <= set(summary["requests"])
