@@ -51,6 +51,18 @@ def test_run_folder_holds_config_logs_and_metrics(trained):
     assert "baseline test" in trained["stdout"] and "model test" in trained["stdout"]
 
 
+def test_metrics_give_each_parts_accuracy_alone_on_each_split(trained):
+    metrics = json.loads((trained["run_dir"] / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert set(metrics[split]["parts"]) == {"lstm", "bag"}
+        assert all(0.5 < acc <= 1 for acc in metrics[split]["parts"].values()), split
+    # The same figures training measured on validation, by Keras for the LSTM and by
+    # scikit-learn for the bag: the parts are read from the model that was trained.
+    n = metrics["val"]["n"]
+    assert abs(metrics["val"]["parts"]["lstm"] - metrics["parts"]["lstm_val_accuracy"]) <= 1 / n
+    assert abs(metrics["val"]["parts"]["bag"] - metrics["parts"]["bag_val_accuracy"]) <= 1 / n
+
+
 def test_export_is_a_numbered_version_with_info(trained):
     version = trained["version"]
     assert (

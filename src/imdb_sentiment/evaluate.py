@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import binomtest
 from sklearn import metrics as skm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,17 +47,31 @@ def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
 
 
 def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[dict, dict]:
-    """Metrics and, for the report, the predictions of each named split (in that order)."""
+    """Metrics and, for the report, the predictions of each named split (in that order).
+
+    Each split's metrics also give each part's accuracy alone (its log-odds >= 0) under
+    "parts": reported, never chosen on."""
     # TensorFlow loads only when a model is evaluated: the baseline's command never needs it.
     from .features import predict_features
+    from .model import scores_and_parts
     from .text import tokenize_corpus
 
+    scorer, parts = scores_and_parts(model)
     results, predictions = {}, {}
     for name in names:
         df = getattr(splits, name)
         tokens = tokenize_corpus(df.review.tolist())
-        p = predict_features(model, vectorizer.features(tokens))[:, 0]
+        scores = predict_features(scorer, vectorizer.features(tokens))
+        p = scores[:, 0]
         results[name] = evaluate(df.label, p)
+        y = df.label.to_numpy() == 1
+        results[name]["parts"] = {
+            part: float(((scores[:, i] >= 0) == y).mean()) for i, part in enumerate(parts, 1)
+        }
+        log.info(
+            f"{name}: each part alone, "
+            + ", ".join(f"{k} {v:.4f}" for k, v in results[name]["parts"].items())
+        )
         predictions[name] = SplitPredictions(
             df.review.tolist(), df.label.to_numpy(), p, tokens.row_lengths().numpy()
         )

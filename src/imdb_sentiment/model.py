@@ -153,6 +153,16 @@ def part_logits(model: keras.Model) -> keras.Model:
     )
 
 
+def scores_and_parts(model: keras.Model) -> tuple[keras.Model, list[str]]:
+    """One pass for P(positive) and each part's log-odds: the columns of the returned model, and
+    the parts' names (["lstm", "bag"], or ["lstm"] for a model without a bag)."""
+    if any(layer.name == "part_logits" for layer in model.layers):
+        parts, names = model.get_layer("part_logits").output, ["lstm", "bag"]
+    else:  # no bag: the LSTM is the whole model
+        parts, names = model.get_layer("lstm_logit").output, ["lstm"]
+    return keras.Model(model.inputs, keras.layers.Concatenate()([model.output, parts])), names
+
+
 def logit_model(model: keras.Model) -> keras.Model:
     """The same model without its final sigmoid: log-odds do not saturate at 0 and 1 as
     probabilities do."""

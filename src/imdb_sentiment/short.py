@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from .features import predict_features
+from .model import scores_and_parts
 from .text import tokenize_corpus
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def short_inputs(
     out when None) on every cut of the reviews. "bag" is left out for a model without one."""
     y = np.asarray(labels) == 1
     tokens = [[t.decode("utf-8") for t in row] for row in tokenize_corpus(list(reviews)).to_list()]
-    scorer, names = _scorer(model)
+    scorer, names = scores_and_parts(model)
     out = {}
     for name in CUTS:
         cuts = [cut(row, name) for row in tokens]
@@ -132,12 +133,3 @@ def short_inputs(
             + ", ".join(f"{key} {r.mean():.4f}" for key, r in right.items())
         )
     return out
-
-
-def _scorer(model: keras.Model) -> tuple[keras.Model, list[str]]:
-    """One pass for P(positive) and each part's log-odds: the columns of the returned model."""
-    if any(layer.name == "part_logits" for layer in model.layers):
-        parts, names = model.get_layer("part_logits").output, ["lstm", "bag"]
-    else:  # no bag: the LSTM is the whole model
-        parts, names = model.get_layer("lstm_logit").output, ["lstm"]
-    return keras.Model(model.inputs, keras.layers.Concatenate()([model.output, parts])), names
