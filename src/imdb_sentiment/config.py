@@ -75,7 +75,7 @@ class Config:
     patience: int = 3  # early stopping on validation accuracy
     # The LSTM also trains on this many cut copies of each training review (its first or last
     # 5-60 tokens, same label): whole reviews alone never show it a line, which is what users type.
-    short_copies: int = 0
+    short_copies: int = 1
     mixed_precision: bool = True  # applies on GPU only; CPUs gain nothing from float16
     jit_compile: bool = False  # XLA recompiles for every padded length: slower with length buckets
 
