@@ -6,6 +6,8 @@ once. Ray is optional: `pip install imdb-sentiment[ray]`."""
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from pathlib import Path
 
@@ -74,13 +76,11 @@ class Scorer:
     """Ray map_batches callable class: one Predictor per worker, loaded when the worker starts."""
 
     def __init__(self, model: str, batch_size: int):
-        start = time.perf_counter()
         with held_stderr():  # TensorFlow's start-up notices, as every command holds them back
             from .predict import Predictor
 
             self.predictor = Predictor(Path(model))
         self.batch_size = batch_size
-        self.load_seconds = time.perf_counter() - start
 
     def __call__(self, batch):
         import pandas as pd
@@ -113,7 +113,6 @@ def run(
     workers: int = 1,
     cpus_per_worker: float = 1.0,
     batch_size: int = 256,
-    init_args: dict | None = None,
 ) -> dict:
     """Predicts every review of the inputs into out/predictions/*.json (JSON lines of file, line,
     label, probability; in no particular order) and writes malformed records to
@@ -134,15 +133,26 @@ def run(
     quiet = not log.isEnabledFor(logging.DEBUG)  # Ray's own INFO lines only with -v
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # The model workers hold their CPUs for the whole job; with no CPU left over, the tasks that
+    # read the files never start and the job waits forever (seen with 2 workers on 2 cores).
+    needed = math.ceil(workers * cpus_per_worker) + 1
+    address = address or os.environ.get("RAY_ADDRESS")  # as ray.init reads it
     started = not ray.is_initialized()
     if started:
         ray.init(
             address=address,
             include_dashboard=False,
             logging_level=logging.WARNING if quiet else logging.INFO,
-            **(init_args or {}),
+            # A local Ray's CPUs are scheduling slots: one more than the cores costs nothing.
+            num_cpus=None if address else max(os.cpu_count() or 1, needed),
         )
     try:
+        if ray.cluster_resources().get("CPU", 0) < needed:
+            log.warning(
+                f"the cluster has fewer CPUs than the {needed} that --workers {workers} x "
+                f"--cpus-per-worker {cpus_per_worker} and one reading task need: the job waits "
+                "until it grows"
+            )
         # Ray's bars on a terminal only, as ours (turning them off logs a warning: not needed)
         ray_data_log = logging.getLogger("ray.data")
         level = ray_data_log.level

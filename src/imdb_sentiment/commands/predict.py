@@ -3,7 +3,9 @@
 Reviews come from the arguments, from --file (.txt: one review per line, a blank line being an
 empty review; .csv: a `review` column; .jsonl: objects with a `review` field, or plain strings),
 or from standard input (one review per line). Output order is input order. Large files are read
-and predicted in chunks, so memory stays bounded.
+and predicted in chunks, so memory stays bounded. A malformed record (invalid JSON, a CSV row with
+another number of fields than the header) stops with its file and line; batch_predict.py sets such
+records aside instead.
 
   python scripts/predict.py "A wonderful, moving film." "Dull and far too long."
   python scripts/predict.py --file reviews.csv > predictions.jsonl
