@@ -153,12 +153,9 @@ def run(
                 f"--cpus-per-worker {cpus_per_worker} and one reading task need: the job waits "
                 "until it grows"
             )
-        # Ray's bars on a terminal only, as ours (turning them off logs a warning: not needed)
-        ray_data_log = logging.getLogger("ray.data")
-        level = ray_data_log.level
-        ray_data_log.setLevel(logging.ERROR)
+        # Ray's bars on a terminal only, as ours; without them Ray warns that they are off.
         ray.data.DataContext.get_current().enable_progress_bars = shown()
-        ray_data_log.setLevel(level)
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
         rows = ray.data.from_items(
             [{"path": p} for p in files], override_num_blocks=len(files)
         ).flat_map(read_file)
