@@ -87,7 +87,7 @@ def _csv(f):
         if row == []:
             continue
         if columns is None and error is None:
-            columns = [c.strip().lstrip("\ufeff").lower() for c in row]
+            columns = [c.lstrip("\ufeff").strip().lower() for c in row]
             if "review" not in columns:
                 yield Record(start, None, f"no 'review' column; found {', '.join(columns)}", raw)
                 return
