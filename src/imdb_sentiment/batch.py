@@ -46,8 +46,9 @@ def expand(patterns: list[str]) -> list[str]:
         found = [p for p in found if fs.isfile(p)]
         if not found:
             raise UserError(f"{pattern}: no such file")
-        # The protocol is put back (s3://...) so that workers open the same files.
-        files += [p if "://" not in pattern else fs.unstrip_protocol(p) for p in found]
+        # Workers open the same files: a URL gets its protocol back (s3://...), a local path is
+        # made absolute (the same on every worker of one machine, and in the output's `file`).
+        files += [fs.unstrip_protocol(p) if "://" in pattern else os.path.abspath(p) for p in found]
     return sorted(set(files))
 
 
