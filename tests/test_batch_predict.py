@@ -2,6 +2,7 @@
 predict.py, malformed records in the dead-letter output with their reasons, many shards read
 through one glob."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,20 +11,19 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_script, synthetic_reviews
 
-
-def ray_installed():
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        pytest.skip("the [ray] extra is not installed: pip install -e '.[ray]'")
+# Decided when the tests are collected, so that without Ray no tiny model is trained for nothing.
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="the [ray] extra is not installed: pip install -e '.[ray]'",
+)
 
 
 def json_lines(folder):
     return [json.loads(line) for path in sorted(folder.glob("*.json")) for line in path.open()]
 
 
+@needs_ray
 def test_batch_predict_equals_predict_py_and_sets_malformed_records_aside(trained, tmp_path):
-    ray_installed()
     reviews = synthetic_reviews(300, seed=11).review.tolist()
     reviews[60] = "A first line,\nand a second: one CSV record over two lines."
     shards, where = tmp_path / "in", {}  # (file, line) -> index of the review
