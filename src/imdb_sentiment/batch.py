@@ -140,13 +140,16 @@ def run(
     address = address or os.environ.get("RAY_ADDRESS")  # as ray.init reads it
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            logging_level=logging.WARNING if quiet else logging.INFO,
-            # A local Ray's CPUs are scheduling slots: one more than the cores costs nothing.
-            num_cpus=None if address else max(os.cpu_count() or 1, needed),
-        )
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                logging_level=logging.WARNING if quiet else logging.INFO,
+                # A local Ray's CPUs are scheduling slots: one more than the cores costs nothing.
+                num_cpus=None if address else max(os.cpu_count() or 1, needed),
+            )
+        except ConnectionError as e:
+            raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
     try:
         if ray.cluster_resources().get("CPU", 0) < needed:
             log.warning(
