@@ -19,7 +19,8 @@ Output, under --out:
 
 Without --address a local Ray is started for the job (RAY_ADDRESS, when set, is used instead).
 On a cluster, every node needs this package installed (pip install 'imdb-sentiment[ray]') and
-the model folder readable at the same path. Needs Ray: pip install 'imdb-sentiment[ray]'.
+the model folder readable at the same path; joining one needs its token (RAY_AUTH_MODE=token,
+~/.ray/auth_token). docs/scaling.md tells more, with measured figures.
 """
 
 import logging
