@@ -145,3 +145,36 @@ def test_a_million_line_file_streams_in_bounded_memory(trained, tmp_path):
         f"{peaks[1_000_000]:.0f} MiB for 1M lines"
     )
     assert peaks[1_000_000] < peaks[100_000] + 300
+
+
+def test_review_files_give_each_record_its_first_line_and_each_malformed_one_its_reason():
+    import io
+
+    from imdb_sentiment.review_files import file_format, records
+
+    def read(content, fmt):
+        return [tuple(r) for r in records(io.StringIO(content, newline=""), fmt)]
+
+    csv_text = (
+        '\ufeff Review ,stars\r\n"two\r\nlines",9\r\n\r\nplain,1\r\nshort\r\n"a ""quote""",3,x\r\n'
+    )
+    assert read(csv_text, "csv") == [
+        (2, "two\r\nlines", None, '"two\r\nlines",9\r\n'),
+        (5, "plain", None, "plain,1\r\n"),
+        (6, None, "expected 2 fields, found 1", "short\r\n"),
+        (7, None, "expected 2 fields, found 3", '"a ""quote""",3,x\r\n'),
+    ]
+    assert read("text\nhi\n", "csv") == [(1, None, "no 'review' column; found text", "text\n")]
+    assert read('"a"\n\n{"review": "b"}\n[1]\n', "jsonl") == [
+        (1, "a", None, '"a"\n'),
+        (3, "b", None, '{"review": "b"}\n'),
+        (4, None, "expected a string or an object with a string 'review' field", "[1]\n"),
+    ]
+    assert read("a\r\n\rb", "txt") == [
+        (1, "a", None, "a\r\n"),
+        (2, "", None, "\r"),
+        (3, "b", None, "b"),
+    ]
+    assert [file_format(n) for n in ("r.CSV", "s3://b/r.ndjson", "r.txt", "r", "d.csv/r")] == [
+        "csv", "jsonl", "txt", "txt", "txt",
+    ]  # fmt: skip

@@ -79,6 +79,7 @@ COMMANDS = {  # command -> module of imdb_sentiment.commands
     "train": "train",
     "evaluate": "evaluate",
     "predict": "predict",
+    "batch-predict": "batch_predict",
     "serve": "serve",
     "baseline": "baseline",
     "benchmark": "benchmark",
@@ -92,7 +93,7 @@ def usage() -> str:
     lines = ["usage: imdb-sentiment COMMAND [--help] [ARGS...]", "", "commands:"]
     for name, module in COMMANDS.items():
         doc = importlib.import_module(f"imdb_sentiment.commands.{module}").__doc__
-        lines.append(f"  {name:<10} {doc.strip().splitlines()[0]}")
+        lines.append(f"  {name:<13} {doc.strip().splitlines()[0]}")
     lines += ["", "imdb-sentiment COMMAND --help explains each one."]
     return "\n".join(lines)
 

@@ -3,7 +3,9 @@
 Reviews come from the arguments, from --file (.txt: one review per line, a blank line being an
 empty review; .csv: a `review` column; .jsonl: objects with a `review` field, or plain strings),
 or from standard input (one review per line). Output order is input order. Large files are read
-and predicted in chunks, so memory stays bounded.
+and predicted in chunks, so memory stays bounded. A malformed record (invalid JSON, a CSV row with
+another number of fields than the header) stops with its file and line; batch_predict.py sets such
+records aside instead.
 
   python scripts/predict.py "A wonderful, moving film." "Dull and far too long."
   python scripts/predict.py --file reviews.csv > predictions.jsonl
@@ -24,51 +26,20 @@ from pathlib import Path
 from imdb_sentiment import cli
 from imdb_sentiment.files import UserError
 from imdb_sentiment.progress import bar, shown
+from imdb_sentiment.review_files import file_format, records
 
 log = logging.getLogger(__name__)
 
 CHUNK = 8192  # reviews read, predicted and written at a time
 
 
-def read_txt(f):
-    for line in f:
-        yield line.rstrip("\r\n")
-
-
-def read_jsonl(f, name):
-    for lineno, line in enumerate(f, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{name}:{lineno}: not valid JSON ({e.msg})") from None
-        review = obj.get("review") if isinstance(obj, dict) else obj
-        if not isinstance(review, str):
-            raise UserError(
-                f"{name}:{lineno}: expected a string or an object with a string 'review' field"
-            )
-        yield review
-
-
-def read_csv(path):
-    import pandas as pd
-
-    try:
-        for chunk in pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            chunksize=CHUNK,
-            encoding="utf-8",
-            encoding_errors="replace",
-        ):
-            chunk.columns = [c.strip().lstrip("\ufeff").lower() for c in chunk.columns]
-            if "review" not in chunk.columns:
-                raise UserError(f"{path}: no 'review' column; found {', '.join(chunk.columns)}")
-            yield from chunk["review"]
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path}: cannot be read as CSV: {e}") from None
+def file_reviews(path: Path):
+    """The reviews of a .txt, .csv or .jsonl file; a malformed record stops with its line."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        for record in records(f, file_format(path.name)):
+            if record.error:
+                raise UserError(f"{path}:{record.line}: {record.error}")
+            yield record.review
 
 
 def reviews(args):
@@ -80,17 +51,12 @@ def reviews(args):
             raise UserError(
                 "no reviews given: pass them as arguments, with --file, or on standard input"
             )
-        yield from read_txt(sys.stdin)
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
         return
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        yield from read_csv(path)
-        return
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        yield from (read_jsonl(f, path) if suffix in (".jsonl", ".ndjson") else read_txt(f))
+    yield from file_reviews(path)
 
 
 def main(argv=None) -> int:
