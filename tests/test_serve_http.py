@@ -338,3 +338,28 @@ def test_an_answer_is_not_held_back_by_nagles_algorithm(server):
             assert c.send(request("GET", STATUS)).response()[0] == 200
             times.append(time.perf_counter() - t)
     assert sorted(times)[15] < 0.025, sorted(times)
+
+
+def load_test(port: int, tmp_path, seconds: str, *flags):
+    data = tmp_path / "reviews.csv"
+    data.write_text(f"review\n{seconds}\n")  # every request asks the sleeper for this long
+    proc = run_script(
+        "load_test.py", "--url", f"http://127.0.0.1:{port}", "--data", data, *flags, timeout=120
+    )
+    return proc, json.loads(proc.stdout)
+
+
+def test_many_clients_connecting_at_once_are_all_answered(sleeper, tmp_path):
+    with serving(sleeper) as s:
+        proc, result = load_test(s["port"], tmp_path, "0", "--clients", "128", "--requests", "256")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert result["requests"] == 256 and result["errors"] == {}
+
+
+def test_the_load_test_counts_refused_requests_and_fails_without_a_traceback(sleeper, tmp_path):
+    with serving(sleeper, "--max-queued", "1") as s:
+        proc, result = load_test(s["port"], tmp_path, "0.3", "--clients", "4", "--requests", "8")
+    assert proc.returncode == 1
+    assert result["errors"].get("HTTP 503", 0) > 0 and result["requests"] > 0
+    assert result["requests"] + sum(result["errors"].values()) == 8
+    assert "Traceback" not in proc.stderr and "requests failed" in proc.stderr

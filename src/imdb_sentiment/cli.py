@@ -11,7 +11,9 @@ import re
 import sys
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
+from .config import DEFAULT_EXPORT_DIR
 from .files import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -142,6 +144,16 @@ class Parser(argparse.ArgumentParser):
             "-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG,
             help="log debugging detail too (stderr)",
         )  # fmt: skip
+
+    def add_model_argument(self) -> None:
+        """--model, as every command that uses an exported model takes it."""
+        self.add_argument(
+            "--model",
+            type=Path,
+            default=DEFAULT_EXPORT_DIR,
+            help="an exported version folder, or the folder of versions (newest used; "
+            "default %(default)s)",
+        )
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)

@@ -468,6 +468,10 @@ class Server(ThreadingHTTPServer):
     (no thread is started for them), and a stop that drains the requests in flight."""
 
     daemon_threads = True
+    # The listen backlog. socketserver's 5 is too short for clients that connect at once: with
+    # 128 of them, connections beyond it waited in SYN retries and some were reset. Connections
+    # over the cap are accepted and answered 503 below, so a long backlog costs nothing.
+    request_queue_size = socket.SOMAXCONN
     block_on_close = False  # stop() waits, bounded, for requests; idle clients are not waited on
 
     def __init__(self, address, handler, limits: Limits):

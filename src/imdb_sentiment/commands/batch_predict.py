@@ -24,7 +24,6 @@ the model folder readable at the same path; joining one needs its token (RAY_AUT
 """
 
 import logging
-from pathlib import Path
 
 from imdb_sentiment import cli
 
@@ -32,18 +31,10 @@ log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
-    from imdb_sentiment.config import DEFAULT_EXPORT_DIR
-
     p = cli.Parser(__doc__)
     p.add_argument("inputs", nargs="+", help="review files or globs (quote a glob)")
     p.add_argument("--out", required=True, help="output folder (local path or URL)")
-    p.add_argument(
-        "--model",
-        type=Path,
-        default=DEFAULT_EXPORT_DIR,
-        help="an exported version folder, or the folder of versions (newest used; "
-        "default %(default)s)",
-    )
+    p.add_model_argument()
     p.add_argument(
         "--address",
         help="the Ray cluster to run on ('auto': the one this node belongs to, or "

@@ -10,16 +10,21 @@ between clients), each with --batch reviews; the run ends by itself. Loopback us
 
 import http.client
 import json
+import logging
 import statistics
 import sys
 import time
 import urllib.parse
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from imdb_sentiment import cli
+from imdb_sentiment.files import UserError
+
+log = logging.getLogger(__name__)
 
 
 def reviews_from(path: str | None, n: int) -> list[str]:
@@ -27,7 +32,7 @@ def reviews_from(path: str | None, n: int) -> list[str]:
         import pandas as pd
 
         return (
-            pd.read_csv(path, usecols=["review"])
+            pd.read_csv(path, usecols=["review"], dtype=str, keep_default_na=False)
             .review.sample(n, random_state=0, replace=True)
             .tolist()
         )
@@ -57,29 +62,43 @@ def main(argv=None) -> int:
         for i in range(args.clients)
     ]
 
-    def client(i: int) -> list[float]:
-        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
-        latencies = []
+    def client(i: int) -> tuple[list[float], Counter]:
+        """One keep-alive connection; a failed request is counted, and a broken connection
+        replaced, rather than ending the run: under overload, failures are a result too."""
+        conn, latencies, errors = None, [], Counter()
         for j in range(per_client[i]):
             start = (i * 7919 + j * args.batch) % len(pool)
             body = json.dumps({"instances": (pool * 2)[start : start + args.batch]})
+            conn = conn or http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
             t = time.perf_counter()
-            conn.request("POST", path, body, {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-            latencies.append(time.perf_counter() - t)
+            try:
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                errors[type(e).__name__] += 1
+                conn.close()
+                conn = None
+                continue
             if resp.status != 200:
-                raise SystemExit(f"HTTP {resp.status}: {data[:200]!r}")
-        conn.close()
-        return latencies
+                errors[f"HTTP {resp.status}"] += 1
+                continue
+            latencies.append(time.perf_counter() - t)
+        if conn:
+            conn.close()
+        return latencies, errors
 
     warm = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
     warm.request("POST", path, json.dumps({"instances": pool[: args.batch]}))
     warm.getresponse().read()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.clients) as ex:
-        latencies = [x for part in ex.map(client, range(args.clients)) for x in part]
+        parts = list(ex.map(client, range(args.clients)))
     wall = time.perf_counter() - t0
+    latencies = [x for part, _ in parts for x in part]
+    errors = sum((e for _, e in parts), Counter())
+    if not latencies:
+        raise UserError(f"no request succeeded: {dict(errors)}")
     ms = np.array(latencies) * 1000
     result = {
         "clients": args.clients,
@@ -91,10 +110,14 @@ def main(argv=None) -> int:
         "latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
         "latency_ms_p99": round(float(np.percentile(ms, 99)), 2),
         "latency_ms_mean": round(statistics.fmean(ms), 2),
+        "errors": dict(errors),
     }
     print(json.dumps(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if errors:
+        log.error(f"{sum(errors.values())} of {args.requests} requests failed: {dict(errors)}")
+        return 1
     return 0
 
 

@@ -60,18 +60,10 @@ def reviews(args):
 
 
 def main(argv=None) -> int:
-    from imdb_sentiment.config import DEFAULT_EXPORT_DIR
-
     p = cli.Parser(__doc__)
     p.add_argument("texts", nargs="*", help="reviews to classify")
     p.add_argument("--file", help="a .txt, .csv or .jsonl file of reviews")
-    p.add_argument(
-        "--model",
-        type=Path,
-        default=DEFAULT_EXPORT_DIR,
-        help="an exported version folder, or the folder of versions (newest used; "
-        "default %(default)s)",
-    )
+    p.add_model_argument()
     p.add_argument(
         "--server",
         metavar="URL",
