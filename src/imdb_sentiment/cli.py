@@ -59,19 +59,24 @@ def held_stderr():
             sys.stderr.flush()
 
 
-def load_tensorflow():
+def load_tensorflow(run_an_op: bool = True):
     """Imports TensorFlow and Keras and probes the devices (which prints notices of its own) with
     those notices held back. Called once a command knows it needs TensorFlow, so --help stays
-    fast."""
+    fast.
+
+    run_an_op=False for a process that has yet to make a MultiWorkerMirroredStrategy, which
+    refuses to start once TensorFlow has run an op; oneDNN's notice below may then reach its log.
+    """
     with held_stderr():
         import keras  # noqa: F401  (loads TensorFlow as its backend)
         import tensorflow as tf
 
         tf.config.list_physical_devices()
-        # On some CPUs oneDNN logs, as an error, once per process and at the first int64
-        # transpose (the model has some), that it falls back to Eigen: a notice, not an error.
-        # Made to come here, where it is held back, rather than in the middle of a command.
-        tf.transpose(tf.zeros((1, 1), tf.int64))
+        if run_an_op:
+            # On some CPUs oneDNN logs, as an error, once per process and at the first int64
+            # transpose (the model has some), that it falls back to Eigen: a notice, not an
+            # error. Made to come here, where it is held back, rather than mid-command.
+            tf.transpose(tf.zeros((1, 1), tf.int64))
     return tf
 
 

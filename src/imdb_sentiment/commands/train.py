@@ -130,7 +130,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, cfg = parse_args(argv)
-    cli.load_tensorflow()
+    cli.load_tensorflow(run_an_op=args.distribute != "multiworker")
     from imdb_sentiment import data
     from imdb_sentiment.baseline import fit_baseline, fit_tfidf
     from imdb_sentiment.evaluate import correct, evaluate_splits, format_table, mcnemar
