@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from conftest import run_script, synthetic_reviews
 
 from imdb_sentiment.config import Config
@@ -61,6 +62,29 @@ def test_metrics_give_each_parts_accuracy_alone_on_each_split(trained):
     n = metrics["val"]["n"]
     assert abs(metrics["val"]["parts"]["lstm"] - metrics["parts"]["lstm_val_accuracy"]) <= 1 / n
     assert abs(metrics["val"]["parts"]["bag"] - metrics["parts"]["bag_val_accuracy"]) <= 1 / n
+
+
+def test_the_blend_is_fitted_on_validation_reviews_and_their_cuts(trained, tiny_csv):
+    from imdb_sentiment import data, text
+    from imdb_sentiment.bag import fit_blend
+    from imdb_sentiment.features import predict_features
+    from imdb_sentiment.model import part_logits
+    from imdb_sentiment.runs import load_artifacts
+    from imdb_sentiment.short import CUTS, cut_texts
+
+    art = load_artifacts(trained["run_dir"])
+    assert art.cfg.blend_on_cuts
+    val = data.load(tiny_csv, art.cfg).val
+    texts = val.review.tolist() + cut_texts(val.review)
+    logits = predict_features(
+        part_logits(art.model), art.vectorizer.features(text.tokenize_corpus(texts))
+    )
+    y, n = val.label.to_numpy(), len(val)
+    weights, bias = fit_blend(logits[:, 0], logits[:, 1], np.tile(y, len(CUTS) + 1))
+    blend = json.loads((trained["run_dir"] / "metrics.json").read_text())["parts"]["blend"]
+    assert [blend["lstm"], blend["bag"], blend["bias"]] == pytest.approx([*weights, bias], abs=1e-4)
+    whole_only, _ = fit_blend(logits[:n, 0], logits[:n, 1], y)
+    assert np.abs(whole_only - weights).max() > 1e-2  # the cuts are what made these weights
 
 
 def test_export_is_a_numbered_version_with_info(trained):

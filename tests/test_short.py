@@ -13,7 +13,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from imdb_sentiment import data, text
 from imdb_sentiment.config import Config
-from imdb_sentiment.short import CUTS, as_text, cut, cut_copies, for_baseline, sentences
+from imdb_sentiment.short import (
+    CUTS,
+    as_text,
+    cut,
+    cut_copies,
+    cut_texts,
+    for_baseline,
+    sentences,
+)
 
 SHORT_REVIEWS = Path(__file__).parent / "data" / "short_reviews.csv"
 # Reviews as IMDB has them: markup, entities, contractions, quotes, ellipses, scores, "Mr.".
@@ -215,3 +223,12 @@ def test_cut_copies_are_first_or_last_5_to_60_ids_of_their_review_and_repeat_wit
     assert ends == {True, False}  # both first and last cuts occur
     assert cut_copies(ids, copies=3, seed=7).to_list() == cuts
     assert cut_copies(ids, copies=3, seed=8).to_list() != cuts
+
+
+def test_cut_texts_give_every_cut_of_every_review_cut_by_cut():
+    reviews = ["It starts well. " + "word " * 30 + "and on. It ends badly!", "Short."]
+    texts = cut_texts(reviews)
+    assert len(texts) == len(CUTS) * 2
+    assert texts[0] == " ".join(["it", "starts", "well", "."] + ["word"] * 6)  # first 10 tokens
+    assert texts[1] == "short ."  # the short review stays whole
+    assert texts[-4:] == ["it starts well .", "short .", "it ends badly !", "short ."]

@@ -56,15 +56,15 @@ class Config:
     ngram_buckets: int = 1 << 22
     ngram_order: int = 2  # longest n-gram in that bag: 2 = unigrams and bigrams
     ngram_alpha: float = 1.0  # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
-    # Each review's bag features divided by the root of its number of n-grams (unit length, as
-    # TF-IDF's are): a short review's log-odds are then as decided as a long one's.
-    ngram_normalize: bool = True
-    ngram_c_grid: tuple[float, ...] = (
-        1.0,
-        3.0,
-        10.0,
-        30.0,
-    )  # the bag's inverse L2; validation picks
+    # True divides each review's bag features by the root of its number of n-grams (unit length,
+    # as TF-IDF's are). Binary rows did better on validation once the blend was fitted on cuts
+    # (docs/experiments.md, eighth round); unit rows want a C grid of 1-30.
+    ngram_normalize: bool = False
+    ngram_c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # the bag's inverse L2; validation picks
+    # The blend of the two parts is fitted on validation reviews and on their cuts (short.CUTS:
+    # first 10/20/40 tokens, first and last sentence): fitted on whole reviews alone, it trusts
+    # the bag, which has few n-grams to go on in a line.
+    blend_on_cuts: bool = True
 
     # Training
     batch_size: int = 64

@@ -84,6 +84,17 @@ def for_baseline(text: str) -> str:
     return text.replace(" n't", "n't")
 
 
+def cut_texts(reviews: Sequence[str]) -> list[str]:
+    """Every cut of every review, as text: all reviews' first cut (CUTS order), then all their
+    second, and so on; labels follow as np.tile(labels, len(CUTS))."""
+    tokens = _tokens(reviews)
+    return [as_text(cut(row, name)) for name in CUTS for row in tokens]
+
+
+def _tokens(reviews: Sequence[str]) -> list[list[str]]:
+    return [[t.decode("utf-8") for t in row] for row in tokenize_corpus(list(reviews)).to_list()]
+
+
 def cut_copies(ids: tf.RaggedTensor, copies: int, seed: int) -> tf.RaggedTensor:
     """`copies` cuts of each row of token ids, rows in order (all of row 0's, then row 1's ...):
     its first or last k ids, k drawn from 5..60 (a row shorter than k stays whole). The same seed
@@ -109,7 +120,7 @@ def short_inputs(
     of each part alone (its log-odds >= 0) and of the baseline (P(positive) for raw texts; left
     out when None) on every cut of the reviews. "bag" is left out for a model without one."""
     y = np.asarray(labels) == 1
-    tokens = [[t.decode("utf-8") for t in row] for row in tokenize_corpus(list(reviews)).to_list()]
+    tokens = _tokens(reviews)
     scorer, names = scores_and_parts(model)
     out = {}
     for name in CUTS:

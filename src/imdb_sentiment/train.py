@@ -34,7 +34,7 @@ from .model import (
     set_blend,
 )
 from .runs import CHECKPOINT
-from .short import cut_copies
+from .short import CUTS, cut_copies, cut_texts
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +294,13 @@ def train(
     model = as_float32(model)
     if bag:
         set_bag(model, bag["weights"], bag["bias"])
-        logits = predict_features(part_logits(model), val_x)
-        weights, bias = fit_blend(logits[:, 0], logits[:, 1], val_y)
+        parts_of = part_logits(model)
+        logits, labels = predict_features(parts_of, val_x), val_y
+        if cfg.blend_on_cuts:
+            cut_x = vectorizer.features(text.tokenize_corpus(cut_texts(splits.val.review)))
+            logits = np.concatenate([logits, predict_features(parts_of, cut_x)])
+            labels = np.concatenate([val_y, np.tile(val_y, len(CUTS))])
+        weights, bias = fit_blend(logits[:, 0], logits[:, 1], labels)
         set_blend(model, weights, bias)
         parts.update(
             bag_val_accuracy=bag["val_accuracy"],
@@ -304,7 +309,8 @@ def train(
             blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias},
         )
         log.info(
-            f"blend (fitted on validation): log-odds = {weights[0]:.3f} * LSTM "
+            f"blend (fitted on validation{' and its cuts' * cfg.blend_on_cuts}): "
+            f"log-odds = {weights[0]:.3f} * LSTM "
             f"+ {weights[1]:.3f} * bag "
             f"{bias:+.3f}"
         )
