@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 from conftest import NEGATIVE, POSITIVE, synthetic_reviews
 
@@ -29,12 +30,15 @@ def test_log_count_ratios_sign_and_unseen_buckets():
     assert (r[np.asarray(m.sum(axis=0)).ravel() == 0] == 0).all()
 
 
-def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog):
+@pytest.mark.parametrize("normalize", [False, True])
+def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog, normalize):
     train, val = synthetic_reviews(300, seed=3), synthetic_reviews(100, seed=4)
     label = lambda df: (df.sentiment == "positive").to_numpy().astype(int)  # noqa: E731
-    vec, train_ids = features(train.review.tolist())
+    # Enough buckets that no sentiment word shares one (in 4096, "boring" and "moving" do).
+    buckets = 1 << 16
+    vec, train_ids = features(train.review.tolist(), buckets)
     val_ids = vec.features(text.tokenize(val.review.tolist()))["ngram_ids"]
-    cfg = Config(ngram_buckets=4096, ngram_c_grid=(1.0, 10.0))
+    cfg = Config(ngram_buckets=buckets, ngram_c_grid=(1.0, 10.0), ngram_normalize=normalize)
     with caplog.at_level("INFO", logger="imdb_sentiment"):
         fitted = bag.fit_bag(train_ids, label(train), val_ids, label(val), cfg)
     assert fitted["C"] in (1.0, 10.0) and fitted["val_accuracy"] > 0.95
@@ -49,12 +53,12 @@ def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog):
     )
 
     # The same log-odds through the network from raw strings, padding and all.
-    layer = NgramBag(4096, cfg.ngram_normalize)
+    layer = NgramBag(buckets, cfg.ngram_normalize)
     layer.build((None, None))
     layer.set_weights([w, np.float32(fitted["bias"])])
     dense = vec(tf.constant(val.review.tolist() + [""]))["ngram_ids"]
     empty = vec.features(text.tokenize([""]))["ngram_ids"]
-    x = bag.features(bag.binary_matrix(tf.concat([val_ids, empty], axis=0), 4096), cfg)
+    x = bag.features(bag.binary_matrix(tf.concat([val_ids, empty], axis=0), buckets), cfg)
     expected = x @ w + fitted["bias"]
     np.testing.assert_allclose(layer(dense).numpy()[:, 0], expected, rtol=1e-4, atol=1e-4)
 
