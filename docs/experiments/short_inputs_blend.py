@@ -3,7 +3,8 @@
 For one trained run folder (its LSTM, vocabulary and config), it refits the n-gram bag with binary
 and with unit-length (L2-normalized) rows, then fits blends of the two parts' log-odds: plain
 (LSTM, bag) or length-aware (also each part times 1/sqrt(tokens), and 1/sqrt(tokens)), on whole
-validation reviews or on whole reviews and their cuts. Every accuracy is cross-fitted: two folds
+validation reviews, on whole reviews and their cuts, or on both with whole reviews weighing five
+times their cuts (eighth round). Every accuracy is cross-fitted: two folds
 over the validation reviews, a review's cuts in its own fold. Validation only; the test split is
 never read.
 
@@ -89,13 +90,19 @@ def main(run: str, source: str) -> None:
     out = {}
     for bag_name in BAGS:
         for kind in ("plain", "length"):
-            for fit_on in ("whole", "whole+cuts"):
+            # whole x5: the whole reviews weigh five times their cuts in the fit
+            for fit_on in ("whole", "whole+cuts", "whole x5+cuts"):
                 names = ["whole"] if fit_on == "whole" else list(texts)
+                whole_weight = 5.0 if fit_on.startswith("whole x5") else 1.0
                 right = {k: np.zeros(len(y_val), bool) for k in texts}
                 for f in (0, 1):
                     x = np.concatenate([design(rows[k], bag_name, kind)[fold != f] for k in names])
+                    n = int((fold != f).sum())
+                    weight = np.concatenate(
+                        [np.full(n, whole_weight if k == "whole" else 1.0) for k in names]
+                    )
                     blend = LogisticRegression(max_iter=1000).fit(
-                        x, np.concatenate([y_val[fold != f]] * len(names))
+                        x, np.concatenate([y_val[fold != f]] * len(names)), sample_weight=weight
                     )
                     for k in texts:
                         predicted = blend.predict(design(rows[k], bag_name, kind)[fold == f])
