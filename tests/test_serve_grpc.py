@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 from conftest import run_script, serving
@@ -212,3 +213,27 @@ def test_predict_cli_reports_a_grpc_server_that_is_down():
     proc = run_script("predict.py", "--server", "grpc://127.0.0.1:9", "--timeout", "5", "text")
     assert proc.returncode == 2 and "UNAVAILABLE" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def grpc_load_test(target: str, data, *flags):
+    proc = run_script("load_test.py", "--url", f"grpc://{target}", "--data", data, *flags)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return proc, json.loads(proc.stdout)
+
+
+def test_the_load_test_speaks_grpc(server, tmp_path):
+    data = tmp_path / "reviews.csv"
+    pd.DataFrame({"review": sample_reviews(40)}).to_csv(data, index=False)
+    proc, result = grpc_load_test(server["grpc"], data, "--clients", "8", "--requests", "32")
+    assert proc.returncode == 0 and result["errors"] == {} and result["requests"] == 32
+    assert 0 < result["latency_ms_p50"] <= result["latency_ms_p99"]
+
+
+def test_the_grpc_load_test_counts_unavailable_calls(sleeper, tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("review\n0.3\n")  # every call asks the sleeper for this long
+    with serving(sleeper, "--grpc-port", "0", "--max-queued", "1") as s:
+        proc, result = grpc_load_test(s["grpc"], data, "--clients", "4", "--requests", "8")
+    assert proc.returncode == 1 and "requests failed" in proc.stderr
+    assert result["errors"].get("gRPC UNAVAILABLE", 0) > 0 and result["requests"] > 0
+    assert result["requests"] + sum(result["errors"].values()) == 8

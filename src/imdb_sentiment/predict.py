@@ -103,29 +103,37 @@ class GrpcPredictor:
 
         self.target, self.model_name, self.timeout = target, model_name, timeout
         self._error = grpc.RpcError
-        channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", -1)])
-        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        self._channel = grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", -1)]
+        )
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
-        from tensorflow_serving.apis import predict_pb2
-
         out = []
         for i in range(0, len(texts), batch_size):
-            chunk = list(texts[i : i + batch_size])
-            req = predict_pb2.PredictRequest()
-            req.model_spec.name = self.model_name
-            req.model_spec.signature_name = "serving_default"
-            req.inputs[INPUT_NAME].CopyFrom(
-                tf.make_tensor_proto(chunk, dtype=tf.string, shape=[len(chunk)])
-            )
             try:
-                resp = self._stub.Predict(req, timeout=self.timeout)
+                out += self.predict_batch(list(texts[i : i + batch_size]))
             except self._error as e:
                 raise UserError(f"grpc://{self.target}: {e.code().name}: {e.details()}") from None
-            prob = tf.make_ndarray(resp.outputs["probability"])
-            label = tf.make_ndarray(resp.outputs["label"])
-            out += [{"label": lab.decode(), "probability": float(p)} for p, lab in zip(prob, label)]
         return out
+
+    def predict_batch(self, texts: list[str]) -> list[dict]:
+        """One Predict call; a failed call raises grpc.RpcError (load_test counts them)."""
+        from tensorflow_serving.apis import predict_pb2
+
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = self.model_name
+        req.model_spec.signature_name = "serving_default"
+        req.inputs[INPUT_NAME].CopyFrom(
+            tf.make_tensor_proto(texts, dtype=tf.string, shape=[len(texts)])
+        )
+        resp = self._stub.Predict(req, timeout=self.timeout)
+        prob = tf.make_ndarray(resp.outputs["probability"])
+        label = tf.make_ndarray(resp.outputs["label"])
+        return [{"label": lab.decode(), "probability": float(p)} for p, lab in zip(prob, label)]
+
+    def close(self):
+        self._channel.close()
 
 
 class RemotePredictor:

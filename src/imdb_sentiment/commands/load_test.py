@@ -1,11 +1,13 @@
-"""Load a TF Serving-style REST endpoint from concurrent clients and print throughput and latency.
+"""Load a TF Serving-style endpoint from concurrent clients and print throughput and latency.
 
-Every client keeps one HTTP/1.1 connection open and sends --requests requests in total (split
-between clients), each with --batch reviews; the run ends by itself. Loopback use only:
+Every client keeps one connection open (HTTP/1.1 keep-alive for REST, a channel of its own for
+gRPC) and sends --requests requests in total (split between clients), each with --batch reviews;
+the run ends by itself. Loopback use only:
 
-  python scripts/serve.py --port 8501 &
+  python scripts/serve.py --port 8501 --grpc-port 8500 &
   python scripts/load_test.py --url http://127.0.0.1:8501 --batch 1
   python scripts/load_test.py --url http://127.0.0.1:8501 --batch 64 --requests 400
+  python scripts/load_test.py --url grpc://127.0.0.1:8500 --batch 1
 """
 
 import http.client
@@ -41,7 +43,11 @@ def reviews_from(path: str | None, n: int) -> list[str]:
 
 def main(argv=None) -> int:
     p = cli.Parser(__doc__)
-    p.add_argument("--url", default="http://127.0.0.1:8501")
+    p.add_argument(
+        "--url",
+        default="http://127.0.0.1:8501",
+        help="the REST API's base URL, or grpc://host:port for gRPC (default %(default)s)",
+    )
     p.add_argument("--model-name", default="imdb_sentiment")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument(
@@ -54,43 +60,34 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
 
-    url = urllib.parse.urlparse(args.url)
-    path = f"/v1/models/{args.model_name}:predict"
     pool = reviews_from(args.data, 4096)
     per_client = [
         args.requests // args.clients + (i < args.requests % args.clients)
         for i in range(args.clients)
     ]
+    connect = grpc_client(args) if args.url.startswith("grpc://") else rest_client(args)
 
     def client(i: int) -> tuple[list[float], Counter]:
-        """One keep-alive connection; a failed request is counted, and a broken connection
-        replaced, rather than ending the run: under overload, failures are a result too."""
-        conn, latencies, errors = None, [], Counter()
+        """One connection; a failed request is counted rather than ending the run: under
+        overload, failures are a result too."""
+        send, close = connect()
+        latencies, errors = [], Counter()
         for j in range(per_client[i]):
             start = (i * 7919 + j * args.batch) % len(pool)
-            body = json.dumps({"instances": (pool * 2)[start : start + args.batch]})
-            conn = conn or http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
             t = time.perf_counter()
-            try:
-                conn.request("POST", path, body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                resp.read()
-            except (OSError, http.client.HTTPException) as e:
-                errors[type(e).__name__] += 1
-                conn.close()
-                conn = None
-                continue
-            if resp.status != 200:
-                errors[f"HTTP {resp.status}"] += 1
-                continue
-            latencies.append(time.perf_counter() - t)
-        if conn:
-            conn.close()
+            error = send((pool * 2)[start : start + args.batch])
+            if error:
+                errors[error] += 1
+            else:
+                latencies.append(time.perf_counter() - t)
+        close()
         return latencies, errors
 
-    warm = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
-    warm.request("POST", path, json.dumps({"instances": pool[: args.batch]}))
-    warm.getresponse().read()
+    send, close = connect()  # a first request, so that the run does not time the model's warm-up
+    error = send(pool[: args.batch])
+    close()
+    if error:
+        raise UserError(f"{args.url}: the first request failed: {error}")
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.clients) as ex:
         parts = list(ex.map(client, range(args.clients)))
@@ -119,6 +116,56 @@ def main(argv=None) -> int:
         log.error(f"{sum(errors.values())} of {args.requests} requests failed: {dict(errors)}")
         return 1
     return 0
+
+
+def rest_client(args):
+    """connect() -> (send, close) over one keep-alive HTTP connection, replaced when it breaks;
+    send(reviews) gives None or why the request failed."""
+    url = urllib.parse.urlparse(args.url)
+    path = f"/v1/models/{args.model_name}:predict"
+
+    def connect():
+        conn = None
+
+        def send(reviews: list[str]) -> str | None:
+            nonlocal conn
+            body = json.dumps({"instances": reviews})
+            conn = conn or http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
+            try:
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                conn = None
+                return type(e).__name__
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+
+        return send, lambda: conn and conn.close()
+
+    return connect
+
+
+def grpc_client(args):
+    """connect() -> (send, close) over a gRPC channel of its own (TF Serving's PredictionService);
+    send(reviews) gives None or the status code of a failed call."""
+    import grpc
+
+    from imdb_sentiment.predict import GrpcPredictor
+
+    def connect():
+        predictor = GrpcPredictor(args.url.removeprefix("grpc://"), args.model_name, timeout=60)
+
+        def send(reviews: list[str]) -> str | None:
+            try:
+                predictor.predict_batch(reviews)
+            except grpc.RpcError as e:
+                return f"gRPC {e.code().name}"
+            return None
+
+        return send, predictor.close
+
+    return connect
 
 
 if __name__ == "__main__":
