@@ -151,6 +151,7 @@ def grpc_client(args):
     send(reviews) gives None or the status code of a failed call."""
     import grpc
 
+    cli.load_tensorflow()  # which the gRPC client's tensor protos need; its notices held back
     from imdb_sentiment.predict import GrpcPredictor
 
     def connect():
