@@ -4,17 +4,10 @@
 # series each, alternating. Usage:
 #   MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/grpc bash docs/experiments/serving_grpc_vs_rest.sh
 # Run it on an otherwise idle machine; each series writes OUT/<kind>_r<n>.json.
-set -uo pipefail  # a series with failed requests (exit 1) is kept, not the end of the run
-cd "$(dirname "$0")/../.."
-: "${MODEL_DIR:?give MODEL_DIR, the exported model folder}"
+source "$(dirname "$0")/serving_common.sh"
 : "${OUT:?give OUT, a folder for the figures}"
 mkdir -p "$OUT"
-PY=.venv/bin/python
-DATA=../shared/data/imdb/imdb_50k_split.csv.gz
-$PY scripts/serve.py --model-dir "$MODEL_DIR" --port 8611 --grpc-port 8610 --enable_batching \
-  ${SERVE_FLAGS:-} -q > "$OUT"/server.log 2>&1 &
-pid=$!
-for i in $(seq 60); do curl -s -o /dev/null http://127.0.0.1:8611/v1/models/imdb_sentiment && break; sleep 1; done
+serve 8611 "$OUT"/server.log --grpc-port 8610 --enable_batching
 LOAD="$PY scripts/load_test.py -q --data $DATA"
 $LOAD --url http://127.0.0.1:8611 --clients 4 --requests 200 > /dev/null  # warm-up
 for rep in 1 2 3; do

@@ -3,18 +3,12 @@
 # 1, 8, 32 and 128 single-review clients and one client with batches of 256, three series each.
 # Usage: MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/load bash docs/experiments/serving_load.sh
 # Run it on an otherwise idle machine; each series writes OUT/<mode>_<clients>_r<n>.json.
-set -uo pipefail  # a series with failed requests (exit 1) is kept, not the end of the run
-cd "$(dirname "$0")/../.."
-: "${MODEL_DIR:?give MODEL_DIR, the exported model folder}"
+source "$(dirname "$0")/serving_common.sh"
 : "${OUT:?give OUT, a folder for the figures}"
 mkdir -p "$OUT"
-PY=.venv/bin/python
-DATA=../shared/data/imdb/imdb_50k_split.csv.gz
 for mode in batching plain; do
   flags=""; [ $mode = batching ] && flags="--enable_batching"
-  $PY scripts/serve.py --model-dir "$MODEL_DIR" --port 8611 $flags -q > "$OUT"/server_$mode.log 2>&1 &
-  pid=$!
-  for i in $(seq 60); do curl -s -o /dev/null http://127.0.0.1:8611/v1/models/imdb_sentiment && break; sleep 1; done
+  serve 8611 "$OUT"/server_$mode.log $flags
   $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 4 --requests 200 --data $DATA > /dev/null  # warm-up
   for rep in 1 2 3; do
     for c in 1 8 32 128; do
