@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     pool = reviews_from(args.data, 4096)
+    wrapped = pool * 2  # a request's reviews may run past the pool's end
     per_client = [
         args.requests // args.clients + (i < args.requests % args.clients)
         for i in range(args.clients)
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
         for j in range(per_client[i]):
             start = (i * 7919 + j * args.batch) % len(pool)
             t = time.perf_counter()
-            error = send((pool * 2)[start : start + args.batch])
+            error = send(wrapped[start : start + args.batch])
             if error:
                 errors[error] += 1
             else:
