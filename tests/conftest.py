@@ -155,6 +155,7 @@ TINY_CONFIG = {
     "max_len": 64,
     "head_tokens": 16,
     "lstm_units": 8,
+    "lstm_members": 1,  # members are tested where they matter; three would triple every run
     "batch_size": 32,
     "epochs": 6,
     "patience": 6,
@@ -197,10 +198,13 @@ def run_script(
     )
 
 
-def train_tiny(base: Path, data: Path, *extra, mixed_precision: bool = False) -> dict:
-    """A real training run of the tiny config through scripts/train.py into base; its folders."""
+def train_tiny(
+    base: Path, data: Path, *extra, mixed_precision: bool = False, config: dict | None = None
+) -> dict:
+    """A real training run of the tiny config (updated with `config`) through scripts/train.py
+    into base; its folders."""
     cfg = base / "tiny_config.json"
-    cfg.write_text(json.dumps(TINY_CONFIG))
+    cfg.write_text(json.dumps({**TINY_CONFIG, **(config or {})}))
     run_dir, models = base / "run", base / "models"
     flags = {"--data": data, "--config": cfg, "--seed": 7, "--run-dir": run_dir}
     proc = run_script(

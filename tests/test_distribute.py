@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent("""
     # No dropout: each replica would draw its own masks. Lengths < 25 keep every review in one
     # bucket, so each of the 4 global batches has 16 reviews, 8 per replica. Only the LSTM part is
     # trained by the optimizer (the n-gram bag is fitted outside it), so that is what runs here.
-    cfg = Config(lstm_units=4, dropout=0.0, batch_size=8, max_len=24, head_tokens=4,
+    cfg = Config(lstm_units=4, lstm_members=1, dropout=0.0, batch_size=8, max_len=24, head_tokens=4,
                  lr_schedule="constant", learning_rate=0.01)
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(30, 50)).astype("float32")

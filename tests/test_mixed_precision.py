@@ -1,6 +1,7 @@
 """A GPU run trains under the mixed_float16 policy. Here a CPU runs scripts/train.py with that
 policy set first (conftest.script_command): what the run exports and leaves in its run folder must
-be the float32 model a CPU run gives, for the CPUs TF Serving mostly runs on."""
+be the float32 model a CPU run gives, for the CPUs TF Serving mostly runs on. The run trains two
+LSTM members, so their averaging goes through the same path."""
 
 import json
 from pathlib import Path
@@ -17,8 +18,12 @@ from imdb_sentiment.config import Config
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory, tiny_csv):
-    run = train_tiny(tmp_path_factory.mktemp("mixed"), tiny_csv, mixed_precision=True)
+    run = train_tiny(
+        tmp_path_factory.mktemp("mixed"), tiny_csv, mixed_precision=True, config={"lstm_members": 2}
+    )
     assert "mixed_float16 in training" in run["stderr"]
+    parts = json.loads((run["run_dir"] / "metrics.json").read_text())["parts"]
+    assert len(parts["lstm_member_val_accuracy"]) == 2
     return run
 
 

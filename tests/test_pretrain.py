@@ -17,7 +17,7 @@ from test_faults import kill_when, script
 
 from imdb_sentiment import data, pretrain
 from imdb_sentiment.config import Config
-from imdb_sentiment.model import build_model, recurrent_encoder
+from imdb_sentiment.model import build_model, recurrent_encoders
 
 PRETRAIN = {"pretrain_epochs": 2, "pretrain_batch_size": 32, "pretrain_sampled": 64}
 
@@ -110,13 +110,13 @@ def test_backward_language_model_reads_reviews_as_the_classifier_backward_layer_
     """Keras' backward layer (go_backwards) on a right-padded, masked batch reads each review's real
     tokens last to first, as the language model does on tf.reverse_sequence: with the same weights,
     the classifier's outputs at each real step are the language model's at the mirrored step."""
-    cfg = Config(lstm_units=4, ngram_buckets=0, pooling="max_mean")
+    cfg = Config(lstm_units=4, lstm_members=1, ngram_buckets=0, pooling="max_mean")
     matrix = np.random.default_rng(0).normal(size=(12, 50)).astype(np.float32)
     lm = pretrain.LanguageModels(cfg, matrix)
     ids = tf.constant([[2, 3, 4, 5, 6], [7, 8, 9, 0, 0], [10, 0, 0, 0, 0]], tf.int32)
     lm({"token_ids": ids})
     classifier = build_model(cfg, matrix)
-    layers = recurrent_encoder(classifier)
+    (layers,) = recurrent_encoders(classifier)
     for lstm, direction in zip(lm.lstms, pretrain.DIRECTIONS):
         layers[direction].set_weights(lstm.get_weights())
     bidirectional = next(
@@ -173,16 +173,21 @@ def fine_tune(folder: Path, cfg: Path, encoder: Path, run_dir: Path):
 
 
 def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_path):
-    """At a learning rate of 0, fine-tuning leaves the LSTM where it started: at the encoder."""
+    """At a learning rate of 0, fine-tuning leaves the LSTM where it started: at the encoder. Each
+    member of an ensemble starts there."""
+    settings = {**TINY_CONFIG, **PRETRAIN, "epochs": 1, "learning_rate": 0.0, "lstm_members": 2}
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({**TINY_CONFIG, **PRETRAIN, "epochs": 1, "learning_rate": 0.0}))
+    cfg.write_text(json.dumps(settings))
     proc = fine_tune(folder, cfg, encoder, tmp_path / "run")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    members = recurrent_encoders(model)
+    assert len(members) == 2
     with np.load(encoder / pretrain.ENCODER_FILE) as z:
-        for direction, layer in recurrent_encoder(model).items():
-            for w in layer.weights:
-                np.testing.assert_array_equal(w.numpy(), z[f"{direction}_{w.name}"])
+        for member in members:
+            for direction, layer in member.items():
+                for w in layer.weights:
+                    np.testing.assert_array_equal(w.numpy(), z[f"{direction}_{w.name}"])
 
 
 def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):

@@ -1,6 +1,6 @@
-"""The model: frozen GloVe embedding -> (Bi)LSTM -> pooling over time -> dropout -> log-odds,
-blended
-with the log-odds of a bag of n-grams (bag.py) -> sigmoid.
+"""The model: frozen GloVe embedding -> (Bi)LSTM -> pooling over time -> dropout -> log-odds
+(averaged over cfg.lstm_members such LSTMs), blended with the log-odds of a bag of n-grams
+(bag.py) -> sigmoid.
 
 Two parts, each fitted on its own: the LSTM by Adam on its own loss (lstm_model), the bag by
 logistic regression outside the network, and the two log-odds then weighted by a blend fitted
@@ -93,6 +93,19 @@ class NgramBag(keras.layers.Layer):
         return {**super().get_config(), "buckets": self.buckets, "normalize": self.normalize}
 
 
+def lstm_tower(cfg, x, suffix: str = ""):
+    """Embedded tokens -> (Bi)LSTM layers -> pooling over time -> dropout -> log-odds."""
+    for i in range(cfg.lstm_layers):
+        last = i == cfg.lstm_layers - 1
+        layer = lstm_layer(cfg.lstm_units, return_sequences=not (last and cfg.pooling == "last"))
+        x = keras.layers.Bidirectional(layer)(x) if cfg.bidirectional else layer(x)
+    if cfg.pooling == "max_mean":
+        x = MaskedMaxMeanPooling(name="pool" + suffix)(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    # float32 logits: float16 would round probabilities near 0 and 1 under mixed precision.
+    return keras.layers.Dense(1, dtype="float32", name="lstm_logit" + suffix)(x)
+
+
 def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     vocab_size, dim = embedding_matrix.shape
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -102,15 +115,13 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     )
     x = embed(ids)
     embed.set_weights([embedding_matrix])
-    for i in range(cfg.lstm_layers):
-        last = i == cfg.lstm_layers - 1
-        layer = lstm_layer(cfg.lstm_units, return_sequences=not (last and cfg.pooling == "last"))
-        x = keras.layers.Bidirectional(layer)(x) if cfg.bidirectional else layer(x)
-    if cfg.pooling == "max_mean":
-        x = MaskedMaxMeanPooling(name="pool")(x)
-    x = keras.layers.Dropout(cfg.dropout)(x)
-    # float32 logits: float16 would round probabilities near 0 and 1 under mixed precision.
-    logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
+    if cfg.lstm_members == 1:
+        logit = lstm_tower(cfg, x)
+    else:
+        # Members share only the frozen embedding, so each learns on its own loss (lstm_model)
+        # from its own initial weights; their mean log-odds is the LSTM part's.
+        members = [lstm_tower(cfg, x, f"_{k}") for k in range(cfg.lstm_members)]
+        logit = keras.layers.Average(dtype="float32", name="lstm_logit")(members)
     if cfg.ngram_buckets:
         ngrams = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
         inputs["ngram_ids"] = ngrams
@@ -126,12 +137,19 @@ def build_model(cfg, embedding_matrix: np.ndarray) -> keras.Model:
     return keras.Model(inputs, out, name="imdb_sentiment")
 
 
+def member_logit_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Each LSTM member's log-odds layer: one, "lstm_logit", unless cfg.lstm_members > 1."""
+    members = [layer for layer in model.layers if layer.name.startswith("lstm_logit_")]
+    return members or [model.get_layer("lstm_logit")]
+
+
 def lstm_model(model: keras.Model) -> keras.Model:
-    """The LSTM part alone, sharing its layers with `model`: token ids -> P(positive). Training
-    fits this."""
-    p = keras.layers.Activation("sigmoid", dtype="float32", name="lstm_probability")(
-        model.get_layer("lstm_logit").output
-    )
+    """The LSTM part alone, sharing its layers with `model`: token ids -> P(positive) of each
+    member (one column per member). Training fits this."""
+    logits = [layer.output for layer in member_logit_layers(model)]
+    if len(logits) > 1:
+        logits = [keras.layers.Concatenate(dtype="float32")(logits)]
+    p = keras.layers.Activation("sigmoid", dtype="float32", name="lstm_probability")(logits[0])
     ids = next(t for t in model.inputs if t.name == "token_ids")
     return keras.Model({"token_ids": ids}, p, name="imdb_sentiment_lstm")
 
@@ -220,21 +238,58 @@ def adam(cfg, peak_lr: float, steps: int) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(learning_rate=lr, clipnorm=cfg.clipnorm)
 
 
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+def members_cross_entropy(y_true, y_pred):
+    """Each member's cross-entropy on the label, averaged over the members (y_pred's columns): a
+    member learns from its own errors, not from the average's."""
+    y = ops.broadcast_to(ops.reshape(ops.cast(y_true, y_pred.dtype), (-1, 1)), ops.shape(y_pred))
+    return keras.losses.binary_crossentropy(y, y_pred)
+
+
+def ensemble_accuracy(y_true, y_pred):
+    """Accuracy of the mean log-odds of y_pred's columns (each member's P(positive)); with one
+    column, plain binary accuracy at 0.5."""
+    p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0 - 1e-7)
+    logit = ops.mean(ops.log(p) - ops.log1p(-p), axis=-1)
+    truth = ops.reshape(ops.cast(y_true, "float32"), (-1,)) > 0.5
+    return ops.cast(ops.equal(logit > 0, truth), "float32")
+
+
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class EnsembleAccuracy(keras.metrics.MeanMetricWrapper):
+    """What early stopping watches: the LSTM part's accuracy, its members' log-odds averaged as
+    the model averages them, not the mean of each member's accuracy."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(ensemble_accuracy, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:
     model.compile(
         optimizer=adam(cfg, cfg.learning_rate, cfg.epochs * steps_per_epoch),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        loss=members_cross_entropy,
+        metrics=[EnsembleAccuracy()],
         jit_compile=cfg.jit_compile,
     )
     return model
 
 
-def recurrent_encoder(model: keras.Model) -> dict[str, keras.layers.LSTM]:
-    """The first recurrent layer, the one a pretrained encoder starts: {"forward": LSTM,
+def recurrent_encoders(model: keras.Model) -> list[dict[str, keras.layers.LSTM]]:
+    """Each member's first recurrent layer, the one a pretrained encoder starts: {"forward": LSTM,
     "backward": LSTM}, or only "forward" for a unidirectional model."""
-    recurrent = (keras.layers.Bidirectional, keras.layers.LSTM)
-    layer = next(layer for layer in model.layers if isinstance(layer, recurrent))
-    if isinstance(layer, keras.layers.Bidirectional):
-        return {"forward": layer.forward_layer, "backward": layer.backward_layer}
-    return {"forward": layer}
+    glove = model.get_layer("glove").output
+    firsts = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Bidirectional, keras.layers.LSTM))
+        and any(t is glove for t in keras.tree.flatten(layer.input))
+    ]
+    return [
+        {"forward": layer.forward_layer, "backward": layer.backward_layer}
+        if isinstance(layer, keras.layers.Bidirectional)
+        else {"forward": layer}
+        for layer in firsts
+    ]

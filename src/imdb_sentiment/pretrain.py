@@ -39,7 +39,7 @@ from . import data, text
 from .config import Config
 from .embeddings import embedding_matrix
 from .files import UserError, atomic_dir, atomic_write_text, write_json
-from .model import adam, lstm_layer, recurrent_encoder
+from .model import adam, lstm_layer, recurrent_encoders
 from .runs import CHECKPOINT
 from .train import (
     Checkpoint,
@@ -316,8 +316,9 @@ class Encoder:
                 f"{'; '.join(diffs)}. Pretrain one with the same --data and --config "
                 "(scripts/pretrain.py), or leave out --pretrained"
             )
-        for direction, layer in recurrent_encoder(model).items():
-            layer.set_weights([self.weights[f"{direction}_{w.name}"] for w in layer.weights])
+        for member in recurrent_encoders(model):
+            for direction, layer in member.items():
+                layer.set_weights([self.weights[f"{direction}_{w.name}"] for w in layer.weights])
 
     def describe(self) -> dict:
         """What a run's metrics record of the encoder it started from."""

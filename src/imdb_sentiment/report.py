@@ -127,8 +127,17 @@ def parts_note(parts: dict) -> list[str]:
     if "blend" not in parts:
         return []
     b = parts["blend"]
+    members = parts.get("lstm_member_val_accuracy")
+    of_members = (
+        f" (the average of {len(members)} LSTMs, each alone "
+        + ", ".join(f"{a:.4f}" for a in members)
+        + ")"
+        if members
+        else ""
+    )
     return [
-        f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}, the n-gram bag "
+        f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}{of_members}, "
+        "the n-gram bag "
         f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: "
         f"log-odds = {b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. "
         "The training curves are the LSTM part's: the bag is fitted outside the network.",

@@ -238,6 +238,7 @@ def train(
         )
     early = keras.callbacks.EarlyStopping(
         monitor="val_accuracy",
+        mode="max",
         patience=cfg.patience,
         restore_best_weights=True,
         verbose=min(keras_verbosity(), 1),
@@ -292,6 +293,14 @@ def train(
     # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
     # exported, in the float32 it serves in.
     model = as_float32(model)
+    if cfg.lstm_members > 1:
+        members = predict_features(lstm_model(model), {"token_ids": val_x["token_ids"]})
+        alone = [float(((members[:, k] >= 0.5) == val_y).mean()) for k in range(members.shape[1])]
+        parts["lstm_member_val_accuracy"] = alone
+        log.info(
+            f"LSTM members alone on validation: {', '.join(f'{a:.4f}' for a in alone)}; "
+            f"their average {parts['lstm_val_accuracy']:.4f}"
+        )
     if bag:
         set_bag(model, bag["weights"], bag["bias"])
         parts_of = part_logits(model)

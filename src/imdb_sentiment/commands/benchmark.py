@@ -17,6 +17,7 @@ the float16 graph it was exported as before model.as_float32 (mixed_float16 poli
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import platform
@@ -98,15 +99,15 @@ def export_precision(cfg, matrix, vec, reviews: list[str], repeats: int) -> dict
 
 
 def lstm_flops_per_token(cfg) -> float:
-    """Forward FLOPs per token: the gate matmuls of every LSTM (2 * 4u * (in + u)) plus ~10u
-    elementwise."""
+    """Forward FLOPs per token: the gate matmuls of every LSTM of every member (2 * 4u * (in + u))
+    plus ~10u elementwise."""
     flops, width = 0, cfg.glove_dim
     directions = 2 if cfg.bidirectional else 1
     for _ in range(cfg.lstm_layers):
         u = cfg.lstm_units
         flops += directions * (2 * 4 * u * (width + u) + 10 * u)
         width = directions * u
-    return float(flops)
+    return float(flops * cfg.lstm_members)
 
 
 def main(argv=None) -> int:
@@ -175,6 +176,12 @@ def parse_args(argv):
         type=int,
         help="use at most N rows of each split (a quick check, not a benchmark)",
     )
+    p.add_argument(
+        "--members",
+        type=int,
+        help="LSTM members of the measured model (default: the config's, 3); 1 times one "
+        "BiLSTM, the size PyTorch's peer (../shared/tools/peer_torch_lstm.py) runs",
+    )
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument(
         "--parity-epochs",
@@ -189,7 +196,10 @@ def parse_args(argv):
         help="only compare the float16 and float32 exports of one model on 256 test "
         "reviews (medians of --repeats alternating rounds)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.members is not None and args.members < 1:
+        p.error("--members must be 1 or more")
+    return args
 
 
 @contextmanager
@@ -223,6 +233,8 @@ class Bench:
         from imdb_sentiment.embeddings import embedding_matrix
 
         cfg = Config(max_rows=args.max_rows)
+        if args.members:
+            cfg = dataclasses.replace(cfg, lstm_members=args.members)
         keras.utils.set_random_seed(cfg.seed)
         splits = data.load(args.data, cfg)
         tokens, vocabulary = text.training_vocabulary(splits.train.review, cfg)
