@@ -46,18 +46,27 @@ def test_the_export_of_a_mixed_precision_run_holds_no_float16_op(mixed):
     assert half_precision_nodes(mixed["version"]) == []
 
 
-def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed):
-    from imdb_sentiment.model import build_model, logit_model
-    from imdb_sentiment.predict import Predictor
+@pytest.fixture(scope="module")
+def reference(mixed):
+    """The run's weights in a model built in float32, and its vectorizer."""
+    from imdb_sentiment.model import build_model
     from imdb_sentiment.runs import load_artifacts
 
     art = load_artifacts(mixed["run_dir"])
     assert keras.mixed_precision.global_policy().name == "float32"
     glove = art.model.get_layer("glove").embeddings
-    reference = build_model(art.cfg, np.zeros(glove.shape, np.float32))
-    reference.set_weights(art.model.get_weights())
+    model = build_model(art.cfg, np.zeros(glove.shape, np.float32))
+    model.set_weights(art.model.get_weights())
+    return model, art.vectorizer
+
+
+def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed, reference):
+    from imdb_sentiment.model import logit_model
+    from imdb_sentiment.predict import Predictor
+
+    reference, vectorizer = reference
     reviews = synthetic_reviews(64, seed=5).review.tolist()
-    ids = art.vectorizer(reviews)
+    ids = vectorizer(reviews)
     predictor = Predictor(mixed["version"])
     np.testing.assert_allclose(
         [p["probability"] for p in predictor.predict(reviews)],
@@ -68,6 +77,25 @@ def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed):
     np.testing.assert_allclose(
         predictor.logits(reviews), logit_model(reference)(ids).numpy().ravel(), rtol=0, atol=1e-5
     )
+
+
+def test_few_reviews_run_through_the_members_fused_with_the_same_outputs(mixed, reference):
+    """Up to export.FUSED_UP_TO reviews take the fused recurrence, more the members' own."""
+    import tensorflow as tf
+
+    from imdb_sentiment.export import FUSED_UP_TO
+
+    reference, vectorizer = reference
+    loaded = tf.saved_model.load(str(mixed["version"]))
+    units = reference.get_layer("lstm_logit_0").input.shape[-1] // 4  # max and mean, 2 directions
+    # the fused recurrent kernels: both members' units, four gates each
+    assert sum(tuple(v.shape) == (2 * units, 8 * units) for v in loaded.variables) == 2
+    serve = loaded.signatures["serving_default"]
+    reviews = synthetic_reviews(FUSED_UP_TO + 3, seed=6).review.tolist()
+    expected = reference(vectorizer(reviews)).numpy().ravel()
+    for n in (1, 2, FUSED_UP_TO, FUSED_UP_TO + 1, FUSED_UP_TO + 3):
+        served = serve(review=tf.constant(reviews[:n]))["probability"].numpy()
+        np.testing.assert_allclose(served, expected[:n], rtol=0, atol=1e-5)
 
 
 def test_a_mixed_precision_run_folder_evaluates_reports_and_explains_like_any_other(

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
 from .files import UserError, atomic_dir, write_json
-from .model import as_float32, logit_model
+from .model import as_float32, fuse_members, logit_model
 from .text import Vectorizer, dense, save_vocabulary, tokenize
 
 log = logging.getLogger(__name__)
@@ -23,30 +23,50 @@ TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longes
 # Reviews per length-sorted sub-batch in the serving signature: 64 ran random batches of 256 reviews
 # fastest of 16-128 on 2 cores (docs/serving.md).
 SUB_BATCH = 64
+# Batches of at most this many reviews run the LSTM members fused into one recurrence
+# (model.fuse_members): faster up to about this size on 2 cores, slower beyond (docs/serving.md).
+FUSED_UP_TO = 32
 
 
 def serving_archive(
-    model: keras.Model, vectorizer: Vectorizer, sub_batch: int = SUB_BATCH
+    model: keras.Model,
+    vectorizer: Vectorizer,
+    sub_batch: int = SUB_BATCH,
+    fused_up_to: int = FUSED_UP_TO,
 ) -> keras.export.ExportArchive:
     """Raw strings in, probability and label out: the whole preprocessing lives in the graph.
 
-    serving_default and logit run a batch in sub-batches of sub_batch reviews of similar length
-    (by_length); sub_batch=0 pads the whole batch to its longest review instead (the benchmark
-    compares the two).
+    serving_default and logit run a batch of at most fused_up_to reviews through the LSTM members
+    fused into one (model.fuse_members), and a larger one in sub-batches of sub_batch reviews of
+    similar length (by_length); sub_batch=0 pads the whole batch to its longest review instead,
+    and fused_up_to=0 never fuses (the benchmark compares them).
     ExportArchive saves only the model's weights and the vocabulary table (no optimizer state),
     in the form TF Serving's C++ loader restores.
     """
     spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
+    logits = logit_model(model)
+    fused = fuse_members(model) if fused_up_to else None
 
-    def run(net: keras.Model, review: tf.Tensor) -> tf.Tensor:
-        """net's one output per review, [batch] float32."""
+    def run(review: tf.Tensor) -> tf.Tensor:
+        """Log-odds of "positive" per review, [batch] float32."""
         features = vectorizer.features(tokenize(review))
-        if sub_batch:
-            return by_length(net, features, sub_batch)
-        return _flat(net(dense(features), training=False))
+
+        def members():
+            if sub_batch:
+                return by_length(logits, features, sub_batch)
+            return _flat(logits(dense(features), training=False))
+
+        if fused is None:
+            return members()
+        n = tf.shape(review)[0]
+        return tf.cond(
+            (n > 0) & (n <= fused_up_to),
+            lambda: _flat(fused(dense(features), training=False)),
+            members,
+        )
 
     def serve(review):
-        probability = run(model, review)
+        probability = tf.sigmoid(run(review))
         label = tf.where(probability >= 0.5, tf.constant("positive"), tf.constant("negative"))
         return {"probability": probability, "label": label}
 
@@ -54,15 +74,13 @@ def serving_archive(
         """The ids the model sees for each review: lets anyone check serving against training."""
         return vectorizer(review)
 
-    logits = logit_model(model)
-
     def log_odds(features):
         return {"logit": _flat(logits(features, training=False))}
 
     def logit(review):
         """Log-odds of "positive": explanations compare these, as probabilities saturate at 0
         and 1."""
-        return {"logit": run(logits, review)}
+        return {"logit": run(review)}
 
     def tokens(review):
         """The review's tokens as the model reads them, right-padded with "" (no token is empty)."""
@@ -75,6 +93,8 @@ def serving_archive(
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if fused is not None:
+        archive.track(fused)
     archive.track(vectorizer.table)
     archive.add_endpoint("serving_default", serve, input_signature=spec)
     archive.add_endpoint("token_ids", token_ids, input_signature=spec)
