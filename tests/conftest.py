@@ -56,6 +56,16 @@ FILLER = [
 ]
 
 
+def graph_ops(version: Path) -> set[str]:
+    """Every op of an export's graph and of its function library (loops' and conds' bodies)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((Path(version) / "saved_model.pb").read_bytes())
+    graph = sm.meta_graphs[0].graph_def
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
 def synthetic_reviews(n: int, seed: int) -> pd.DataFrame:
     """Reviews whose sentiment is carried by a few words among filler, with HTML as IMDB has it."""
     rng = random.Random(seed)

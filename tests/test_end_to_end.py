@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import run_script, synthetic_reviews
+from conftest import graph_ops, run_script, synthetic_reviews
 
 from imdb_sentiment.config import Config
 
@@ -224,12 +224,8 @@ def test_graph_uses_only_standard_tensorflow_ops(trained):
     """TF Serving has TensorFlow's standard ops and nothing else (no tensorflow-text, no custom
     ops)."""
     import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
 
-    sm = saved_model_pb2.SavedModel()
-    sm.ParseFromString((trained["version"] / "saved_model.pb").read_bytes())
-    graph = sm.meta_graphs[0].graph_def
-    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    ops = graph_ops(trained["version"])
     assert {
         "StaticRegexReplace",
         "StringSplitV2",

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, run_script, synthetic_reviews, train_tiny
+from conftest import TINY_CONFIG, graph_ops, run_script, synthetic_reviews, train_tiny
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
@@ -90,6 +90,9 @@ def test_few_reviews_run_through_the_members_fused_with_the_same_outputs(mixed, 
     units = reference.get_layer("lstm_logit_0").input.shape[-1] // 4  # max and mean, 2 directions
     # the fused recurrent kernels: both members' units, four gates each
     assert sum(tuple(v.shape) == (2 * units, 8 * units) for v in loaded.variables) == 2
+    ops = graph_ops(mixed["version"])
+    assert "StatelessIf" in ops or "If" in ops  # the choice between the two ways
+    assert not ops - set(dir(tf.raw_ops)), "TF Serving runs standard ops only"
     serve = loaded.signatures["serving_default"]
     reviews = synthetic_reviews(FUSED_UP_TO + 3, seed=6).review.tolist()
     expected = reference(vectorizer(reviews)).numpy().ravel()
