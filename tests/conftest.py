@@ -56,14 +56,22 @@ FILLER = [
 ]
 
 
-def graph_ops(version: Path) -> set[str]:
-    """Every op of an export's graph and of its function library (loops' and conds' bodies)."""
+def graph_nodes(version: Path) -> list:
+    """Every node of an export's graphs and of their function libraries (every signature's body,
+    loops' and conds' bodies included)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString((Path(version) / "saved_model.pb").read_bytes())
-    graph = sm.meta_graphs[0].graph_def
-    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    graphs = [meta.graph_def for meta in sm.meta_graphs]
+    return [
+        *(n for g in graphs for n in g.node),
+        *(n for g in graphs for f in g.library.function for n in f.node_def),
+    ]
+
+
+def graph_ops(version: Path) -> set[str]:
+    return {node.op for node in graph_nodes(version)}
 
 
 def synthetic_reviews(n: int, seed: int) -> pd.DataFrame:

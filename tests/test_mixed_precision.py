@@ -9,9 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, graph_ops, run_script, synthetic_reviews, train_tiny
+from conftest import TINY_CONFIG, graph_nodes, graph_ops, run_script, synthetic_reviews, train_tiny
 from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import saved_model_pb2
 
 from imdb_sentiment.config import Config
 
@@ -28,18 +27,15 @@ def mixed(tmp_path_factory, tiny_csv):
 
 
 def half_precision_nodes(version: Path) -> list[str]:
-    """Every node of the SavedModel's graph and of its function library (every signature's body,
-    while loops of the LSTM included) with a float16 type in its attributes."""
-    saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((version / "saved_model.pb").read_bytes())
-    found = []
-    for meta in saved.meta_graphs:
-        functions = meta.graph_def.library.function
-        for node in [*meta.graph_def.node, *(n for f in functions for n in f.node_def)]:
-            attrs = node.attr.values()
-            if any(a.type == types_pb2.DT_HALF or types_pb2.DT_HALF in a.list.type for a in attrs):
-                found.append(f"{node.op} {node.name}")
-    return found
+    """Every node of the SavedModel (conftest.graph_nodes) with a float16 type in its attributes."""
+    return [
+        f"{node.op} {node.name}"
+        for node in graph_nodes(version)
+        if any(
+            a.type == types_pb2.DT_HALF or types_pb2.DT_HALF in a.list.type
+            for a in node.attr.values()
+        )
+    ]
 
 
 def test_the_export_of_a_mixed_precision_run_holds_no_float16_op(mixed):
@@ -87,8 +83,8 @@ def test_few_reviews_run_through_the_members_fused_with_the_same_outputs(mixed, 
 
     reference, vectorizer = reference
     loaded = tf.saved_model.load(str(mixed["version"]))
-    units = reference.get_layer("lstm_logit_0").input.shape[-1] // 4  # max and mean, 2 directions
-    # the fused recurrent kernels: both members' units, four gates each
+    units = TINY_CONFIG["lstm_units"]
+    # the fused recurrent kernels, one per direction: both members' units, four gates each
     assert sum(tuple(v.shape) == (2 * units, 8 * units) for v in loaded.variables) == 2
     ops = graph_ops(mixed["version"])
     assert "StatelessIf" in ops or "If" in ops  # the choice between the two ways
