@@ -72,7 +72,7 @@ class Config:
 
     # Training
     batch_size: int = 64
-    epochs: int = 10
+    epochs: int = 12
     learning_rate: float = 2e-3  # peak; see lr_schedule
     lr_schedule: str = "cosine"  # "cosine" decays to 0 over `epochs`; "constant"
     clipnorm: float = 1.0
