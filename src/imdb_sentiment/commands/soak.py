@@ -1,11 +1,11 @@
-"""Soak a running REST server: good requests mixed with malformed ones, slow and idle clients,
-for a bounded time; then check every good request was answered right and the server's threads
-and memory stayed flat.
+"""Soak a running server: good requests mixed with malformed ones, slow and idle clients, for a
+bounded time; then check every good request was answered right and the server's threads and
+memory stayed flat. REST always; with --grpc-port, its gRPC port at the same time.
 
 Reads the server's /proc/<pid>/status (Linux), so give the server's process id. Loopback use:
 
-  python scripts/serve.py --read-timeout 2 --idle-timeout 2 --max-body-mb 1 &
-  python scripts/soak.py --pid $! --port 8501 --seconds 300
+  python scripts/serve.py --read-timeout 2 --idle-timeout 2 --max-body-mb 1 --grpc-port 8500 &
+  python scripts/soak.py --pid $! --port 8501 --grpc-port 8500 --max-body-mb 1 --seconds 300
 
 The server's --read-timeout and --idle-timeout must be well under --quiet-seconds (10), since
 slow and idle clients wait for them.
@@ -15,9 +15,17 @@ those of a first request to 1e-6. Bad clients send, on new connections, a body t
 a chunked body, a Content-Length that cannot be trusted, a lone surrogate, an unknown route, and
 an oversized body; each must get its 4xx (never a 5xx) or a closed connection. Slow clients send
 half a request and stop; idle clients open connections and send nothing: the server must close
-both. Threads: after the load and the server's timeouts, back to within --thread-slack of the
-count after the warm-up. Memory: the resident set's median over the last quarter of the run
-within --rss-slack-mb MiB plus 10% of its median over the second quarter (the first is warm-up).
+both. With --grpc-port, as many good clients again call Predict with TF Serving's stub, one
+channel each, and must get the same answers; a bad client sends Predict requests for an unknown
+model, with a wrong input name, dtype or signature, or 1 MiB over the server's --max-body-mb,
+each of which must get its status code (never INTERNAL or UNKNOWN); and a raw client sends bytes
+that are not HTTP/2, which the server must close. Threads: after the load and the server's
+timeouts, back to within --thread-slack of the count after the warm-up. gRPC's pool keeps its
+worker threads once started, up to its limit: with --grpc-port the gRPC clients run for
+--grpc-warmup seconds before that count is taken, and the pool may still grow by one thread per
+gRPC call this soak makes at once. Memory: the resident set's median over the last quarter of
+the run within --rss-slack-mb MiB plus 10% of its median over the second quarter (the first is
+warm-up).
 Exit 0 when every check holds, 1 otherwise; a JSON summary goes to stdout either way.
 """
 
@@ -87,6 +95,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--thread-slack", type=int, default=2, help="(default %(default)s)")
     p.add_argument("--rss-slack-mb", type=float, default=32.0, help="(default %(default)s)")
+    p.add_argument("--grpc-port", type=int, help="the server's gRPC port, soaked too if given")
+    p.add_argument("--grpc-warmup", type=float, default=5.0, help="(seconds; default %(default)s)")
+    p.add_argument(
+        "--max-body-mb", type=float, default=8.0, help="the server's (default %(default)s)"
+    )
     args = p.parse_args(argv)
 
     path = f"/v1/models/{args.model_name}:predict"
@@ -101,8 +114,14 @@ def main(argv=None) -> int:
         return [p["probability"] for p in json.loads(data)["predictions"]]
 
     expected = predict(http.client.HTTPConnection(args.host, args.port, timeout=60))
-    start = proc_status(args.pid)
     tally, samples = Tally(), []
+    grpc_workers = []
+    if args.grpc_port:
+        grpc_workers = grpc_clients(args, expected, tally, lambda: deadline)
+        deadline = time.monotonic() + args.grpc_warmup
+        run_all(grpc_workers)
+        tally.counts = {k: 0 for k in tally.counts}  # warm-up calls are checked, not counted
+    start = proc_status(args.pid)
     t0 = time.monotonic()
     deadline = t0 + args.seconds
 
@@ -179,16 +198,12 @@ def main(argv=None) -> int:
             samples.append((time.monotonic() - t0, proc_status(args.pid)))
             time.sleep(0.5)
 
-    workers = [good] * args.good_clients + [bad, bad, slow, idle, sample]
-    threads = [threading.Thread(target=w, daemon=True) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_all([good] * args.good_clients + [bad, bad, slow, idle, sample] + grpc_workers)
 
     quiet_deadline = time.monotonic() + args.quiet_seconds
     end = proc_status(args.pid)
-    while end["threads"] > start["threads"] + args.thread_slack:
+    slack = args.thread_slack + (args.good_clients + 1 if args.grpc_port else 0)
+    while end["threads"] > start["threads"] + slack:
         if time.monotonic() > quiet_deadline:
             break
         time.sleep(0.2)
@@ -199,11 +214,13 @@ def main(argv=None) -> int:
         return statistics.median(part) / 1024
 
     early, late = rss_mib(0.25, 0.5), rss_mib(0.75, 1.0)
+    goods = ["good", "grpc good"] if args.grpc_port else ["good"]
     checks = {
-        "every good request answered right": tally.counts.get("good", 0) > 0
-        and not any(f.startswith("good") for f in tally.failures),
-        "every bad, slow and idle client handled": not tally.counts.get("failed"),
-        "threads back to the start": end["threads"] <= start["threads"] + args.thread_slack,
+        "every good request answered right": all(tally.counts.get(g, 0) > 0 for g in goods)
+        and not any(f.startswith(("good", "grpc good")) for f in tally.failures),
+        "every bad, slow and idle client handled": not tally.counts.get("failed")
+        and not tally.failures,
+        "threads back to the start": end["threads"] <= start["threads"] + slack,
         "memory flat": late <= early * 1.1 + args.rss_slack_mb,
     }
     summary = {
@@ -223,3 +240,78 @@ def main(argv=None) -> int:
         if not held:
             log.error(f"failed: {name}")
     return 0 if all(checks.values()) else 1
+
+
+def run_all(workers) -> None:
+    threads = [threading.Thread(target=w, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def grpc_clients(args, expected: list[float], tally: Tally, deadline) -> list:
+    """The gRPC port's good, bad and raw clients, each running until deadline()."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    target = f"{args.host}:{args.grpc_port}"
+    code = grpc.StatusCode
+
+    def request(reviews, name=args.model_name, key="review", signature="serving_default"):
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name, req.model_spec.signature_name = name, signature
+        req.inputs[key].CopyFrom(tf.make_tensor_proto(reviews))
+        return req
+
+    bad_requests = [
+        (request(REVIEWS, name="nothing"), code.NOT_FOUND),
+        (request(REVIEWS, key="text"), code.INVALID_ARGUMENT),
+        (request([1, 2, 3]), code.INVALID_ARGUMENT),
+        (request(REVIEWS, signature="nothing"), code.INVALID_ARGUMENT),
+        (request(["x" * int((args.max_body_mb + 1) * (1 << 20))]), code.RESOURCE_EXHAUSTED),
+    ]
+
+    def good():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        while time.monotonic() < deadline():
+            try:
+                answer = stub.Predict(request(REVIEWS), timeout=60)
+                got = tf.make_ndarray(answer.outputs["probability"]).tolist()
+                wrong = max(abs(a - b) for a, b in zip(got, expected)) > 1e-6
+                tally.add("grpc good", f"answers {got} != {expected}" if wrong else None)
+            except grpc.RpcError as e:
+                tally.add("grpc good", f"{e.code().name}: {e.details()}")
+
+    def bad():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        i = 0
+        while time.monotonic() < deadline():
+            req, right = bad_requests[i % len(bad_requests)]
+            try:
+                stub.Predict(req, timeout=60)
+                tally.add("grpc bad", f"request {i % len(bad_requests)} answered OK")
+            except grpc.RpcError as e:
+                wrong = e.code() != right
+                tally.add(
+                    "grpc bad", f"got {e.code().name}, expected {right.name}" if wrong else None
+                )
+            i += 1
+
+    def raw():
+        while time.monotonic() < deadline():
+            t = time.monotonic()
+            try:  # not the HTTP/2 preface: the server must close the connection
+                with socket.create_connection((args.host, args.grpc_port), timeout=60) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    while s.recv(1 << 16):
+                        pass
+                late = time.monotonic() - t > args.quiet_seconds
+                tally.add("grpc raw", "not closed within --quiet-seconds" if late else None)
+            except ConnectionResetError:
+                tally.add("grpc raw")
+            except OSError as e:
+                tally.add("grpc raw", repr(e))
+
+    return [good] * args.good_clients + [bad, raw]
