@@ -274,30 +274,31 @@ def grpc_clients(args, expected: list[float], tally: Tally, deadline) -> list:
     ]
 
     def good():
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
-        while time.monotonic() < deadline():
-            try:
-                answer = stub.Predict(request(REVIEWS), timeout=60)
-                got = tf.make_ndarray(answer.outputs["probability"]).tolist()
-                wrong = max(abs(a - b) for a, b in zip(got, expected)) > 1e-6
-                tally.add("grpc good", f"answers {got} != {expected}" if wrong else None)
-            except grpc.RpcError as e:
-                tally.add("grpc good", f"{e.code().name}: {e.details()}")
+        with grpc.insecure_channel(target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            while time.monotonic() < deadline():
+                try:
+                    answer = stub.Predict(request(REVIEWS), timeout=60)
+                    got = tf.make_ndarray(answer.outputs["probability"]).tolist()
+                    wrong = max(abs(a - b) for a, b in zip(got, expected)) > 1e-6
+                    tally.add("grpc good", f"answers {got} != {expected}" if wrong else None)
+                except grpc.RpcError as e:
+                    tally.add("grpc good", f"{e.code().name}: {e.details()}")
 
     def bad():
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
-        i = 0
-        while time.monotonic() < deadline():
-            req, right = bad_requests[i % len(bad_requests)]
-            try:
-                stub.Predict(req, timeout=60)
-                tally.add("grpc bad", f"request {i % len(bad_requests)} answered OK")
-            except grpc.RpcError as e:
-                wrong = e.code() != right
-                tally.add(
-                    "grpc bad", f"got {e.code().name}, expected {right.name}" if wrong else None
-                )
-            i += 1
+        with grpc.insecure_channel(target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            i = 0
+            while time.monotonic() < deadline():
+                req, right = bad_requests[i % len(bad_requests)]
+                try:
+                    stub.Predict(req, timeout=60)
+                    tally.add("grpc bad", f"request {i % len(bad_requests)} answered OK")
+                except grpc.RpcError as e:
+                    wrong = e.code() != right
+                    expectation = f"got {e.code().name}, expected {right.name}"
+                    tally.add("grpc bad", expectation if wrong else None)
+                i += 1
 
     def raw():
         while time.monotonic() < deadline():
