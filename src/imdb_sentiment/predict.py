@@ -93,7 +93,17 @@ def remote_predictor(url: str, model_name: str = "imdb_sentiment", timeout: floa
     return RemotePredictor(url, model_name, timeout)
 
 
-class GrpcPredictor:
+class _ServerPredictor:
+    """predict() for a model server: requests of batch_size reviews, one after the other."""
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            out += self._request(list(texts[i : i + batch_size]))
+        return out
+
+
+class GrpcPredictor(_ServerPredictor):
     """The same predict() through TF Serving's gRPC PredictionService (or scripts/serve.py
     --grpc-port)."""
 
@@ -108,14 +118,11 @@ class GrpcPredictor:
         )
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            try:
-                out += self.predict_batch(list(texts[i : i + batch_size]))
-            except self._error as e:
-                raise UserError(f"grpc://{self.target}: {e.code().name}: {e.details()}") from None
-        return out
+    def _request(self, texts: list[str]) -> list[dict]:
+        try:
+            return self.predict_batch(texts)
+        except self._error as e:
+            raise UserError(f"grpc://{self.target}: {e.code().name}: {e.details()}") from None
 
     def predict_batch(self, texts: list[str]) -> list[dict]:
         """One Predict call; a failed call raises grpc.RpcError (load_test counts them)."""
@@ -136,19 +143,16 @@ class GrpcPredictor:
         self._channel.close()
 
 
-class RemotePredictor:
+class RemotePredictor(_ServerPredictor):
     """The same predict() through a TF Serving (or scripts/serve.py) REST endpoint."""
 
     def __init__(self, url: str, model_name: str = "imdb_sentiment", timeout: float = 30.0):
         self.endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
         self.timeout = timeout
 
-    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            preds = self._post({"instances": list(texts[i : i + batch_size])})["predictions"]
-            out += [{"label": p["label"], "probability": float(p["probability"])} for p in preds]
-        return out
+    def _request(self, texts: list[str]) -> list[dict]:
+        preds = self._post({"instances": texts})["predictions"]
+        return [{"label": p["label"], "probability": float(p["probability"])} for p in preds]
 
     def _post(self, body: dict) -> dict:
         req = urllib.request.Request(
