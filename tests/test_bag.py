@@ -30,6 +30,26 @@ def test_log_count_ratios_sign_and_unseen_buckets():
     assert (r[np.asarray(m.sum(axis=0)).ravel() == 0] == 0).all()
 
 
+def test_word_polarity_counts_reviews_and_zeroes_rare_words():
+    v = text.Vectorizer(["great", "awful", "once"], max_len=16, head_tokens=4)
+    reviews = ["great great film", "great", "awful plot", "awful", "once awful", "great"]
+    labels = np.array([1, 1, 0, 0, 1, 0])
+
+    def polarity(reviews, min_reviews=1, alpha=1.0):
+        ids = v.features(text.tokenize(reviews))["token_ids"]
+        return bag.word_polarity(ids, labels, v.size, min_reviews, alpha)
+
+    r = polarity(reviews)
+    great, awful, once = 2, 3, 4
+    assert r.shape == (5,) and r[0] == r[1] == 0  # padding and out-of-vocabulary ("film", "plot")
+    assert r[great] > 0 > r[awful] and r[once] > 0  # great: 2 positive reviews to 1; awful: 1 to 2
+    # "great great" counts as one review: repeating a word in a review does not move its ratio
+    np.testing.assert_array_equal(r, polarity(["great film", *reviews[1:]]))
+    rare = polarity(reviews, min_reviews=2)
+    assert rare[once] == 0 and rare[great] == r[great]  # "once" is in one review only
+    assert np.abs(polarity(reviews, alpha=1e-9)).max() <= 3.0  # clipped
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_fitted_bag_in_the_network_gives_sklearn_log_odds(caplog, normalize):
     train, val = synthetic_reviews(300, seed=3), synthetic_reviews(100, seed=4)

@@ -19,7 +19,13 @@ from imdb_sentiment import data, pretrain
 from imdb_sentiment.config import Config
 from imdb_sentiment.model import build_model, recurrent_encoders
 
-PRETRAIN = {"pretrain_epochs": 2, "pretrain_batch_size": 32, "pretrain_sampled": 64}
+# The pretrained LSTMs read GloVe alone, so the classifiers here do too (no polarity column).
+PRETRAIN = {
+    "pretrain_epochs": 2,
+    "pretrain_batch_size": 32,
+    "pretrain_sampled": 64,
+    "word_polarity_min_reviews": 0,
+}
 
 
 def unlabelled_reviews(n=300):
@@ -193,12 +199,27 @@ def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_pat
 def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(
-        json.dumps({**TINY_CONFIG, **PRETRAIN, "lstm_units": 16, "min_count": 2, "epochs": 1})
+        json.dumps(
+            {
+                **TINY_CONFIG,
+                **PRETRAIN,
+                "lstm_units": 16,
+                "min_count": 2,
+                "epochs": 1,
+                "word_polarity_min_reviews": 2,
+            }
+        )
     )
     proc = fine_tune(folder, cfg, encoder, tmp_path / "run")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert str(encoder) in proc.stderr and "lstm_units is 16 here and 8" in proc.stderr
-    assert "the vocabulary differs" in proc.stderr
+    assert "the vocabulary differs" in proc.stderr and "word polarity column" in proc.stderr
+    # the default config reads word polarity: --pretrain is refused before any pretraining
+    flags = ("--data", folder / "tiny.csv.gz", "--cache-dir", tmp_path / "cache", "--no-export")
+    proc = run_script("train.py", *flags, "--pretrain", "--run-dir", tmp_path / "run3")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert '"word_polarity_min_reviews": 0' in proc.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run3").exists()
     proc = run_script(
         "train.py",
         "--data",

@@ -55,6 +55,21 @@ def log_count_ratios(x: sp.csr_matrix, labels: np.ndarray, alpha: float) -> np.n
     return r.astype(np.float32)
 
 
+def word_polarity(
+    token_ids: tf.RaggedTensor, labels, rows: int, min_reviews: int, alpha: float, clip: float = 3.0
+) -> np.ndarray:
+    """Each token id's log-count ratio over the training reviews that hold it, one per row of the
+    embedding matrix: a frozen input the LSTM reads beside GloVe, which tells praise from damnation
+    less well. Words in fewer than min_reviews training reviews get 0: through their ratios the
+    LSTM would read its training reviews' own labels (docs/experiments.md, twelfth round)."""
+    x = binary_matrix(token_ids, rows)
+    x.sum_duplicates()  # a review's token ids repeat; the ratio counts reviews
+    x.data[:] = 1.0
+    r = np.clip(log_count_ratios(x, labels, alpha), -clip, clip)
+    r[np.asarray(x.sum(axis=0)).ravel() < min_reviews] = 0.0
+    return r
+
+
 def fit_bag(
     train_ids: tf.RaggedTensor, train_labels, val_ids: tf.RaggedTensor, val_labels, cfg
 ) -> dict:

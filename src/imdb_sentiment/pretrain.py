@@ -294,6 +294,11 @@ class Encoder:
             for f in MUST_MATCH
             if getattr(cfg, f) != getattr(self.cfg, f)
         ]
+        if cfg.word_polarity_min_reviews:
+            diffs.append(
+                "its LSTMs read GloVe alone, and this config's a word polarity column too "
+                "(set word_polarity_min_reviews to 0 to start from a pretrained encoder)"
+            )
         if list(vocabulary) != self.vocabulary:
             diffs.append(
                 f"the vocabulary differs ({len(vocabulary)} words here, "

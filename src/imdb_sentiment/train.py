@@ -20,7 +20,7 @@ import pandas as pd
 import tensorflow as tf
 
 from . import text
-from .bag import fit_bag, fit_blend
+from .bag import fit_bag, fit_blend, word_polarity
 from .embeddings import embedding_matrix
 from .features import predict_features, rows
 from .files import UserError, atomic_file, atomic_write_text
@@ -168,6 +168,22 @@ def writable_run_dir(run_dir: Path, strategy: tf.distribute.Strategy):
         yield Path(tmp)
 
 
+def input_vectors(vocabulary, cfg, token_ids: tf.RaggedTensor, labels) -> tuple[np.ndarray, dict]:
+    """The frozen vectors the LSTM reads, one row per token id: GloVe and, with
+    cfg.word_polarity_min_reviews, each word's polarity over the training reviews beside it."""
+    matrix, report = embedding_matrix(vocabulary, cfg)
+    if not cfg.word_polarity_min_reviews:
+        return matrix, report
+    polarity = word_polarity(
+        token_ids, labels, len(matrix), cfg.word_polarity_min_reviews, cfg.ngram_alpha
+    )
+    log.info(
+        f"word polarity: {int((polarity != 0).sum())} words in at least "
+        f"{cfg.word_polarity_min_reviews} training reviews carry their log-count ratio"
+    )
+    return np.concatenate([matrix, polarity[:, None]], axis=1), report
+
+
 def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy):
     """The whole model, and its LSTM part compiled for training; fit the latter inside
     strategy.scope().
@@ -213,8 +229,8 @@ def train(
         f"{time.perf_counter() - t0:.1f}s"
     )
 
-    matrix, emb_report = embedding_matrix(vocabulary, cfg)
     train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
+    matrix, emb_report = input_vectors(vocabulary, cfg, train_x["token_ids"], train_y)
     # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M weights.
     bag = (
         fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg)

@@ -98,10 +98,15 @@ def export_precision(cfg, matrix, vec, reviews: list[str], repeats: int) -> dict
     }
 
 
+def input_width(cfg) -> int:
+    """Numbers per token the first LSTM reads: GloVe, and the word's polarity when it is on."""
+    return cfg.glove_dim + (1 if cfg.word_polarity_min_reviews else 0)
+
+
 def lstm_flops_per_token(cfg) -> float:
     """Forward FLOPs per token: the gate matmuls of every LSTM of every member (2 * 4u * (in + u))
     plus ~10u elementwise."""
-    flops, width = 0, cfg.glove_dim
+    flops, width = 0, input_width(cfg)
     directions = 2 if cfg.bidirectional else 1
     for _ in range(cfg.lstm_layers):
         u = cfg.lstm_units
@@ -230,7 +235,7 @@ class Bench:
 
         from imdb_sentiment import data, text
         from imdb_sentiment.config import Config
-        from imdb_sentiment.embeddings import embedding_matrix
+        from imdb_sentiment.train import input_vectors
 
         cfg = Config(max_rows=args.max_rows)
         if args.members:
@@ -243,8 +248,9 @@ class Bench:
         # the network), so training is measured on token ids; inference runs the whole model. The
         # bag's weights stay 0 here: its cost, a gather and a sum, does not depend on their values.
         feats = {"token_ids": vec.features(tokens)["token_ids"]}
-        matrix, _ = embedding_matrix(vec.vocabulary, cfg)
-        return cls(args, cfg, splits, vec, feats, splits.train.label.to_numpy(), matrix)
+        labels = splits.train.label.to_numpy()
+        matrix, _ = input_vectors(vec.vocabulary, cfg, feats["token_ids"], labels)
+        return cls(args, cfg, splits, vec, feats, labels, matrix)
 
     @property
     def reviews(self) -> list[str]:
@@ -538,7 +544,7 @@ def compute(b: Bench, r: dict) -> dict:
     lengths = text.tokenize_corpus(b.sample[:2048]).row_lengths().numpy()
     tokens_per_review = float(np.mean(np.minimum(lengths, cfg.max_len)))
     fwd = lstm_flops_per_token(cfg)
-    shape = (cfg.batch_size, cfg.glove_dim + cfg.lstm_units, 4 * cfg.lstm_units)
+    shape = (cfg.batch_size, input_width(cfg) + cfg.lstm_units, 4 * cfg.lstm_units)
     mm_lstm = matmul_gflops(*shape, b.args.repeats)
     mm_large = matmul_gflops(2048, 2048, 2048, b.args.repeats)
     train_gflops = r["train_real_tokens_per_s"] * 3 * fwd / 1e9  # backward: about twice forward

@@ -153,6 +153,12 @@ def main(argv=None) -> int:
             "--distribute multiworker does not take --fresh: delete the run folder "
             "before starting the workers"
         )
+    if cfg.word_polarity_min_reviews and cfg.pretrain and not args.pretrained:
+        raise UserError(  # before pretraining, whose encoder would be refused at the end
+            "a pretrained encoder's LSTMs read GloVe alone, and with word_polarity_min_reviews "
+            f"= {cfg.word_polarity_min_reviews} this run's read a word polarity column too; "
+            'give a --config with "word_polarity_min_reviews": 0 to pretrain'
+        )
     strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir)
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)

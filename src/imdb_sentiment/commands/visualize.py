@@ -68,7 +68,8 @@ def main(argv=None) -> int:
         )
         words, logits = [words[i] for i in pick], logits[pick]
     ids = art.vectorizer.table.lookup(tf.constant(words)).numpy()
-    vectors = art.model.get_layer("glove").get_weights()[0][ids]
+    # GloVe's columns only: the map is of GloVe's space, and the colours give the model's verdict
+    vectors = art.model.get_layer("glove").get_weights()[0][ids, : art.cfg.glove_dim]
     out = args.out or (args.path if (args.path / "config.json").exists() else Path("."))
     for path in report.plot_embeddings(words, vectors, logits, out, seed=args.seed):
         log.info(f"wrote {path}")
