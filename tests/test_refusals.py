@@ -50,6 +50,9 @@ def test_misspelt_config_key_exits_2_naming_the_closest_key(tiny_csv, tmp_path):
     )  # a value out of range: named too
     with pytest.raises(UserError, match=r"old_config.json: head_tokens must be in"):
         Config.load(old)
+    old.write_text(json.dumps({"word_polarity_min_reviews": -1}))
+    with pytest.raises(UserError, match=r"word_polarity_min_reviews must be 0 \(off\) or more"):
+        Config.load(old)
 
 
 def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouched(

@@ -116,6 +116,8 @@ class Config:
             raise ValueError("lstm_members and lstm_layers must be 1 or more")
         if self.short_copies < 0:
             raise ValueError("short_copies must be 0 or more")
+        if self.word_polarity_min_reviews < 0:
+            raise ValueError("word_polarity_min_reviews must be 0 (off) or more")
         if self.val_block < 0:
             raise ValueError("val_block must be 0 or more")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
