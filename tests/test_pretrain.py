@@ -214,6 +214,7 @@ def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert str(encoder) in proc.stderr and "lstm_units is 16 here and 8" in proc.stderr
     assert "the vocabulary differs" in proc.stderr and "word polarity column" in proc.stderr
+    assert '"word_polarity_min_reviews": 0' in proc.stderr
     # the default config reads word polarity: --pretrain is refused before any pretraining
     flags = ("--data", folder / "tiny.csv.gz", "--cache-dir", tmp_path / "cache", "--no-export")
     proc = run_script("train.py", *flags, "--pretrain", "--run-dir", tmp_path / "run3")

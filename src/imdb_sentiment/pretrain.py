@@ -52,6 +52,13 @@ from .train import (
 
 log = logging.getLogger(__name__)
 
+# Pretraining reads no labels, so its LSTMs see GloVe alone; a classifier whose input has the
+# word polarity column beside GloVe has wider first LSTMs than any encoder can fill.
+POLARITY_REFUSAL = (
+    "a pretrained encoder's LSTMs read GloVe alone, and this config adds a word polarity column "
+    '(give a --config with "word_polarity_min_reviews": 0 to pretrain or start from an encoder)'
+)
+
 DIRECTIONS = ("forward", "backward")
 ENCODER_FILE = "encoder.npz"  # {direction}_{kernel|recurrent_kernel|bias}: the two LSTMs' weights
 REPORT_FILE = "pretrain_report.json"
@@ -295,10 +302,7 @@ class Encoder:
             if getattr(cfg, f) != getattr(self.cfg, f)
         ]
         if cfg.word_polarity_min_reviews:
-            diffs.append(
-                "its LSTMs read GloVe alone, and this config's a word polarity column too "
-                "(set word_polarity_min_reviews to 0 to start from a pretrained encoder)"
-            )
+            diffs.append(POLARITY_REFUSAL)
         if list(vocabulary) != self.vocabulary:
             diffs.append(
                 f"the vocabulary differs ({len(vocabulary)} words here, "

@@ -98,15 +98,10 @@ def export_precision(cfg, matrix, vec, reviews: list[str], repeats: int) -> dict
     }
 
 
-def input_width(cfg) -> int:
-    """Numbers per token the first LSTM reads: GloVe, and the word's polarity when it is on."""
-    return cfg.glove_dim + (1 if cfg.word_polarity_min_reviews else 0)
-
-
-def lstm_flops_per_token(cfg) -> float:
+def lstm_flops_per_token(cfg, width: int) -> float:
     """Forward FLOPs per token: the gate matmuls of every LSTM of every member (2 * 4u * (in + u))
-    plus ~10u elementwise."""
-    flops, width = 0, input_width(cfg)
+    plus ~10u elementwise. width: numbers per token the first LSTM reads (the input matrix's)."""
+    flops = 0
     directions = 2 if cfg.bidirectional else 1
     for _ in range(cfg.lstm_layers):
         u = cfg.lstm_units
@@ -543,8 +538,9 @@ def compute(b: Bench, r: dict) -> dict:
     cfg = b.cfg
     lengths = text.tokenize_corpus(b.sample[:2048]).row_lengths().numpy()
     tokens_per_review = float(np.mean(np.minimum(lengths, cfg.max_len)))
-    fwd = lstm_flops_per_token(cfg)
-    shape = (cfg.batch_size, input_width(cfg) + cfg.lstm_units, 4 * cfg.lstm_units)
+    width = b.matrix.shape[1]  # GloVe, and the word polarity column when it is on
+    fwd = lstm_flops_per_token(cfg, width)
+    shape = (cfg.batch_size, width + cfg.lstm_units, 4 * cfg.lstm_units)
     mm_lstm = matmul_gflops(*shape, b.args.repeats)
     mm_large = matmul_gflops(2048, 2048, 2048, b.args.repeats)
     train_gflops = r["train_real_tokens_per_s"] * 3 * fwd / 1e9  # backward: about twice forward

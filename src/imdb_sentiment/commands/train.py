@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.evaluate import correct, evaluate_splits, format_table, mcnemar
     from imdb_sentiment.export import export
     from imdb_sentiment.files import UserError, save_model, write_json
-    from imdb_sentiment.pretrain import Encoder, find_or_make
+    from imdb_sentiment.pretrain import POLARITY_REFUSAL, Encoder, find_or_make
     from imdb_sentiment.report import paired_note, write_report
     from imdb_sentiment.runs import choose_run_dir
     from imdb_sentiment.short import short_inputs
@@ -154,11 +154,7 @@ def main(argv=None) -> int:
             "before starting the workers"
         )
     if cfg.word_polarity_min_reviews and cfg.pretrain and not args.pretrained:
-        raise UserError(  # before pretraining, whose encoder would be refused at the end
-            "a pretrained encoder's LSTMs read GloVe alone, and with word_polarity_min_reviews "
-            f"= {cfg.word_polarity_min_reviews} this run's read a word polarity column too; "
-            'give a --config with "word_polarity_min_reviews": 0 to pretrain'
-        )
+        raise UserError(POLARITY_REFUSAL)  # before pretraining, whose encoder would not fit
     strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir)
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
