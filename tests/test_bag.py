@@ -1,11 +1,15 @@
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NEGATIVE, POSITIVE, synthetic_reviews
+from conftest import NEGATIVE, POSITIVE, synthetic_reviews, train_tiny
 
-from imdb_sentiment import bag, text
+from imdb_sentiment import bag, data, text
 from imdb_sentiment.config import Config
+from imdb_sentiment.features import predict_features
 from imdb_sentiment.model import NgramBag, build_model, part_logits, set_bag, set_blend
+from imdb_sentiment.runs import load_artifacts
 
 
 def features(reviews, buckets=4096):
@@ -121,3 +125,37 @@ def test_fit_blend_trusts_the_informative_part():
     noise = rng.normal(size=2000)
     weights, _ = bag.fit_blend(noise, informative, y)
     assert weights[1] > 1.0 and abs(weights[0]) < 0.2
+
+
+def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_them(
+    tiny_csv, tmp_path
+):
+    unlabelled = synthetic_reviews(200, seed=5)[["review"]]
+    unlabelled.to_csv(tmp_path / "unsup.csv", index=False)
+    run = train_tiny(tmp_path, tiny_csv, "--no-export", "--unlabelled", tmp_path / "unsup.csv")
+    metrics = json.loads((run["run_dir"] / "metrics.json").read_text())
+    assert metrics["parts"]["bag_unlabelled_reviews"] == 200
+    assert "200 unlabelled reviews labelled by the LSTM" in run["stderr"]
+
+    # The saved bag is the fit of the training rows and of these rows labelled by the saved LSTM.
+    art = load_artifacts(run["run_dir"])
+    splits = data.load(tiny_csv, art.cfg)
+    train_x, val_x, x = (
+        art.vectorizer.features(text.tokenize_corpus(list(reviews)))
+        for reviews in (splits.train.review, splits.val.review, unlabelled.review)
+    )
+    lstm = predict_features(part_logits(art.model), x)[:, 0]
+    saved = art.model.get_layer("ngram_bag").get_weights()[0]
+
+    def bag_weights(pseudo):
+        fitted = bag.fit_bag(
+            tf.concat([train_x["ngram_ids"], x["ngram_ids"]], axis=0),
+            np.concatenate([splits.train.label.to_numpy(), pseudo]),
+            val_x["ngram_ids"],
+            splits.val.label.to_numpy(),
+            art.cfg,
+        )
+        return fitted["weights"]
+
+    np.testing.assert_allclose(saved, bag_weights((lstm >= 0).astype(int)), atol=1e-6)
+    assert not np.allclose(saved, bag_weights((lstm < 0).astype(int)), atol=1e-3)

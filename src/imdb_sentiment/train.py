@@ -1,5 +1,6 @@
-"""Training: corpus -> token ids (once) -> the n-gram bag by logistic regression -> the LSTM by
-length-bucketed tf.data and early stopping -> the blend of the two on validation."""
+"""Training: corpus -> token ids (once) -> the LSTM by length-bucketed tf.data and early
+stopping -> the n-gram bag by logistic regression, on the training reviews and the unlabelled ones
+the LSTM labels -> the blend of the two on validation."""
 
 from __future__ import annotations
 
@@ -213,8 +214,11 @@ def train(
     run_dir: Path,
     strategy: tf.distribute.Strategy | None = None,
     encoder=None,
+    unlabelled: list[str] | None = None,
 ) -> Trained:
-    """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match)."""
+    """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match).
+    unlabelled: reviews without labels; with cfg.bag_unlabelled the bag also fits them, labelled
+    by the trained LSTM."""
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg)
     t0 = time.perf_counter()
@@ -231,12 +235,6 @@ def train(
 
     train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
     matrix, emb_report = input_vectors(vocabulary, cfg, train_x["token_ids"], train_y)
-    # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M weights.
-    bag = (
-        fit_bag(train_x["ngram_ids"], train_y, val_x["ngram_ids"], val_y, cfg)
-        if cfg.ngram_buckets
-        else None
-    )
     lstm_x, lstm_y = {"token_ids": train_x["token_ids"]}, train_y
     if cfg.short_copies:
         cuts = cut_copies(train_x["token_ids"], cfg.short_copies, cfg.seed)
@@ -317,7 +315,14 @@ def train(
             f"LSTM members alone on validation: {', '.join(f'{a:.4f}' for a in alone)}; "
             f"their average {parts['lstm_val_accuracy']:.4f}"
         )
-    if bag:
+    if cfg.ngram_buckets:
+        # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M
+        # weights. After the LSTM: it labels the unlabelled reviews the bag also learns from.
+        bag_ids, bag_y = train_x["ngram_ids"], train_y
+        if cfg.bag_unlabelled and unlabelled:
+            bag_ids, bag_y = with_lstm_labels(model, vectorizer, unlabelled, bag_ids, bag_y)
+            parts["bag_unlabelled_reviews"] = len(unlabelled)
+        bag = fit_bag(bag_ids, bag_y, val_x["ngram_ids"], val_y, cfg)
         set_bag(model, bag["weights"], bag["bias"])
         parts_of = part_logits(model)
         logits, labels = predict_features(parts_of, val_x), val_y
@@ -340,6 +345,24 @@ def train(
             f"{bias:+.3f}"
         )
     return Trained(model, vectorizer, emb_report, history, seconds, parts)
+
+
+def with_lstm_labels(
+    model: keras.Model, vectorizer, reviews: list[str], ngram_ids: tf.RaggedTensor, labels
+) -> tuple[tf.RaggedTensor, np.ndarray]:
+    """The bag's training rows and labels, with `reviews` added as rows labelled by the trained
+    LSTM part (its log-odds >= 0). The LSTM and the bag read a review differently, so what the
+    LSTM gets right from word order, the bag learns as n-gram weights (co-training; the bag
+    labelling its own rows helped less, docs/experiments.md, thirteenth round)."""
+    t0 = time.perf_counter()
+    x = vectorizer.features(text.tokenize_corpus(reviews))
+    lstm_logits = predict_features(part_logits(model), x)[:, 0]
+    pseudo = (lstm_logits >= 0).astype(np.asarray(labels).dtype)
+    log.info(
+        f"bag: {len(reviews)} unlabelled reviews labelled by the LSTM "
+        f"({100 * pseudo.mean():.1f}% positive) in {time.perf_counter() - t0:.0f}s"
+    )
+    return tf.concat([ngram_ids, x["ngram_ids"]], axis=0), np.concatenate([labels, pseudo])
 
 
 def _abort_reason(error: tf.errors.OpError) -> str:

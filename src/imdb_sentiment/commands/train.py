@@ -103,7 +103,10 @@ def parse_args(argv=None):
         f"(default {d.pretrain}); it is kept under --cache-dir/encoders and reused",
     )
     p.add_argument(
-        "--unlabelled", help="unlabelled reviews for --pretrain (default: found beside the data)"
+        "--unlabelled",
+        help="unlabelled reviews, for the bag (labelled by the trained LSTM) and for --pretrain: "
+        "a CSV with a review column, an aclImdb folder or its tarball (default: found beside "
+        "the data; none found, the bag fits the training reviews alone)",
     )
     p.add_argument(
         "--compare-baseline",
@@ -159,6 +162,7 @@ def main(argv=None) -> int:
     splits = data.load(args.data, cfg, args.cache_dir)
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
     log.info(f"run: {run_dir}")
+    unlabelled_path = data.find_unlabelled(splits.source, args.unlabelled)
     encoder = None
     if args.pretrained:
         encoder = Encoder.load(args.pretrained)
@@ -168,8 +172,17 @@ def main(argv=None) -> int:
                 "--distribute multiworker cannot pretrain: make the encoder first with "
                 "scripts/pretrain.py and give it with --pretrained DIR, or --no-pretrain"
             )
-        unlabelled = data.find_unlabelled(splits.source, args.unlabelled)
-        encoder = find_or_make(cfg, splits, unlabelled, args.cache_dir)
+        encoder = find_or_make(cfg, splits, unlabelled_path, args.cache_dir)
+    unlabelled = None
+    if cfg.bag_unlabelled and cfg.ngram_buckets:
+        unlabelled = data.read_unlabelled(unlabelled_path) if unlabelled_path else []
+        unlabelled = unlabelled[: cfg.max_rows or None]  # a quick run stays quick
+        log.info(
+            f"bag: {len(unlabelled)} unlabelled reviews from {unlabelled_path}"
+            if unlabelled
+            else "bag: no unlabelled reviews found (give them with --unlabelled PATH); "
+            "it fits the training reviews alone"
+        )
     # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
     with writable_run_dir(run_dir, strategy) as out:
         cfg.save(out / "config.json")
@@ -177,7 +190,7 @@ def main(argv=None) -> int:
             out / "data_report.json",
             {"source": splits.source, "checksum": splits.checksum, **splits.report},
         )
-        trained = train(cfg, splits, out, strategy=strategy, encoder=encoder)
+        trained = train(cfg, splits, out, strategy=strategy, encoder=encoder, unlabelled=unlabelled)
     if not is_chief(strategy):
         return 0  # the rest needs no other worker: the trained model predicts in this process
     vec = trained.vectorizer
