@@ -136,6 +136,7 @@ def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_the
     metrics = json.loads((run["run_dir"] / "metrics.json").read_text())
     assert metrics["parts"]["bag_unlabelled_reviews"] == 200
     assert "200 unlabelled reviews labelled by the LSTM" in run["stderr"]
+    assert "200 unlabelled ones the LSTM labelled" in (run["run_dir"] / "report.md").read_text()
 
     # The saved bag is the fit of the training rows and of these rows labelled by the saved LSTM.
     art = load_artifacts(run["run_dir"])

@@ -135,10 +135,17 @@ def parts_note(parts: dict) -> list[str]:
         if members
         else ""
     )
+    unlabelled = parts.get("bag_unlabelled_reviews")
+    fitted_on = (
+        f"; fitted on the training reviews and {unlabelled} unlabelled ones the LSTM labelled"
+        if unlabelled
+        else ""
+    )
     return [
         f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}{of_members}, "
         "the n-gram bag "
-        f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}). Blend, fitted on validation: "
+        f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}{fitted_on}). "
+        "Blend, fitted on validation: "
         f"log-odds = {b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. "
         "The training curves are the LSTM part's: the bag is fitted outside the network.",
         "",
