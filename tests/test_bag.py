@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 from conftest import NEGATIVE, POSITIVE, synthetic_reviews, train_tiny
@@ -130,11 +131,14 @@ def test_fit_blend_trusts_the_informative_part():
 def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_them(
     tiny_csv, tmp_path
 ):
-    unlabelled = synthetic_reviews(200, seed=5)[["review"]]
+    # A test review's text among them is left out: fitted on, it would leak into the evaluation.
+    test_review = pd.read_csv(tiny_csv).query("split == 'test'").review.iloc[0]
+    unlabelled = pd.DataFrame({"review": [*synthetic_reviews(200, seed=5).review, test_review]})
     unlabelled.to_csv(tmp_path / "unsup.csv", index=False)
     run = train_tiny(tmp_path, tiny_csv, "--no-export", "--unlabelled", tmp_path / "unsup.csv")
     metrics = json.loads((run["run_dir"] / "metrics.json").read_text())
     assert metrics["parts"]["bag_unlabelled_reviews"] == 200
+    assert "1 unlabelled reviews left out" in run["stderr"]
     assert "200 unlabelled reviews labelled by the LSTM" in run["stderr"]
     assert "200 unlabelled ones the LSTM labelled" in (run["run_dir"] / "report.md").read_text()
 
@@ -143,7 +147,7 @@ def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_the
     splits = data.load(tiny_csv, art.cfg)
     train_x, val_x, x = (
         art.vectorizer.features(text.tokenize_corpus(list(reviews)))
-        for reviews in (splits.train.review, splits.val.review, unlabelled.review)
+        for reviews in (splits.train.review, splits.val.review, unlabelled.review[:200])
     )
     lstm = predict_features(part_logits(art.model), x)[:, 0]
     saved = art.model.get_layer("ngram_bag").get_weights()[0]

@@ -196,8 +196,9 @@ def find_unlabelled(
 
 
 def read_unlabelled(path: Path) -> list[str]:
-    """The unlabelled reviews' cleaned texts (HTML stripped as clean() does, empty ones dropped) in
-    the order of their ids: from a CSV with a review column, an aclImdb folder or its tarball."""
+    """The unlabelled reviews' texts, raw as clean() keeps the labelled ones (so the same review
+    has the same text in both; empty ones dropped), in the order of their ids: from a CSV with a
+    review column, an aclImdb folder or its tarball."""
     path = Path(path)
     if path.is_dir():
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
@@ -211,8 +212,15 @@ def read_unlabelled(path: Path) -> list[str]:
     else:
         df = _read_csv_columns(path, ("review",))
         rows = list(enumerate(df["review"]))
-    texts = (strip_html(text) for _, text in sorted(rows, key=lambda r: r[0]))
+    texts = (str(text) for _, text in sorted(rows, key=lambda r: r[0]))
     return [t for t in texts if t.strip()]
+
+
+def without_texts_of(reviews: list[str], *others) -> list[str]:
+    """`reviews` less those with the text of a review in `others`: fitting anything on the same
+    text as a validation or test review would leak that review into its own evaluation."""
+    barred = set().union(*(set(o) for o in others))
+    return [r for r in reviews if r not in barred]
 
 
 # ---------------------------------------------------------------------------- finding

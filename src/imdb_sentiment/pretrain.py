@@ -234,9 +234,7 @@ def corpus(splits, unlabelled: list[str], cfg: Config) -> tuple[list[str], list[
     n_held = max(1, round(cfg.pretrain_holdout * len(train)))
     held[np.random.default_rng(cfg.seed).permutation(len(train))[:n_held]] = True
     held_out = [t for t, h in zip(train, held) if h]
-    # The same text as a validation, test or held-out review would leak it into pretraining.
-    barred = set(splits.val.review) | set(splits.test.review) | set(held_out)
-    kept = [t for t in unlabelled if t not in barred]
+    kept = data.without_texts_of(unlabelled, splits.val.review, splits.test.review, held_out)
     texts = kept + [t for t, h in zip(train, held) if not h]
     counts = {
         "unlabelled": len(kept),
