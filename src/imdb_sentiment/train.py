@@ -319,15 +319,16 @@ def train(
         # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M
         # weights. After the LSTM: it labels the unlabelled reviews the bag also learns from.
         bag_ids, bag_y = train_x["ngram_ids"], train_y
-        kept = data.without_texts_of(unlabelled or [], splits.val.review, splits.test.review)
-        if cfg.bag_unlabelled and kept:
+        if cfg.bag_unlabelled and unlabelled:
+            kept = data.without_texts_of(unlabelled, splits.val.review, splits.test.review)
             if len(kept) < len(unlabelled):
                 log.info(
                     f"bag: {len(unlabelled) - len(kept)} unlabelled reviews left out: "
                     "each has the text of a validation or test review"
                 )
-            bag_ids, bag_y = with_lstm_labels(model, vectorizer, kept, bag_ids, bag_y)
-            parts["bag_unlabelled_reviews"] = len(kept)
+            if kept:
+                bag_ids, bag_y = with_lstm_labels(model, vectorizer, kept, bag_ids, bag_y)
+                parts["bag_unlabelled_reviews"] = len(kept)
         bag = fit_bag(bag_ids, bag_y, val_x["ngram_ids"], val_y, cfg)
         set_bag(model, bag["weights"], bag["bias"])
         parts_of = part_logits(model)
