@@ -3,11 +3,12 @@
 # 32 single-review clients over REST and over gRPC, and one client with batches of 256, three
 # series each, alternating. Usage:
 #   MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/grpc bash docs/experiments/serving_grpc_vs_rest.sh
+# SERVE_FLAGS adds serve.py flags, e.g. SERVE_FLAGS="--num-batch-threads 1".
 # Run it on an otherwise idle machine; each series writes OUT/<kind>_r<n>.json.
 source "$(dirname "$0")/serving_common.sh"
 : "${OUT:?give OUT, a folder for the figures}"
 mkdir -p "$OUT"
-serve 8611 "$OUT"/server.log --grpc-port 8610 --enable_batching
+serve 8611 "$OUT"/server.log --grpc-port 8610 --enable_batching ${SERVE_FLAGS:-}
 LOAD="$PY scripts/load_test.py -q --data $DATA"
 $LOAD --url http://127.0.0.1:8611 --clients 4 --requests 200 > /dev/null  # warm-up
 for rep in 1 2 3; do
