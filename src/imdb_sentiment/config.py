@@ -48,7 +48,8 @@ class Config:
     # >0 adds one frozen input column beside GloVe: each word's Naive-Bayes log-count ratio over
     # the training reviews (bag.word_polarity), for words in at least this many; 0: GloVe alone.
     # 100 lifts the LSTM alone by 1.05 points on validation; with every word's ratio the LSTM
-    # learned its training reviews' labels from their rare words (docs/experiments.md, 12th round)
+    # learned its training reviews' labels from their rare words (docs/experiments.md, 12th round);
+    # 50 and 200 gave lower blends (17th round)
     word_polarity_min_reviews: int = 100
 
     # Model
