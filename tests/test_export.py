@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import synthetic_reviews
+from conftest import graph_ops, synthetic_reviews
 from tensorflow.core.protobuf import saved_model_pb2
 
 from imdb_sentiment.export import SUB_BATCH
@@ -74,8 +74,9 @@ def _loop_depth(functions: dict, nodes, seen: frozenset = frozenset()) -> int:
     return deepest
 
 
-def test_serving_runs_the_lstm_inside_a_loop_over_sub_batches(trained):
-    """The LSTM's own time loop runs inside the loop over sub-batches (unsorted: one level)."""
+def test_serving_runs_the_lstm_as_one_op_inside_a_loop_over_sub_batches(trained):
+    """The loop over sub-batches is the only loop: each LSTM runs as one BlockLSTMV2, not as
+    Keras's loop over time steps."""
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString((trained["version"] / "saved_model.pb").read_bytes())
     graph = sm.meta_graphs[0].graph_def
@@ -83,4 +84,36 @@ def test_serving_runs_the_lstm_inside_a_loop_over_sub_batches(trained):
     for signature, output in (("serving_default", "probability"), ("logit", "logit")):
         tensor = sm.meta_graphs[0].signature_def[signature].outputs[output].name
         node = next(n for n in graph.node if n.name == tensor.split(":")[0])
-        assert _loop_depth(functions, [node]) == 2, signature
+        assert _loop_depth(functions, [node]) == 1, signature
+    assert "BlockLSTMV2" in graph_ops(trained["version"])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {},
+        {"lstm_layers": 2, "lstm_members": 2},
+        {"pooling": "last"},
+        {"pooling": "last", "bidirectional": False, "lstm_layers": 2},
+    ],
+    ids=["default", "two layers, two members", "last state", "one direction, last state"],
+)
+def test_the_kernel_lstm_gives_the_masked_keras_layers_outputs(shape):
+    """kernel_lstms against the Keras model it copies, on ids of every length from 0 (all padding)
+    to the longest, in one padded batch."""
+    from imdb_sentiment.config import Config
+    from imdb_sentiment.export import kernel_lstms
+    from imdb_sentiment.model import build_model
+
+    rng = np.random.default_rng(0)
+    cfg = Config(lstm_units=8, ngram_buckets=0, **shape)
+    model = logit_model(build_model(cfg, rng.normal(size=(50, 6)).astype("float32")))
+    for w in model.weights:  # trained-looking weights: random, large enough to saturate gates
+        w.assign(rng.normal(scale=1.5, size=w.shape).astype("float32"))
+    lengths = np.array([0, 1, 2, 7, 30, 30, 12, 29])
+    ids = np.where(np.arange(30) < lengths[:, None], rng.integers(1, 50, (8, 30)), 0)
+    fast = kernel_lstms(model)
+    assert {id(w) for w in fast.weights} == {id(w) for w in model.weights}
+    np.testing.assert_allclose(
+        fast({"token_ids": ids}).numpy(), model({"token_ids": ids}).numpy(), rtol=0, atol=1e-5
+    )

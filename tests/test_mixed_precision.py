@@ -75,24 +75,20 @@ def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed, ref
     )
 
 
-def test_few_reviews_run_through_the_members_fused_with_the_same_outputs(mixed, reference):
-    """Up to export.FUSED_UP_TO reviews take the fused recurrence, more the members' own."""
+def test_its_members_run_as_standard_ops_with_the_same_outputs_across_sub_batches(mixed, reference):
+    """Each member's LSTM runs as BlockLSTMV2 in length-sorted sub-batches of export.SUB_BATCH."""
     import tensorflow as tf
 
-    from imdb_sentiment.export import FUSED_UP_TO
+    from imdb_sentiment.export import SUB_BATCH
 
     reference, vectorizer = reference
-    loaded = tf.saved_model.load(str(mixed["version"]))
-    units = TINY_CONFIG["lstm_units"]
-    # the fused recurrent kernels, one per direction: both members' units, four gates each
-    assert sum(tuple(v.shape) == (2 * units, 8 * units) for v in loaded.variables) == 2
     ops = graph_ops(mixed["version"])
-    assert "StatelessIf" in ops or "If" in ops  # the choice between the two ways
+    assert "BlockLSTMV2" in ops
     assert not ops - set(dir(tf.raw_ops)), "TF Serving runs standard ops only"
-    serve = loaded.signatures["serving_default"]
-    reviews = synthetic_reviews(FUSED_UP_TO + 3, seed=6).review.tolist()
+    serve = tf.saved_model.load(str(mixed["version"])).signatures["serving_default"]
+    reviews = synthetic_reviews(2 * SUB_BATCH + 3, seed=6).review.tolist()
     expected = reference(vectorizer(reviews)).numpy().ravel()
-    for n in (1, 2, FUSED_UP_TO, FUSED_UP_TO + 1, FUSED_UP_TO + 3):
+    for n in (1, 2, SUB_BATCH, SUB_BATCH + 1, 2 * SUB_BATCH + 3):
         served = serve(review=tf.constant(reviews[:n]))["probability"].numpy()
         np.testing.assert_allclose(served, expected[:n], rtol=0, atol=1e-5)
 

@@ -13,57 +13,43 @@ import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
 from .files import UserError, atomic_dir, write_json
-from .model import as_float32, fuse_members, logit_model
+from .model import as_float32, logit_model
 from .text import Vectorizer, dense, save_vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "review"
 TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longest], "" pads
-# Reviews per length-sorted sub-batch in the serving signature: 64 ran random batches of 256 reviews
-# fastest of 16-128 on 2 cores (docs/serving.md).
-SUB_BATCH = 64
-# Batches of at most this many reviews run the LSTM members fused into one recurrence
-# (model.fuse_members): faster up to about this size on 2 cores, slower beyond (docs/serving.md).
-FUSED_UP_TO = 32
+# Reviews per length-sorted sub-batch in the serving signature: 16 ran batches of 32 and 64 reviews
+# fastest of 16-48, and batches of 256 within 5% of the fastest (docs/serving.md).
+SUB_BATCH = 16
 
 
 def serving_archive(
     model: keras.Model,
     vectorizer: Vectorizer,
     sub_batch: int = SUB_BATCH,
-    fused_up_to: int = FUSED_UP_TO,
+    kernel: bool = True,
 ) -> keras.export.ExportArchive:
     """Raw strings in, probability and label out: the whole preprocessing lives in the graph.
 
-    serving_default and logit run a batch of at most fused_up_to reviews through the LSTM members
-    fused into one (model.fuse_members), and a larger one in sub-batches of sub_batch reviews of
-    similar length (by_length); sub_batch=0 pads the whole batch to its longest review instead,
-    and fused_up_to=0 never fuses (the benchmark compares them).
+    serving_default and logit run a batch in sub-batches of sub_batch reviews of similar length
+    (by_length), each LSTM by TensorFlow's fused BlockLSTMV2 kernel (KernelLSTM); sub_batch=0
+    pads the whole batch to its longest review instead, and kernel=False runs Keras's own LSTM
+    loop (the benchmark compares them).
     ExportArchive saves only the model's weights and the vocabulary table (no optimizer state),
     in the form TF Serving's C++ loader restores.
     """
     spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
     logits = logit_model(model)
-    fused = fuse_members(model) if fused_up_to else None
+    net = kernel_lstms(logits) if kernel else logits
 
     def run(review: tf.Tensor) -> tf.Tensor:
         """Log-odds of "positive" per review, [batch] float32."""
         features = vectorizer.features(tokenize(review))
-
-        def members():
-            if sub_batch:
-                return by_length(logits, features, sub_batch)
-            return _flat(logits(dense(features), training=False))
-
-        if fused is None:
-            return members()
-        n = tf.shape(review)[0]
-        return tf.cond(
-            (n > 0) & (n <= fused_up_to),
-            lambda: _flat(fused(dense(features), training=False)),
-            members,
-        )
+        if sub_batch:
+            return by_length(net, features, sub_batch)
+        return _flat(net(dense(features), training=False))
 
     def serve(review):
         probability = tf.sigmoid(run(review))
@@ -92,9 +78,7 @@ def serving_archive(
         return log_odds(vectorizer.from_tokens(tokens))
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    if fused is not None:
-        archive.track(fused)
+    archive.track(net)
     archive.track(vectorizer.table)
     archive.add_endpoint("serving_default", serve, input_signature=spec)
     archive.add_endpoint("token_ids", token_ids, input_signature=spec)
@@ -136,6 +120,74 @@ def by_length(net: keras.Model, features: dict[str, tf.RaggedTensor], size: int)
         ),
     )
     return tf.scatter_nd(tf.expand_dims(order, 1), out.concat(), [n])
+
+
+class KernelLSTM(keras.layers.Layer):
+    """A trained (Bidirectional) LSTM layer run by BlockLSTMV2, with that layer's own weights.
+
+    Keras runs an LSTM on a CPU as a loop of small ops per time step, and on a few reviews their
+    dispatch costs more than their arithmetic: one op for the whole sequence is 1.8 to 3 times as
+    fast on 1 to 32 reviews (docs/serving.md). BlockLSTMV2 is a standard TensorFlow op with Keras's
+    gate order (i, f, c, o) and no mask: right padding never reaches the real steps of the
+    forward direction, and the backward one reads each review reversed within its own length
+    (reverse_sequence), so the outputs at real steps are the masked layer's to float rounding.
+    """
+
+    def __init__(self, layer: keras.layers.Layer, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.layer = layer
+        self.supports_masking = True
+        if isinstance(layer, keras.layers.Bidirectional):
+            self.directions = [(layer.forward_layer, False), (layer.backward_layer, True)]
+        else:
+            self.directions = [(layer, False)]
+        self.return_sequences = self.directions[0][0].return_sequences
+
+    def call(self, x, mask):
+        batch, steps = tf.shape(x)[0], tf.shape(x)[1]
+        lengths = tf.reduce_sum(tf.cast(mask, "int32"), 1)  # the GloVe embedding masks padding
+        outputs = []
+        for lstm, backward in self.directions:
+            cell, zeros = lstm.cell, tf.zeros([batch, lstm.units])
+            seq = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0) if backward else x
+            h = tf.raw_ops.BlockLSTMV2(
+                seq_len_max=tf.cast(steps, tf.int64),
+                x=tf.transpose(seq, [1, 0, 2]),
+                cs_prev=zeros,
+                h_prev=zeros,
+                w=tf.concat([cell.kernel, cell.recurrent_kernel], 0),
+                wci=tf.zeros([lstm.units]),  # no peepholes in a Keras LSTM
+                wcf=tf.zeros([lstm.units]),
+                wco=tf.zeros([lstm.units]),
+                b=cell.bias,
+                cell_clip=0.0,  # off
+                use_peephole=False,
+            ).h
+            h = tf.transpose(h, [1, 0, 2])
+            if not self.return_sequences:  # the state after the review's last real step
+                last = tf.gather(h, tf.maximum(lengths - 1, 0), batch_dims=1)
+                outputs.append(tf.where(lengths[:, None] > 0, last, 0.0))  # Keras's, if empty
+            elif backward:
+                outputs.append(tf.reverse_sequence(h, lengths, seq_axis=1, batch_axis=0))
+            else:
+                outputs.append(h)
+        return tf.concat(outputs, -1)
+
+    def compute_mask(self, x, mask=None):
+        return mask if self.return_sequences else None
+
+
+def kernel_lstms(model: keras.Model) -> keras.Model:
+    """The same model, sharing every layer and weight with it, whose LSTM layers run as
+    KernelLSTM."""
+    return keras.models.clone_model(
+        model,
+        clone_function=lambda layer: (
+            KernelLSTM(layer)
+            if isinstance(layer, (keras.layers.Bidirectional, keras.layers.LSTM))
+            else layer
+        ),
+    )
 
 
 def _flat(output: tf.Tensor) -> tf.Tensor:
