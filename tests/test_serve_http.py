@@ -365,3 +365,13 @@ def test_the_load_test_counts_refused_requests_and_fails_without_a_traceback(sle
     assert result["errors"].get("HTTP 503", 0) > 0 and result["requests"] > 0
     assert result["requests"] + sum(result["errors"].values()) == 8
     assert "Traceback" not in proc.stderr and "requests failed" in proc.stderr
+
+
+def test_tf_servings_intra_op_flag_is_taken_and_a_negative_one_refused(sleeper):
+    with serving(sleeper, "--tensorflow_intra_op_parallelism", "0") as s:
+        with Conn(s["port"]) as c:
+            status, _, body = c.send(post(PREDICT, {"instances": ["0"]})).response()
+            assert status == 200 and body["predictions"][0]["label"] == "positive"
+    proc = run_script("serve.py", "--model-dir", sleeper, "--intra-op-threads", "-1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--intra-op-threads must be 0 or more" in proc.stderr

@@ -59,18 +59,22 @@ def held_stderr():
             sys.stderr.flush()
 
 
-def load_tensorflow(run_an_op: bool = True):
+def load_tensorflow(run_an_op: bool = True, intra_op_threads: int = 0):
     """Imports TensorFlow and Keras and probes the devices (which prints notices of its own) with
     those notices held back. Called once a command knows it needs TensorFlow, so --help stays
     fast.
 
     run_an_op=False for a process that has yet to make a MultiWorkerMirroredStrategy, which
     refuses to start once TensorFlow has run an op; oneDNN's notice below may then reach its log.
+    intra_op_threads > 0 caps the threads one op may use (0: TensorFlow's choice), which can
+    only be set before the first op.
     """
     with held_stderr():
         import keras  # noqa: F401  (loads TensorFlow as its backend)
         import tensorflow as tf
 
+        if intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
         tf.config.list_physical_devices()
         if run_an_op:
             # On some CPUs oneDNN logs, as an error, once per process and at the first int64
