@@ -61,7 +61,7 @@ def serving_archive(
         return vectorizer(review)
 
     def log_odds(features):
-        return {"logit": _flat(logits(features, training=False))}
+        return {"logit": _flat(net(features, training=False))}
 
     def logit(review):
         """Log-odds of "positive": explanations compare these, as probabilities saturate at 0
