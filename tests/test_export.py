@@ -92,11 +92,11 @@ def test_serving_runs_the_lstm_as_one_op_inside_a_loop_over_sub_batches(trained)
     "shape",
     [
         {},
-        {"lstm_layers": 2, "lstm_members": 2},
+        {"lstm_layers": 2, "lstm_members": 3, "ngram_buckets": 64},
         {"pooling": "last"},
         {"pooling": "last", "bidirectional": False, "lstm_layers": 2},
     ],
-    ids=["default", "two layers, two members", "last state", "one direction, last state"],
+    ids=["default", "two layers, three members, a bag", "last state", "one direction, last state"],
 )
 def test_the_kernel_lstm_gives_the_masked_keras_layers_outputs(shape):
     """kernel_lstms against the Keras model it copies, on ids of every length from 0 (all padding)
@@ -106,14 +106,15 @@ def test_the_kernel_lstm_gives_the_masked_keras_layers_outputs(shape):
     from imdb_sentiment.model import build_model
 
     rng = np.random.default_rng(0)
-    cfg = Config(lstm_units=8, ngram_buckets=0, **shape)
+    cfg = Config(lstm_units=8, **{"ngram_buckets": 0, **shape})
     model = logit_model(build_model(cfg, rng.normal(size=(50, 6)).astype("float32")))
     for w in model.weights:  # trained-looking weights: random, large enough to saturate gates
         w.assign(rng.normal(scale=1.5, size=w.shape).astype("float32"))
     lengths = np.array([0, 1, 2, 7, 30, 30, 12, 29])
     ids = np.where(np.arange(30) < lengths[:, None], rng.integers(1, 50, (8, 30)), 0)
+    x = {"token_ids": ids, "ngram_ids": rng.integers(2, 64, (8, 5))}
+    x = {i.name: x[i.name] for i in model.inputs}
     fast = kernel_lstms(model)
+    # one copy of every weight in an export: GloVe, the LSTMs, the bag and the blend are shared
     assert {id(w) for w in fast.weights} == {id(w) for w in model.weights}
-    np.testing.assert_allclose(
-        fast({"token_ids": ids}).numpy(), model({"token_ids": ids}).numpy(), rtol=0, atol=1e-5
-    )
+    np.testing.assert_allclose(fast(x).numpy(), model(x).numpy(), rtol=0, atol=1e-5)

@@ -88,38 +88,3 @@ def test_lstm_members_learn_on_their_own_losses_and_the_part_averages_their_log_
     before = [w.numpy().copy() for w in train.trainable_weights]
     train.fit({"token_ids": ids}, labels, epochs=1, batch_size=16, verbose=0)
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, train.trainable_weights))
-
-
-def test_members_fused_into_one_recurrence_give_the_members_log_odds():
-    from imdb_sentiment.model import fuse_members, logit_model
-
-    rng = np.random.default_rng(2)
-    ids = rng.integers(2, 20, size=(6, 9)).astype("int32")
-    ids[0, 3:] = 0  # a short review: the fused layers must mask as the members' do
-    x = {"token_ids": ids, "ngram_ids": rng.integers(2, 64, size=(6, 5)).astype("int32")}
-    shapes = (
-        {"lstm_layers": 2, "ngram_buckets": 64},
-        {"bidirectional": False, "pooling": "last", "ngram_buckets": 0},
-    )
-    for kw in shapes:
-        cfg, model = small_model(lstm_members=3, **kw)
-        bag = [w for w in model.weights if "ngram_bag" in w.path]
-        for w in bag:  # the bag and the blend are zeros and ones at first: make them count
-            w.assign(rng.normal(size=w.shape).astype("float32"))
-        if bag:
-            model.get_layer("blend").set_weights(
-                [np.array([[0.7], [1.3]], "float32"), np.zeros(1, "float32")]
-            )
-        fused = fuse_members(model)
-        fused_lstms = list(lstms(fused))
-        assert len(fused_lstms) == cfg.lstm_layers * (1 + cfg.bidirectional)
-        assert all(lstm.units == 12 and lstm.use_cudnn is False for lstm in fused_lstms)
-        names = [i.name for i in model.inputs]
-        inputs = {k: v for k, v in x.items() if k in names}
-        np.testing.assert_allclose(
-            fused(inputs).numpy(), logit_model(model)(inputs).numpy(), rtol=0, atol=1e-5
-        )
-        # It reads the model's own GloVe and bag variables: an export holds them once.
-        shared = {id(w) for w in fused.weights} & {id(w) for w in model.weights}
-        assert {id(w) for w in bag} | {id(model.get_layer("glove").embeddings)} <= shared
-    assert fuse_members(small_model(lstm_members=1)[1]) is None
