@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -342,6 +343,17 @@ def test_an_answer_is_not_held_back_by_nagles_algorithm(server):
     assert sorted(times)[15] < 0.025, sorted(times)
 
 
+def test_a_client_that_expects_100_continue_gets_it_before_it_sends_the_body(server):
+    body = json.dumps({"instances": ["0"]}).encode()
+    head = [f"Content-Length: {len(body)}", "Expect: 100-continue"]
+    with Conn(server["port"], timeout=3) as c:
+        # answers are buffered until the request is done: held in the buffer, the 100 would
+        # leave only once the body it waits for had come
+        assert c.send(request("POST", PREDICT, headers=head)).response()[0] == 100
+        status, _, answer = c.send(body).response()
+        assert status == 200 and answer["predictions"][0]["label"] == "positive"
+
+
 def load_test(port: int, tmp_path, seconds: str, *flags):
     data = tmp_path / "reviews.csv"
     data.write_text(f"review\n{seconds}\n")  # every request asks the sleeper for this long
@@ -365,6 +377,36 @@ def test_the_load_test_counts_refused_requests_and_fails_without_a_traceback(sle
     assert result["errors"].get("HTTP 503", 0) > 0 and result["requests"] > 0
     assert result["requests"] + sum(result["errors"].values()) == 8
     assert "Traceback" not in proc.stderr and "requests failed" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "answer, error",
+    [
+        (b"", "ConnectionResetError"),  # hangs up without a word
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "BadResponse"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", "BadResponse"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{}", "ConnectionResetError"),
+    ],
+)
+def test_the_load_test_names_what_a_broken_server_sent_without_a_traceback(answer, error):
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+
+    def serve_badly():
+        with listener:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                return
+            with conn:
+                conn.recv(1 << 16)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve_badly, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    proc = run_script("load_test.py", "--url", url, "--requests", "1", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"the first request failed: {error}" in proc.stderr
 
 
 def test_tf_servings_intra_op_flag_is_taken_and_a_negative_one_refused(sleeper):
