@@ -119,6 +119,8 @@ def main(run: str, source: str, out: str, *chosen: str) -> None:
         "blend_half": (blend, 0.5),
         "bag_all": (logits["unlabelled"][:, 1], 1.0),
         "lstm_all": (logits["unlabelled"][:, 0], 1.0),
+        "lstm_three_quarters": (logits["unlabelled"][:, 0], 0.75),
+        "lstm_half": (logits["unlabelled"][:, 0], 0.5),
     }
     for variant in chosen or labellings:
         name, _, keys = variant.partition(":")
