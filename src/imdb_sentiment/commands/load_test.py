@@ -177,22 +177,22 @@ def read_response(rfile) -> tuple[int, bool]:
     parts = line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise BadResponse(f"not an HTTP response: {line[:80]!r}")
-    length, keep = None, parts[0] == b"HTTP/1.1"
+    status, length, keep = int(parts[1]), None, parts[0] == b"HTTP/1.1"
     while (line := rfile.readline(65537)) not in (b"\r\n", b"\n", b""):
         name, _, value = line.partition(b":")
-        name = name.strip().lower()
+        name, value = name.strip().lower(), value.strip()
         if name == b"content-length":
-            if not value.strip().isdigit():
-                raise BadResponse(f"malformed Content-Length: {value.strip()[:40]!r}")
+            if not value.isdigit():
+                raise BadResponse(f"malformed Content-Length: {value[:40]!r}")
             length = int(value)
         elif name == b"connection":
-            keep = value.strip().lower() != b"close"
+            keep = value.lower() != b"close"
     if length is None:  # the answer runs to the connection's end
         rfile.read()
-        return int(parts[1]), False
+        return status, False
     if len(rfile.read(length)) < length:
         raise ConnectionResetError("the connection closed inside an answer")
-    return int(parts[1]), keep
+    return status, keep
 
 
 def grpc_client(args):
