@@ -417,3 +417,55 @@ def test_tf_servings_intra_op_flag_is_taken_and_a_negative_one_refused(sleeper):
     proc = run_script("serve.py", "--model-dir", sleeper, "--intra-op-threads", "-1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--intra-op-threads must be 0 or more" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "head, code",
+    [
+        (b"GET " + STATUS.encode() + b" HTTP/2.0\r\n\r\n", 505),
+        (b"GET " + STATUS.encode() + b"\r\n\r\n", 400),  # no HTTP version
+        (b"GET " + STATUS.encode() + b" HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"GET " + STATUS.encode() + b" HTTP/1.1\r\nHost : 127.0.0.1\r\n\r\n", 400),
+        (b"GET " + STATUS.encode() + b" HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n", 400),
+        (b"GET " + STATUS.encode() + b" HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GET " + STATUS.encode() + b" HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
+    ],
+)
+def test_a_head_that_cannot_be_read_is_refused_and_the_connection_closed(server, head, code):
+    with Conn(server["port"]) as c:
+        status, headers, body = c.send(head).response()
+        assert status == code and body["error"] and headers["connection"] == "close"
+        assert c.closed()
+
+
+def test_an_unknown_method_gets_501_and_its_body_is_not_read_as_a_request(server):
+    with Conn(server["port"]) as c:
+        raw = request("PUT", PREDICT, b"GET / HTTP/1.1\r\n\r\n", ["Content-Length: 18"])
+        status, _, body = c.send(raw).response()
+        assert status == 501 and "PUT" in body["error"]
+        assert c.send(request("GET", STATUS)).response()[0] == 200
+
+
+def test_a_blank_line_before_a_request_is_ignored_and_http_1_0_closes(server):
+    with Conn(server["port"]) as c:
+        status, headers, _ = c.send(b"\r\nGET " + STATUS.encode() + b" HTTP/1.0\r\n\r\n").response()
+        assert status == 200 and headers["connection"] == "close" and c.closed()
+
+
+def threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("Threads:"))
+
+
+def test_many_half_sent_requests_cost_no_thread_each(sleeper):
+    # Held by a thread each, 200 such connections once made 210 threads, none ever freed.
+    with serving(sleeper, "--read-timeout", "30") as s:
+        before = threads_of(s["proc"].pid)
+        held = [Conn(s["port"]) for _ in range(150)]
+        for c in held:
+            c.send(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Le")
+        with Conn(s["port"]) as c:  # served beside them
+            assert c.send(request("GET", STATUS)).response()[0] == 200
+        assert threads_of(s["proc"].pid) <= before + 2
+        for c in held:
+            c.sock.close()

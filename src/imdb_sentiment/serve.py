@@ -5,17 +5,20 @@ Routes (as TF Serving's): GET /v1/models/<name>[/versions/<v>] (status), GET ...
 {"inputs": ...} (columnar). Errors are {"error": "..."} with a 4xx code for the client's mistakes.
 New version folders are picked up while running, as TF Serving does.
 
-The standard library's HTTP server, held to what a server meets in the open: a request's framing
-is checked before anything else (a body that cannot be delimited closes the connection, so its
-bytes are never read as the next request), reads and idle keep-alive connections time out, open
-connections and requests waiting for the model are capped (503 with Retry-After beyond), a 500
-tells the client only a request id that the server's log has with the traceback, and stop()
-drains the requests in flight. With batching on, concurrent predict requests are merged into one
-model call, as TF Serving's --enable_batching does (Batcher).
+HTTP/1.1 on an asyncio event loop (Server), held to what a server meets in the open: a request's
+framing is checked before anything else (a body that cannot be delimited closes the connection, so
+its bytes are never read as the next request), reads and idle keep-alive connections time out,
+open connections and requests waiting for the model are capped (503 with Retry-After beyond), a
+500 tells the client only a request id that the server's log has with the traceback, and stop()
+drains the requests in flight. Model calls run on threads of their own; with batching on,
+concurrent predict requests are merged into one model call, as TF Serving's --enable_batching does
+(Batcher).
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import json
 import logging
 import re
@@ -25,7 +28,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
 
 import tensorflow as tf
@@ -78,6 +81,7 @@ class ModelRepository:
         for v in wanted:
             if v not in self._models:
                 loaded = tf.saved_model.load(str(self.base / str(v)))
+                warm_up(loaded, v)
                 with self._lock:
                     self._models[v] = loaded
         with self._lock:
@@ -101,6 +105,25 @@ class ModelRepository:
     def loaded_versions(self) -> list[int]:
         with self._lock:
             return sorted(self._models)
+
+
+# Reviews of 12 to 2,178 tokens for a version's first call. Until a call of many long reviews has
+# run, calls of 32 reviews took 1.4 to 1.6 times as long (docs/serving.md): TF Serving's warm-up
+# requests play the same part.
+WARM_UP = [" ".join(["a fine film"] * (4 + i * i // 90)).encode() for i in range(256)]
+
+
+def warm_up(loaded, version: int) -> None:
+    """One call of WARM_UP before the version is served; a model that fails on it is served
+    anyway (its answers to real requests will tell)."""
+    started = time.monotonic()
+    try:
+        predict(loaded, WARM_UP)
+    except Exception as e:
+        first = str(e).strip().splitlines()[:1]
+        log.warning(f"version {version}: the warm-up call failed, served anyway: {first}")
+        return
+    log.info(f"version {version}: warmed up in {time.monotonic() - started:.1f} s")
 
 
 def check_count(reviews: list, max_batch: int) -> None:
@@ -170,6 +193,23 @@ def predict(loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
     return out["probability"].numpy().tolist(), [b.decode() for b in out["label"].numpy()]
 
 
+def in_thread(loaded, reviews: list[bytes]) -> Future:
+    """predict() on a thread of its own. A daemon thread: a call still running when the server has
+    drained for its --drain-seconds must not hold the process's exit."""
+    done = Future()
+
+    def run():
+        if not done.set_running_or_notify_cancel():
+            return
+        try:
+            done.set_result(predict(loaded, reviews))
+        except BaseException as e:
+            done.set_exception(e)
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
+
+
 class _Batch:
     def __init__(self, loaded):
         self.loaded = loaded
@@ -192,9 +232,10 @@ class Batcher:
         for _ in range(params.num_batch_threads):
             threading.Thread(target=self._work, daemon=True).start()
 
-    def predict(self, loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+    def submit(self, loaded, reviews: list[bytes]) -> Future:
+        """The request's outputs, to come: its rows of a batch's model call."""
         if len(reviews) > self.params.max_batch_size:
-            return predict(loaded, reviews)
+            return in_thread(loaded, reviews)
         done = Future()
         with self._changed:
             batch = self._queue[-1] if self._queue else None
@@ -214,7 +255,7 @@ class Batcher:
             batch.requests.append((reviews, done))
             batch.size += len(reviews)
             self._changed.notify()
-        return done.result()
+        return done
 
     def _next(self) -> _Batch:
         timeout = self.params.batch_timeout_micros / 1e6
@@ -233,15 +274,19 @@ class Batcher:
     def _work(self) -> None:
         while True:
             batch = self._next()
-            log.debug(f"a batch of {batch.size} reviews from {len(batch.requests)} requests")
+            # requests given up while they waited (a stopping server's) are left out
+            requests = [(rs, d) for rs, d in batch.requests if d.set_running_or_notify_cancel()]
+            log.debug(f"a batch of {batch.size} reviews from {len(requests)} requests")
+            if not requests:
+                continue
             try:
-                prob, label = predict(batch.loaded, [r for rs, _ in batch.requests for r in rs])
+                prob, label = predict(batch.loaded, [r for rs, _ in requests for r in rs])
             except Exception as e:  # each request of the batch answers 500 with it
-                for _, done in batch.requests:
+                for _, done in requests:
                     done.set_exception(e)
                 continue
             start = 0
-            for reviews, done in batch.requests:
+            for reviews, done in requests:
                 end = start + len(reviews)
                 done.set_result((prob[start:end], label[start:end]))
                 start = end
@@ -257,7 +302,9 @@ class ModelCalls:
         self._slots = threading.BoundedSemaphore(max_queued)
         self._batcher = batcher
 
-    def predict(self, loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+    def submit(self, loaded, reviews: list[bytes]) -> Future:
+        """The outputs, to come, of a model call (or of a batch's) that runs on another thread, so
+        that the event loop of the HTTP server never waits on the model."""
         if not self._slots.acquire(blocking=False):
             raise ClientError(
                 503,
@@ -265,294 +312,352 @@ class ModelCalls:
                 RETRY_AFTER_SECONDS,
             )
         try:
-            return (self._batcher.predict if self._batcher else predict)(loaded, reviews)
-        finally:
+            done = (self._batcher.submit if self._batcher else in_thread)(loaded, reviews)
+        except BaseException:
             self._slots.release()
+            raise
+        done.add_done_callback(lambda _: self._slots.release())
+        return done
+
+    def predict(self, loaded, reviews: list[bytes]) -> tuple[list[float], list[str]]:
+        """submit(), waited for: for gRPC's handler threads."""
+        return self.submit(loaded, reviews).result()
 
 
-def make_handler(
-    repo: ModelRepository, model_name: str, limits: Limits, access_log: bool, calls: ModelCalls
-):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "imdb-sentiment"
-        # An answer leaves in one write when its request is done (the base class flushes then):
-        # each system call lets another of the handler threads take Python's lock, and under load
-        # every handover delays the next batch (docs/serving.md). A longer answer leaves in several
-        # writes, and with Nagle's algorithm each waited for the client's delayed ACK (40 ms).
-        wbufsize = 1 << 16
-        disable_nagle_algorithm = True
+class Api:
+    """TF Serving's REST routes over one model repository, apart from HTTP's framing."""
 
-        # Bytes of the current request's body not read yet: None when unknown (its framing was
-        # refused, or a read failed), so the connection must close after the answer.
-        unread: int | None = 0
+    def __init__(self, repo: ModelRepository, model_name: str, limits: Limits, calls: ModelCalls):
+        self.repo = repo
+        self.model_name = model_name
+        self.limits = limits
+        self.calls = calls
 
-        def handle_one_request(self):
-            # The idle timeout runs until a request's first byte, the read timeout after it.
-            try:
-                self.connection.settimeout(limits.idle_timeout)
-                started = bool(self.rfile.peek(1))
-            except OSError:  # the idle timeout, or a connection reset
-                started = False
-            if not started or not self.server.begin_request(self.connection):
-                self.close_connection = True
-                return
-            self.started = time.monotonic()
-            self.unread = 0
-            self.connection.settimeout(limits.read_timeout)
-            try:
-                super().handle_one_request()
-            finally:
-                if self.server.end_request(self.connection):
-                    self.close_connection = True
+    def route(self, target: str) -> tuple[str | None, int | None]:
+        m = _ROUTE.match(target.split("?")[0])
+        if not m:
+            raise ClientError(404, f"no such route: {target}")
+        if m["name"] != self.model_name:
+            raise ClientError(404, f"Servable not found for request: Latest({m['name']})")
+        return m["rest"], int(m["version"]) if m["version"] else None
 
-        def handle_expect_100(self):
-            super().handle_expect_100()
-            self.wfile.flush()  # the client waits for it before it sends the body
-            return True
-
-        def finish(self):
-            super().finish()
-            if self.unread != 0:
-                linger(self.connection)
-
-        def log_request(self, code="-", size="-"):
-            if access_log:
-                ms = (time.monotonic() - self.started) * 1000
-                log.info(f'{self.client_address[0]} "{self.requestline}" {code} {ms:.1f} ms')
-
-        def log_error(self, fmt, *args):  # timeouts and malformed request lines
-            log.debug(f"{self.client_address[0]}: {fmt % args}")
-
-        def reply(self, status: int, obj: dict, retry_after: int | None = None) -> None:
-            body = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if retry_after is not None:
-                self.send_header("Retry-After", str(retry_after))
-            if self.unread != 0 or self.server.stopping:
-                self.send_header("Connection", "close")  # also sets close_connection
-            self.end_headers()
-            self.wfile.write(body)
-
-        def route(self):
-            m = _ROUTE.match(self.path.split("?")[0])
-            if not m:
-                raise ClientError(404, f"no such route: {self.path}")
-            if m["name"] != model_name:
-                raise ClientError(404, f"Servable not found for request: Latest({m['name']})")
-            return m["rest"], int(m["version"]) if m["version"] else None
-
-        def do_GET(self):
-            self.handle_safely(self.get)
-
-        def do_POST(self):
-            self.handle_safely(self.post)
-
-        def handle_safely(self, fn):
-            retry_after = None
-            try:
-                self.unread = self.body_length()
-                status, obj = 200, fn()
-            except ClientError as e:
-                status, obj, retry_after = e.status, {"error": str(e)}, e.retry_after
-            except TimeoutError:
-                self.unread = None
-                status, obj = 408, {"error": f"no data for {limits.read_timeout} s"}
-            except Exception:  # a bug must cost one request, never the server
-                request_id = uuid.uuid4().hex[:12]
-                log.exception(f"request id {request_id}: {self.requestline!r} failed")
-                status, obj = 500, {"error": f"internal error, request id {request_id}"}
-            self.discard_body()
-            self.reply(status, obj, retry_after)
-
-        def body_length(self) -> int:
-            """The request body's length; where it cannot be known, the request is refused and
-            the connection closed, since the next request would start at an unknown byte."""
-            if "Transfer-Encoding" in self.headers:
-                self.unread = None
-                raise ClientError(411, "send the body with a Content-Length, not chunked")
-            values = self.headers.get_all("Content-Length") or []
-            if not values:
-                if self.command == "POST":
-                    self.unread = None
-                    raise ClientError(411, "Content-Length is required")
-                return 0
-            if len(values) > 1 or not re.fullmatch(r"\d{1,15}", values[0].strip()):
-                self.unread = None
-                raise ClientError(400, f"malformed Content-Length: {', '.join(values)!r}")
-            return int(values[0])
-
-        def discard_body(self) -> None:
-            """Reads what is left of a body an error left unread, so the connection can carry the
-            next request; one too large to read is left for the connection's close."""
-            if self.unread is None or self.unread > DRAIN_FACTOR * limits.max_body:
-                return
-            try:
-                while self.unread > 0:
-                    chunk = self.rfile.read(min(self.unread, 1 << 20))
-                    if not chunk:  # the client hung up
-                        break
-                    self.unread -= len(chunk)
-            except OSError:
-                self.unread = None
-
-        def read_body(self) -> dict:
-            if self.unread > limits.max_body:
-                raise ClientError(
-                    413,
-                    f"request body of {self.unread} bytes is over the limit of {limits.max_body}",
-                )
-            raw = self.rfile.read(self.unread)
-            if len(raw) < self.unread:
-                self.unread = None
-                raise ClientError(400, "the request body ended before its Content-Length")
-            self.unread = 0
-            try:
-                return json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise ClientError(400, "the request body is not valid UTF-8") from None
-            except json.JSONDecodeError as e:
-                raise ClientError(400, f"JSON Parse error: {e.msg} at offset {e.pos}") from None
-
-        def get(self):
-            rest, requested = self.route()
-            if rest == ":predict":
-                raise ClientError(405, "predict needs POST")
-            version, loaded = repo.get(requested)
-            if rest == "/metadata":
-                return {
-                    "model_spec": {
-                        "name": model_name,
-                        "signature_name": "",
-                        "version": str(version),
-                    },
-                    "metadata": signature_metadata(loaded),
-                }
-            shown = repo.loaded_versions() if requested is None else [version]
+    def get(self, target: str) -> dict:
+        rest, requested = self.route(target)
+        if rest == ":predict":
+            raise ClientError(405, "predict needs POST")
+        version, loaded = self.repo.get(requested)
+        if rest == "/metadata":
             return {
-                "model_version_status": [
-                    {
-                        "version": str(v),
-                        "state": "AVAILABLE",
-                        "status": {"error_code": "OK", "error_message": ""},
-                    }
-                    for v in shown
-                ]
+                "model_spec": {
+                    "name": self.model_name,
+                    "signature_name": "",
+                    "version": str(version),
+                },
+                "metadata": signature_metadata(loaded),
             }
-
-        def post(self):
-            rest, version = self.route()
-            if rest != ":predict":
-                raise ClientError(405, "only :predict takes POST")
-            reviews, rows = parse_reviews(self.read_body(), limits.max_batch)
-            _, loaded = repo.get(version)
-            prob, label = calls.predict(loaded, reviews)
-            if rows:
-                return {
-                    "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
+        shown = self.repo.loaded_versions() if requested is None else [version]
+        return {
+            "model_version_status": [
+                {
+                    "version": str(v),
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
                 }
-            return {"outputs": {"probability": prob, "label": label}}
+                for v in shown
+            ]
+        }
 
-    return Handler
+    async def post(self, target: str, read_body) -> dict:
+        """read_body() gives the request's body once the route is known to take one."""
+        rest, version = self.route(target)
+        if rest != ":predict":
+            raise ClientError(405, "only :predict takes POST")
+        reviews, rows = parse_reviews(decode_json(await read_body()), self.limits.max_batch)
+        _, loaded = self.repo.get(version)
+        prob, label = await asyncio.wrap_future(self.calls.submit(loaded, reviews))
+        if rows:
+            return {
+                "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
+            }
+        return {"outputs": {"probability": prob, "label": label}}
 
 
-def linger(sock: socket.socket) -> None:
+def decode_json(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ClientError(400, "the request body is not valid UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise ClientError(400, f"JSON Parse error: {e.msg} at offset {e.pos}") from None
+
+
+class Refused(ClientError):
+    """A request whose framing cannot be trusted: answered, then the connection is closed, since
+    the next request would start at an unknown byte."""
+
+
+class Request:
+    def __init__(self, line: str, headers: dict[str, list[str]]):
+        self.line = line
+        words = line.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/"):
+            raise Refused(400, f"bad request line {line[:100]!r}")
+        self.method, self.target, self.version = words
+        if not re.fullmatch(r"HTTP/1\.[01]", self.version):
+            raise Refused(505, f"HTTP version {self.version[:20]!r} is not served; use HTTP/1.1")
+        self.headers = headers
+        tokens = ",".join(headers.get("connection", [])).lower()
+        self.keep_alive = (
+            "close" not in tokens if self.version == "HTTP/1.1" else "keep-alive" in tokens
+        )
+
+    def body_length(self) -> int:
+        if "transfer-encoding" in self.headers:
+            raise Refused(411, "send the body with a Content-Length, not chunked")
+        values = self.headers.get("content-length", [])
+        if not values:
+            if self.method == "POST":
+                raise Refused(411, "Content-Length is required")
+            return 0
+        if len(values) > 1 or not re.fullmatch(r"\d{1,15}", values[0]):
+            raise Refused(400, f"malformed Content-Length: {', '.join(values)!r}")
+        return int(values[0])
+
+
+# What http.server allows a request's head: lines of 64 KiB, 100 header fields.
+MAX_LINE = 1 << 16
+MAX_HEADERS = 100
+
+
+async def read_head(reader: asyncio.StreamReader, first: bytes) -> Request:
+    """The request line and header fields, after the request's first byte."""
+    try:
+        line = first if first == b"\n" else first + await reader.readuntil(b"\n")
+        while line in (b"\r\n", b"\n"):  # blank lines before a request are ignored (RFC 9112)
+            line = await reader.readuntil(b"\n")
+        headers: dict[str, list[str]] = {}
+        for _ in range(MAX_HEADERS + 1):
+            field = await reader.readuntil(b"\n")
+            if field in (b"\r\n", b"\n"):
+                return Request(line.decode("latin-1").strip(), headers)
+            name, colon, value = field.decode("latin-1").partition(":")
+            if not colon or not name or name != name.strip():  # also obsolete line folding
+                raise Refused(400, f"malformed header field {field[:100]!r}")
+            headers.setdefault(name.lower(), []).append(value.strip())
+    except asyncio.LimitOverrunError:
+        raise Refused(431, f"a line of the request's head is over {MAX_LINE} bytes") from None
+    raise Refused(431, f"more than {MAX_HEADERS} header fields")
+
+
+class Server:
+    """TF Serving's REST API on an asyncio event loop: one thread holds every connection, so that
+    many clients cost no thread each and no contention between threads for Python's lock
+    (docs/serving.md), and model calls run on other threads (ModelCalls).
+
+    A request's framing is checked before anything else (a body that cannot be delimited closes
+    the connection, so its bytes are never read as the next request), the head must come within
+    read_timeout of its first byte, a body or an answer may not stall for read_timeout, keep-alive
+    connections close after idle_timeout, connections beyond max_connections are answered 503 with
+    Retry-After and closed, a 500 tells the client only a request id that the server's log has
+    with the traceback, and stop() drains the requests in flight."""
+
+    def __init__(self, address, api: Api, limits: Limits, access_log: bool = False):
+        self.api = api
+        self.limits = limits
+        self.access_log = access_log
+        self.stopping = False
+        self._socket = socket.create_server(address, backlog=socket.SOMAXCONN)
+        self.server_address = self._socket.getsockname()
+        self._loop = asyncio.new_event_loop()
+        self._shutdown = asyncio.Event()
+        self._connections: dict[asyncio.Task, bool] = {}  # -> a request is being handled
+        self._listener: asyncio.Server | None = None
+
+    def serve_forever(self) -> None:
+        """Serves until shutdown()."""
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._listener = await asyncio.start_server(
+            self._connection, sock=self._socket, limit=MAX_LINE
+        )
+        await self._shutdown.wait()
+        self._listener.close()  # no new connections
+
+    def shutdown(self) -> None:
+        """Makes serve_forever() return; safe from any thread and from a signal handler."""
+        self._loop.call_soon_threadsafe(self._shutdown.set)
+
+    def stop(self, drain_seconds: float) -> int:
+        """After serve_forever() returned: closes idle connections and waits up to drain_seconds
+        for the requests in flight; returns how many connections are left."""
+        return self._loop.run_until_complete(self._drain(drain_seconds))
+
+    async def _drain(self, seconds: float) -> int:
+        self.stopping = True
+        deadline = self._loop.time() + seconds
+        for task, busy in list(self._connections.items()):
+            if not busy:
+                task.cancel()
+        while self._connections and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        left = list(self._connections)
+        for task in left:  # closes their connections; what their model calls give is dropped
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        return len(left)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        if len(self._connections) >= self.limits.max_connections:
+            answer = response(
+                503,
+                {"error": f"{self.limits.max_connections} connections are open; retry later"},
+                RETRY_AFTER_SECONDS,
+                close=True,
+            )
+            writer.write(answer)
+            writer.close()
+            return
+        task = asyncio.current_task()
+        self._connections[task] = False
+        client = (writer.get_extra_info("peername") or ("-",))[0]
+        try:
+            while not self.stopping:
+                try:  # the idle timeout runs until a request's first byte
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        first = await reader.readexactly(1)
+                except (asyncio.IncompleteReadError, TimeoutError):
+                    break
+                if self.stopping:
+                    break
+                self._connections[task] = True
+                keep = await self._request(reader, writer, first, client)
+                self._connections[task] = False
+                if not keep:
+                    break
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
+            log.debug(f"{client}: {type(e).__name__}: {e}")  # a client gone, or silent too long
+        finally:
+            del self._connections[task]
+            writer.close()
+
+    async def _request(self, reader, writer, first: bytes, client: str) -> bool:
+        """Reads and answers one request; whether the connection may carry another."""
+        started = time.monotonic()
+        unread: int | None = None  # bytes of the body not read yet; None: unknown
+        line, status, retry_after = "-", 200, None
+        limits = self.limits
+
+        async def read(n: int) -> bytes:
+            """Up to n bytes, each part within the read timeout."""
+            async with asyncio.timeout(limits.read_timeout):
+                return await reader.read(n)
+
+        async def read_body() -> bytes:
+            nonlocal unread
+            if unread > limits.max_body:
+                raise ClientError(
+                    413, f"request body of {unread} bytes is over the limit of {limits.max_body}"
+                )
+            parts = []
+            while unread > 0:
+                chunk = await read(unread)
+                if not chunk:
+                    unread = None
+                    raise ClientError(400, "the request body ended before its Content-Length")
+                parts.append(chunk)
+                unread -= len(chunk)
+            return b"".join(parts)
+
+        request = None
+        try:
+            async with asyncio.timeout(limits.read_timeout):
+                request = await read_head(reader, first)
+            line = request.line
+            unread = request.body_length()
+            if request.version == "HTTP/1.1" and any(
+                v.lower() == "100-continue" for v in request.headers.get("expect", [])
+            ):
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client waits for it
+            if request.method == "GET":
+                obj = self.api.get(request.target)
+            elif request.method == "POST":
+                obj = await self.api.post(request.target, read_body)
+            else:
+                raise ClientError(501, f"unsupported method {request.method!r}")
+        except ClientError as e:
+            if isinstance(e, Refused):
+                unread = None
+            status, obj, retry_after = e.status, {"error": str(e)}, e.retry_after
+        except TimeoutError:
+            if request is None:  # a head that never ended: nothing to answer
+                return False
+            unread = None
+            status, obj = 408, {"error": f"no data for {limits.read_timeout} s"}
+        except (OSError, asyncio.IncompleteReadError):
+            return False
+        except Exception:  # a bug must cost one request, never the server
+            request_id = uuid.uuid4().hex[:12]
+            log.exception(f"request id {request_id}: {line!r} failed")
+            status, obj = 500, {"error": f"internal error, request id {request_id}"}
+        if unread is not None and 0 < unread <= DRAIN_FACTOR * limits.max_body:
+            # what is left of a body an error left unread, so the connection can carry the next
+            # request; one too large to read is left for the connection's close
+            try:
+                while unread > 0 and (chunk := await read(min(unread, 1 << 20))):
+                    unread -= len(chunk)
+            except TimeoutError:
+                unread = None
+        keep = unread == 0 and request is not None and request.keep_alive and not self.stopping
+        writer.write(response(status, obj, retry_after, close=not keep))
+        if self.access_log:
+            ms = (time.monotonic() - started) * 1000
+            log.info(f'{client} "{line}" {status} {ms:.1f} ms')
+        async with asyncio.timeout(limits.read_timeout):
+            await writer.drain()
+        if unread != 0:
+            await linger(reader, writer)
+        return keep
+
+
+_dates: list = [None, ""]
+
+
+def http_date() -> str:
+    """Now, as the Date header gives it; made once a second."""
+    now = int(time.time())
+    if _dates[0] != now:
+        _dates[:] = now, email.utils.formatdate(now, usegmt=True)
+    return _dates[1]
+
+
+def response(status: int, obj: dict, retry_after: int | None = None, close: bool = False) -> bytes:
+    """A JSON answer, head and body in one write (one system call, and nothing for Nagle's
+    algorithm to hold back until the client's delayed ACK)."""
+    body = json.dumps(obj).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: imdb-sentiment\r\n"
+        f"Date: {http_date()}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    )
+    if retry_after is not None:
+        head += f"Retry-After: {retry_after}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode() + body
+
+
+async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Ends our side of a connection and reads what the client still sends, for a moment, so that
     closing it does not reset the answer away (Apache's "lingering close")."""
     try:
-        sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(LINGER_SECONDS)
-        deadline = time.monotonic() + LINGER_SECONDS
-        while time.monotonic() < deadline and sock.recv(1 << 16):
-            pass
-    except OSError:
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(LINGER_SECONDS):
+            while await reader.read(1 << 16):
+                pass
+    except (OSError, TimeoutError):
         pass
-
-
-class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a cap on open connections, answered 503 from the accepting thread
-    (no thread is started for them), and a stop that drains the requests in flight."""
-
-    daemon_threads = True
-    # The listen backlog. socketserver's 5 is too short for clients that connect at once: with
-    # 128 of them, connections beyond it waited in SYN retries and some were reset. Connections
-    # over the cap are accepted and answered 503 below, so a long backlog costs nothing.
-    request_queue_size = socket.SOMAXCONN
-    block_on_close = False  # stop() waits, bounded, for requests; idle clients are not waited on
-
-    def __init__(self, address, handler, limits: Limits):
-        self.limits = limits
-        self.stopping = False
-        self._connections: dict[socket.socket, bool] = {}  # -> a request is being handled
-        self._changed = threading.Condition()
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address):
-        with self._changed:
-            full = len(self._connections) >= self.limits.max_connections
-            if not full:
-                self._connections[request] = False
-        if not full:
-            super().process_request(request, client_address)
-            return
-        body = json.dumps(
-            {"error": f"{self.limits.max_connections} connections are open; retry later"}
-        ).encode()
-        head = (
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        try:
-            request.settimeout(LINGER_SECONDS)  # the accepting thread must not wait on a client
-            request.sendall(head.encode() + body)
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._changed:
-                del self._connections[request]
-                self._changed.notify_all()
-
-    def handle_error(self, request, client_address):  # a client that went away mid-answer
-        log.debug(f"connection from {client_address[0]} failed", exc_info=True)
-
-    def begin_request(self, sock) -> bool:
-        """Marks a connection busy as its next request starts; False once stopping."""
-        with self._changed:
-            if self.stopping:
-                return False
-            self._connections[sock] = True
-            return True
-
-    def end_request(self, sock) -> bool:
-        """Marks a connection idle after its request; True when it should close (stopping)."""
-        with self._changed:
-            self._connections[sock] = False
-            return self.stopping
-
-    def stop(self, drain_seconds: float) -> int:
-        """After serve_forever() returned: refuses new connections, closes idle ones, and waits up
-        to drain_seconds for the requests in flight; returns how many connections are left."""
-        self.server_close()
-        deadline = time.monotonic() + drain_seconds
-        with self._changed:
-            self.stopping = True
-            for sock, busy in self._connections.items():
-                if not busy:
-                    try:  # wakes the thread waiting for this connection's next request
-                        sock.shutdown(socket.SHUT_RD)
-                    except OSError:
-                        pass
-            while self._connections and deadline > time.monotonic():
-                self._changed.wait(deadline - time.monotonic())
-            return len(self._connections)
 
 
 def make_server(
@@ -569,7 +674,7 @@ def make_server(
     (for a gRPC server beside it to share); `batching` turns on request batching."""
     repo = ModelRepository(model_dir)
     calls = ModelCalls(limits.max_queued, Batcher(batching) if batching else None)
-    server = Server((host, port), make_handler(repo, model_name, limits, access_log, calls), limits)
+    server = Server((host, port), Api(repo, model_name, limits, calls), limits, access_log)
 
     def poll():
         while True:

@@ -24,7 +24,7 @@ class Limits:
     max_batch: int = 1024  # reviews in one request
     read_timeout: float = 30.0  # seconds of silence while a request is being read or answered
     idle_timeout: float = 60.0  # seconds a keep-alive connection waits for its next request
-    max_connections: int = 256  # open connections, each a thread
+    max_connections: int = 256  # open connections
     max_queued: int = 128  # predict requests waiting for or in a model call
 
 

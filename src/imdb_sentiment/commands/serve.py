@@ -15,7 +15,6 @@ SIGTERM or Ctrl-C stops accepting, lets the requests in flight finish (--drain-s
 
 import logging
 import signal
-import threading
 from pathlib import Path
 
 from imdb_sentiment import cli
@@ -197,8 +196,7 @@ def main(argv=None) -> int:
 
     def stop(signum, frame):
         log.info(f"{signal.Signals(signum).name}: draining (at most {args.drain_seconds} s)")
-        # shutdown() waits for serve_forever(), which runs in this (the signal's) thread
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.shutdown()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
