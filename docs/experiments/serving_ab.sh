@@ -14,14 +14,8 @@ mkdir -p "$OUT"
 for r in $(seq "${1:-3}"); do
   for side in a b; do
     src=$A_SRC; [ $side = b ] && src=$B_SRC
-    if [ -n "${STUB_MS:-}" ]; then
-      PYTHONPATH=$src $PY docs/experiments/stub_model_server.py "$STUB_MS" --model-dir "$MODEL_DIR" --port 8611 $FLAGS -q > "$OUT"/server_$side.log 2>&1 &
-    else
-      PYTHONPATH=$src $PY "$src"/../scripts/serve.py --model-dir "$MODEL_DIR" --port 8611 $FLAGS -q > "$OUT"/server_$side.log 2>&1 &
-    fi
-    pid=$!
-    for i in $(seq 60); do curl -s -o /dev/null "http://127.0.0.1:8611/v1/models/imdb_sentiment" && break; sleep 1; done
-    kill -0 $pid 2> /dev/null || { echo "the server did not start: $(tail -1 "$OUT"/server_$side.log)" >&2; exit 1; }
+    script=scripts/serve.py; [ -n "${STUB_MS:-}" ] && script="docs/experiments/stub_model_server.py $STUB_MS"
+    PYTHONPATH=$src SERVE_SCRIPT=$script serve 8611 "$OUT"/server_$side.log $FLAGS
     # warm-up, 32 clients included: a server's first series at 32 clients runs slower than the
     # next ones (docs/serving.md)
     $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 4 --requests 200 --data $DATA > /dev/null

@@ -5,12 +5,13 @@ cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
 DATA=../shared/data/imdb/imdb_50k_split.csv.gz
 
-# serve PORT LOG [serve.py flags...]: starts scripts/serve.py in the background (its pid in
-# $pid) and returns once its REST port answers.
+# serve PORT LOG [serve.py flags...]: starts scripts/serve.py (or $SERVE_SCRIPT, a command line
+# taking serve.py's flags) in the background (its pid in $pid) and returns once its REST port
+# answers.
 serve() {
   local port=$1 log=$2
   shift 2
-  $PY scripts/serve.py --model-dir "$MODEL_DIR" --port "$port" "$@" -q > "$log" 2>&1 &
+  $PY ${SERVE_SCRIPT:-scripts/serve.py} --model-dir "$MODEL_DIR" --port "$port" "$@" -q > "$log" 2>&1 &
   pid=$!
   for i in $(seq 60); do curl -s -o /dev/null "http://127.0.0.1:$port/v1/models/imdb_sentiment" && break; sleep 1; done
   # another server on that port would answer too, and every figure would be its

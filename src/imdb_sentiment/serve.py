@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import re
@@ -620,15 +621,10 @@ class Server:
         return keep
 
 
-_dates: list = [None, ""]
-
-
-def http_date() -> str:
-    """Now, as the Date header gives it; made once a second."""
-    now = int(time.time())
-    if _dates[0] != now:
-        _dates[:] = now, email.utils.formatdate(now, usegmt=True)
-    return _dates[1]
+@functools.lru_cache(maxsize=1)
+def http_date(second: int) -> str:
+    """A second as the Date header gives it; made once for all the answers within it."""
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def response(status: int, obj: dict, retry_after: int | None = None, close: bool = False) -> bytes:
@@ -637,7 +633,7 @@ def response(status: int, obj: dict, retry_after: int | None = None, close: bool
     body = json.dumps(obj).encode()
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: imdb-sentiment\r\n"
-        f"Date: {http_date()}\r\nContent-Type: application/json\r\n"
+        f"Date: {http_date(int(time.time()))}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
     )
     if retry_after is not None:
