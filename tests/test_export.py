@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import graph_ops, synthetic_reviews
 from tensorflow.core.protobuf import saved_model_pb2
 
-from imdb_sentiment.export import SUB_BATCH
+from imdb_sentiment.export import SUB_BATCH, WARM_UP_FILE, WARM_UP_REVIEWS, warm_up_requests
 from imdb_sentiment.model import logit_model
 from imdb_sentiment.runs import load_artifacts
 
@@ -60,6 +60,23 @@ def test_an_empty_batch_gives_empty_outputs(signatures):
     served = signatures["serving_default"](review=tf.constant([], tf.string))
     assert served["probability"].shape == [0] and served["label"].shape == [0]
     assert signatures["logit"](review=tf.constant([], tf.string))["logit"].shape == [0]
+
+
+def test_the_export_carries_the_warm_up_request_tf_serving_runs(trained, signatures):
+    """assets.extra/tf_serving_warmup_requests: a TFRecord of PredictionLogs (TF Serving's
+    SavedModel warm-up), here one Predict request of serving_default that the export answers."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(str(trained["version"] / WARM_UP_FILE)))
+    assert len(records) == 1
+    request = prediction_log_pb2.PredictionLog.FromString(records[0].numpy()).predict_log.request
+    assert request.model_spec.signature_name == "serving_default"
+    assert list(request.inputs) == ["review"]
+    reviews = tf.make_ndarray(request.inputs["review"])
+    assert reviews.shape == (256,) and list(reviews) == WARM_UP_REVIEWS
+    assert warm_up_requests(trained["version"]) == [WARM_UP_REVIEWS]
+    served = signatures["serving_default"](review=tf.constant(reviews))["probability"].numpy()
+    assert served.shape == (256,) and np.all((served >= 0) & (served <= 1))
 
 
 def _loop_depth(functions: dict, nodes, seen: frozenset = frozenset()) -> int:

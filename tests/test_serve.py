@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, run_script, serving, synthetic_reviews
 
+from imdb_sentiment.export import WARM_UP_FILE, write_warm_up_requests
+
 
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
@@ -157,7 +159,10 @@ def test_batched_answers_equal_unbatched_ones(server):
 
 
 def test_new_version_is_served_without_restart(server):
+    """...after the requests of its own warm-up file have run, as TF Serving runs them."""
+    assert any("version 1: warmed up on 256 reviews from assets.extra" in x for x in server["log"])
     shutil.copytree(server["models"] / "1", server["models"] / "2")
+    write_warm_up_requests(server["models"] / "2" / WARM_UP_FILE, [b"Fine.", b"Dull!", b""])
     deadline = time.time() + 60
     while time.time() < deadline:
         _, body = call(server["url"], "/v1/models/imdb_sentiment")
@@ -165,6 +170,7 @@ def test_new_version_is_served_without_restart(server):
             break
         time.sleep(0.5)
     assert [s["version"] for s in body["model_version_status"]] == ["2"]
+    assert any("version 2: warmed up on 3 reviews from assets.extra" in x for x in server["log"])
     assert (
         call(server["url"], "/v1/models/imdb_sentiment/versions/2:predict", {"instances": ["ok"]})[
             0

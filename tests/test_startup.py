@@ -1,6 +1,7 @@
 """A command's output is what the user asked for: TensorFlow's start-up notices are held back,
 and anything else written to stderr, a real error above all, still gets through."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -90,3 +91,19 @@ def test_the_entry_point_predicts_as_the_script_does(trained):
         proc.stdout
         == run_script("predict.py", "--model", trained["models"], "Great film", "Dull.").stdout
     )
+
+
+def test_a_reader_gone_early_ends_a_command_quietly(trained):
+    """`imdb-sentiment --help | head -1` and the like: once the reader has closed the pipe, the
+    command stops with exit code 0 and no traceback, whatever it was still writing."""
+    for command in (
+        [entry_point(), "--help"],
+        [entry_point(), "predict", "--help"],
+        [entry_point(), "predict", "--model", str(trained["models"]), "Great film", "Dull."],
+    ):
+        read, write = os.pipe()
+        os.close(read)  # before the command writes anything: it takes a second to start
+        with os.fdopen(write, "wb") as stdout:
+            proc = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, timeout=300)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr, proc.stderr

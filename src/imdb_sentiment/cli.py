@@ -113,8 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     """The `imdb-sentiment` entry point: runs one command's main with the remaining arguments."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        sys.exit(0 if argv else 2)
+
+        def show_usage() -> int:
+            print(usage())
+            return 0 if argv else 2  # no command at all is a mistake, if a harmless one
+
+        run(show_usage)
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
@@ -125,14 +129,22 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(main) -> None:
     try:
-        sys.exit(main())
+        try:
+            code = main()
+        except SystemExit as e:  # argparse's --help and usage errors end this way
+            code = e.code
+        # Flushed here, so that a reader gone early (`| head`) is met below and not at exit.
+        sys.stdout.flush()
+        sys.exit(code)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:  # e.g. `predict.py ... | head`
+    except BrokenPipeError:  # e.g. `predict.py ... | head`: the reader has all it wanted
+        # What is still buffered for stdout would fail again when Python flushes it at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
 
 

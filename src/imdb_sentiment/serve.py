@@ -35,7 +35,7 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from .export import INPUT_NAME, versions
+from .export import INPUT_NAME, WARM_UP_FILE, versions, warm_up_requests
 from .files import UserError
 from .serving_config import BatchingParameters, Limits
 
@@ -81,8 +81,9 @@ class ModelRepository:
         wanted = versions(self.base)[-self.keep :]
         for v in wanted:
             if v not in self._models:
-                loaded = tf.saved_model.load(str(self.base / str(v)))
-                warm_up(loaded, v)
+                path = self.base / str(v)
+                loaded = tf.saved_model.load(str(path))
+                warm_up(loaded, v, path)
                 with self._lock:
                     self._models[v] = loaded
         with self._lock:
@@ -108,23 +109,23 @@ class ModelRepository:
             return sorted(self._models)
 
 
-# Reviews of 12 to 2,178 tokens for a version's first call. Until a call of many long reviews has
-# run, calls of 32 reviews took 1.4 to 1.6 times as long (docs/serving.md): TF Serving's warm-up
-# requests play the same part.
-WARM_UP = [" ".join(["a fine film"] * (4 + i * i // 90)).encode() for i in range(256)]
-
-
-def warm_up(loaded, version: int) -> None:
-    """One call of WARM_UP before the version is served; a model that fails on it is served
-    anyway (its answers to real requests will tell)."""
+def warm_up(loaded, version: int, path: Path) -> None:
+    """The version's warm-up requests, as TF Serving runs them, before the version is served; a
+    model that fails on them is served anyway (its answers to real requests will tell)."""
     started = time.monotonic()
+    source = WARM_UP_FILE if (path / WARM_UP_FILE).exists() else "built-in reviews"
     try:
-        predict(loaded, WARM_UP)
+        requests = warm_up_requests(path)
+        for reviews in requests:
+            predict(loaded, reviews)
     except Exception as e:
         first = str(e).strip().splitlines()[:1]
         log.warning(f"version {version}: the warm-up call failed, served anyway: {first}")
         return
-    log.info(f"version {version}: warmed up in {time.monotonic() - started:.1f} s")
+    log.info(
+        f"version {version}: warmed up on {sum(map(len, requests))} reviews from {source} "
+        f"in {time.monotonic() - started:.1f} s"
+    )
 
 
 def check_count(reviews: list, max_batch: int) -> None:

@@ -206,10 +206,9 @@ def _fill_empty(ids: tf.RaggedTensor) -> tf.RaggedTensor:
 def _truncate_head_tail(ids: tf.RaggedTensor, max_len: int, head: int) -> tf.RaggedTensor:
     """Keep the first `head` and the last `max_len - head` ids of rows longer than max_len."""
     n = ids.row_lengths()
-    keep = tf.minimum(n, max_len)
-    pos = tf.ragged.range(keep)
-    skip = tf.maximum(n - max_len, 0)  # ids dropped from the middle of each row
-    src = pos + tf.where(pos >= head, tf.ones_like(pos), tf.zeros_like(pos)) * tf.expand_dims(
-        skip, 1
-    )
-    return tf.gather(ids.flat_values, src + tf.expand_dims(ids.row_starts(), 1))
+    pos = tf.ragged.range(tf.minimum(n, max_len))
+    # On flat values: ragged broadcasting traces into about 1,500 ops, a second per trace.
+    at, row = pos.flat_values, pos.value_rowids()
+    skip = tf.gather(tf.maximum(n - max_len, 0), row)  # ids dropped from the middle of the row
+    src = tf.gather(ids.row_starts(), row) + at + tf.where(at >= head, skip, tf.zeros_like(skip))
+    return pos.with_flat_values(tf.gather(ids.flat_values, src))
