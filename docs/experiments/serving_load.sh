@@ -16,7 +16,7 @@ for mode in batching plain; do
       n=$(( c < 8 ? 400 : (c * 40 < 2000 ? c * 40 : 2000) )); [ $c = 128 ] && n=1280
       $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients $c --requests $n --data $DATA --json "$OUT"/${mode}_c${c}_r${rep}.json > "$OUT"/${mode}_c${c}_r${rep}.txt
     done
-    $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 1 --batch 256 --requests 12 --data $DATA --json "$OUT"/${mode}_b256_r${rep}.json > "$OUT"/${mode}_b256_r${rep}.txt
+    $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 1 --batch 256 --requests 24 --data $DATA --json "$OUT"/${mode}_b256_r${rep}.json > "$OUT"/${mode}_b256_r${rep}.txt
   done
   kill -TERM $pid; wait $pid
 done
