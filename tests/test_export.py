@@ -74,9 +74,13 @@ def test_the_export_carries_the_warm_up_request_tf_serving_runs(trained, signatu
     assert list(request.inputs) == ["review"]
     reviews = tf.make_ndarray(request.inputs["review"])
     assert reviews.shape == (256,) and list(reviews) == WARM_UP_REVIEWS
-    assert warm_up_requests(trained["version"]) == [WARM_UP_REVIEWS]
+    assert warm_up_requests(trained["version"]) == (str(WARM_UP_FILE), [WARM_UP_REVIEWS])
     served = signatures["serving_default"](review=tf.constant(reviews))["probability"].numpy()
     assert served.shape == (256,) and np.all((served >= 0) & (served <= 1))
+
+
+def test_a_version_without_a_warm_up_file_is_warmed_up_on_the_built_in_reviews(tmp_path):
+    assert warm_up_requests(tmp_path) == ("built-in reviews", [WARM_UP_REVIEWS])
 
 
 def _loop_depth(functions: dict, nodes, seen: frozenset = frozenset()) -> int:

@@ -257,36 +257,46 @@ def export(
     return final
 
 
-def write_warm_up_requests(path: Path, reviews: list = WARM_UP_REVIEWS) -> None:
-    """The reviews as one Predict request of serving_default, in the form TF Serving reads."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+def predict_request(reviews: list, model_name: str = ""):
+    """A Predict request of serving_default on the reviews, as TF Serving's gRPC API takes it."""
+    from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
     request.model_spec.signature_name = "serving_default"
-    request.inputs[INPUT_NAME].CopyFrom(tf.make_tensor_proto(reviews, dtype=tf.string))
+    request.inputs[INPUT_NAME].CopyFrom(
+        tf.make_tensor_proto(reviews, dtype=tf.string, shape=[len(reviews)])
+    )
+    return request
+
+
+def write_warm_up_requests(path: Path, reviews: list = WARM_UP_REVIEWS) -> None:
+    """The reviews as one Predict request of serving_default, in the form TF Serving reads."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
     record = prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)
+        predict_log=prediction_log_pb2.PredictLog(request=predict_request(reviews))
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(record.SerializeToString())
 
 
-def warm_up_requests(version: Path) -> list[list[bytes]]:
-    """The reviews of each Predict request in a version's warm-up file, as TF Serving runs them
-    (at most 1,000 records); WARM_UP_REVIEWS for a version exported without one."""
+def warm_up_requests(version: Path) -> tuple[str, list[list[bytes]]]:
+    """Where a version's warm-up requests come from, and the reviews of each, as TF Serving runs
+    them (at most 1,000 records): its warm-up file, or WARM_UP_REVIEWS when it has none."""
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = Path(version) / WARM_UP_FILE
     if not path.exists():
-        return [WARM_UP_REVIEWS]
+        return "built-in reviews", [WARM_UP_REVIEWS]
     requests = []
     for record in tf.data.TFRecordDataset(str(path)).take(1000).as_numpy_iterator():
         entry = prediction_log_pb2.PredictionLog.FromString(record)
         if entry.HasField("predict_log"):
             inputs = entry.predict_log.request.inputs[INPUT_NAME]
             requests.append(tf.make_ndarray(inputs).reshape(-1).tolist())
-    return requests
+    return str(WARM_UP_FILE), requests
 
 
 def signature_contract() -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import DEFAULT_EXPORT_DIR
-from .export import INPUT_NAME, TOKENS_NAME, resolve_version
+from .export import INPUT_NAME, TOKENS_NAME, predict_request, resolve_version
 from .files import UserError
 
 
@@ -126,15 +126,7 @@ class GrpcPredictor(_ServerPredictor):
 
     def predict_batch(self, texts: list[str]) -> list[dict]:
         """One Predict call; a failed call raises grpc.RpcError (load_test counts them)."""
-        from tensorflow_serving.apis import predict_pb2
-
-        req = predict_pb2.PredictRequest()
-        req.model_spec.name = self.model_name
-        req.model_spec.signature_name = "serving_default"
-        req.inputs[INPUT_NAME].CopyFrom(
-            tf.make_tensor_proto(texts, dtype=tf.string, shape=[len(texts)])
-        )
-        resp = self._stub.Predict(req, timeout=self.timeout)
+        resp = self._stub.Predict(predict_request(texts, self.model_name), timeout=self.timeout)
         prob = tf.make_ndarray(resp.outputs["probability"])
         label = tf.make_ndarray(resp.outputs["label"])
         return [{"label": lab.decode(), "probability": float(p)} for p, lab in zip(prob, label)]

@@ -35,7 +35,7 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from .export import INPUT_NAME, WARM_UP_FILE, versions, warm_up_requests
+from .export import INPUT_NAME, versions, warm_up_requests
 from .files import UserError
 from .serving_config import BatchingParameters, Limits
 
@@ -113,9 +113,8 @@ def warm_up(loaded, version: int, path: Path) -> None:
     """The version's warm-up requests, as TF Serving runs them, before the version is served; a
     model that fails on them is served anyway (its answers to real requests will tell)."""
     started = time.monotonic()
-    source = WARM_UP_FILE if (path / WARM_UP_FILE).exists() else "built-in reviews"
     try:
-        requests = warm_up_requests(path)
+        source, requests = warm_up_requests(path)
         for reviews in requests:
             predict(loaded, reviews)
     except Exception as e:
