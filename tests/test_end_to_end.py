@@ -108,15 +108,13 @@ def predict_cli(*args, input=None):
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
-def test_predict_cli_labels_texts_in_order(trained):
-    out = predict_cli(
-        "--model",
-        trained["models"],
-        "A wonderful, moving and brilliant film.",
-        "Awful, boring and terrible. The worst.",
-    )
+def test_predict_cli_labels_texts_in_order_whatever_its_threads_per_op(trained):
+    texts = ["A wonderful, moving and brilliant film.", "Awful, boring and terrible. The worst."]
+    out = predict_cli("--model", trained["models"], *texts)
     assert [o["label"] for o in out] == ["positive", "negative"]
     assert out[0]["probability"] > 0.5 > out[1]["probability"]
+    # One thread per op is the default; TensorFlow's own choice gives the same answers.
+    assert predict_cli("--model", trained["models"], "--intra-op-threads", "0", *texts) == out
 
 
 def test_predict_cli_reads_txt_csv_jsonl_and_stdin_and_keeps_blank_lines(trained, tmp_path):
@@ -154,6 +152,8 @@ def test_predict_errors_are_clear(trained, tmp_path):
     bad.write_text('{"review": "ok"}\n{oops\n')
     proc = run_script("predict.py", "--model", trained["models"], "--file", bad)
     assert proc.returncode == 2 and "bad.jsonl:2" in proc.stderr
+    proc = run_script("predict.py", "--model", trained["models"], "--intra-op-threads", "-1", "x")
+    assert proc.returncode == 2 and "--intra-op-threads must be 0 or more" in proc.stderr
 
 
 def test_tensorflow_alone_loads_the_export_and_agrees_with_predict_py(trained):

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from .cli import held_stderr
+from .cli import load_tensorflow
 from .files import UserError
 from .progress import shown
 from .review_files import file_format, records
@@ -76,11 +76,13 @@ def read_file(item: dict):
 class Scorer:
     """Ray map_batches callable class: one Predictor per worker, loaded when the worker starts."""
 
-    def __init__(self, model: str, batch_size: int):
-        with held_stderr():  # TensorFlow's start-up notices, as every command holds them back
-            from .predict import Predictor
+    def __init__(self, model: str, batch_size: int, intra_op_threads: int):
+        # The worker's first TensorFlow call, so that its threads can still be set; its start-up
+        # notices held back, as every command holds them.
+        load_tensorflow(intra_op_threads=intra_op_threads)
+        from .predict import Predictor
 
-            self.predictor = Predictor(Path(model))
+        self.predictor = Predictor(Path(model))
         self.batch_size = batch_size
 
     def __call__(self, batch):
@@ -114,6 +116,7 @@ def run(
     workers: int = 1,
     cpus_per_worker: float = 1.0,
     batch_size: int = 256,
+    intra_op_threads: int = 1,
 ) -> dict:
     """Predicts every review of the inputs into out/predictions/*.json (JSON lines of file, line,
     label, probability; in no particular order) and writes malformed records to
@@ -173,7 +176,11 @@ def run(
         start = time.perf_counter()
         rows.map_batches(_good, batch_format="pandas").map_batches(
             Scorer,
-            fn_constructor_kwargs={"model": str(version), "batch_size": batch_size},
+            fn_constructor_kwargs={
+                "model": str(version),
+                "batch_size": batch_size,
+                "intra_op_threads": intra_op_threads,
+            },
             batch_size=batch_size,
             batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=workers),

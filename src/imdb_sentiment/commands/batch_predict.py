@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--batch-size", type=int, default=256, help="reviews per model call (default %(default)s)"
     )
+    p.add_intra_op_threads_argument()
     args = p.parse_args(argv)
     if args.workers < 1 or args.batch_size < 1:
         p.error("--workers and --batch-size must be at least 1")
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
         workers=args.workers,
         cpus_per_worker=args.cpus_per_worker,
         batch_size=args.batch_size,
+        intra_op_threads=args.intra_op_threads,
     )
     log.info(f"done: {counts['files']} file(s), {counts['dead_letter']} malformed record(s)")
     return 0

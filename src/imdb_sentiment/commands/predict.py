@@ -101,13 +101,14 @@ def main(argv=None) -> int:
         default=5,
         help="with --explain: words listed per direction (default %(default)s)",
     )
+    p.add_intra_op_threads_argument()
     args = p.parse_args(argv)
     if args.explain and args.server:
         p.error("--explain needs the local model (--model), not --server")
     if args.html and not args.explain:
         p.error("--html goes with --explain")
 
-    cli.load_tensorflow()
+    cli.load_tensorflow(intra_op_threads=args.intra_op_threads)
     from imdb_sentiment.predict import Predictor, remote_predictor
 
     source = reviews(args)

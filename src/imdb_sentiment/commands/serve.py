@@ -108,16 +108,7 @@ def main(argv=None) -> int:
         "(default %(default)s)",
     )
     p.add_argument("--access-log", action="store_true", help="log one line per request (stderr)")
-    p.add_argument(
-        "--tensorflow_intra_op_parallelism",
-        "--intra-op-threads",
-        dest="intra_op_threads",
-        type=int,
-        default=1,
-        help="threads one TensorFlow op may use, as TF Serving's flag; 0: TensorFlow's choice (one "
-        "per CPU). With 1 the LSTMs' ops run side by side, one per core, about 1.2 times as fast "
-        "on 2 cores as splitting each small op across them (default %(default)s)",
-    )
+    p.add_intra_op_threads_argument("--tensorflow_intra_op_parallelism")
     batching = p.add_argument_group(
         "request batching (TF Serving's --enable_batching and its parameters)"
     )
@@ -147,8 +138,6 @@ def main(argv=None) -> int:
             "--" + name.replace("_", "-"), dest=name, type=int, help=f"{meaning} (default {shown})"
         )
     args = p.parse_args(argv)
-    if args.intra_op_threads < 0:
-        p.error("--intra-op-threads must be 0 or more")
     cli.load_tensorflow(intra_op_threads=args.intra_op_threads)
 
     from imdb_sentiment.files import UserError
