@@ -52,13 +52,6 @@ from .train import (
 
 log = logging.getLogger(__name__)
 
-# Pretraining reads no labels, so its LSTMs see GloVe alone; a classifier whose input has the
-# word polarity column beside GloVe has wider first LSTMs than any encoder can fill.
-POLARITY_REFUSAL = (
-    "a pretrained encoder's LSTMs read GloVe alone, and this config adds a word polarity column "
-    '(give a --config with "word_polarity_min_reviews": 0 to pretrain or start from an encoder)'
-)
-
 DIRECTIONS = ("forward", "backward")
 ENCODER_FILE = "encoder.npz"  # {direction}_{kernel|recurrent_kernel|bias}: the two LSTMs' weights
 REPORT_FILE = "pretrain_report.json"
@@ -299,8 +292,6 @@ class Encoder:
             for f in MUST_MATCH
             if getattr(cfg, f) != getattr(self.cfg, f)
         ]
-        if cfg.word_polarity_min_reviews:
-            diffs.append(POLARITY_REFUSAL)
         if list(vocabulary) != self.vocabulary:
             diffs.append(
                 f"the vocabulary differs ({len(vocabulary)} words here, "
@@ -315,7 +306,11 @@ class Encoder:
 
     def start(self, model: keras.Model, cfg: Config, vocabulary: list[str], train_reviews) -> None:
         """Sets the model's first recurrent layer to the pretrained LSTMs; refuses an encoder that
-        does not match the model, its vocabulary or its training split."""
+        does not match the model, its vocabulary or its training split.
+
+        Pretraining reads no labels, so its LSTMs read GloVe alone. A classifier that also reads
+        each word's polarity (the last input column) takes the encoder's weights for the GloVe
+        columns and keeps its initial input weights for the polarity, which fine-tuning learns."""
         diffs = self.mismatches(cfg, vocabulary, train_reviews)
         if diffs:
             raise UserError(
@@ -325,12 +320,24 @@ class Encoder:
             )
         for member in recurrent_encoders(model):
             for direction, layer in member.items():
-                layer.set_weights([self.weights[f"{direction}_{w.name}"] for w in layer.weights])
+                layer.set_weights(
+                    [_fill(w.numpy(), self.weights[f"{direction}_{w.name}"]) for w in layer.weights]
+                )
 
     def describe(self) -> dict:
         """What a run's metrics record of the encoder it started from."""
         keep = ("key", "objective", "epochs", "held_out_loss", "corpus", "unlabelled_source")
         return {"path": str(self.path.resolve()), **{k: self.report.get(k) for k in keep}}
+
+
+def _fill(initial: np.ndarray, pretrained: np.ndarray) -> np.ndarray:
+    """The pretrained weights, over the first rows of a kernel that reads more inputs than the
+    encoder did (the polarity column); those extra rows keep their initial values."""
+    if initial.shape == pretrained.shape:
+        return pretrained
+    filled = initial.copy()
+    filled[: len(pretrained)] = pretrained
+    return filled
 
 
 # ---------------------------------------------------------------------------- pretraining

@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     from imdb_sentiment.evaluate import correct, evaluate_splits, format_table, mcnemar
     from imdb_sentiment.export import export
     from imdb_sentiment.files import UserError, save_model, write_json
-    from imdb_sentiment.pretrain import POLARITY_REFUSAL, Encoder, find_or_make
+    from imdb_sentiment.pretrain import Encoder, find_or_make
     from imdb_sentiment.report import paired_note, write_report
     from imdb_sentiment.runs import choose_run_dir
     from imdb_sentiment.short import short_inputs
@@ -156,8 +156,6 @@ def main(argv=None) -> int:
             "--distribute multiworker does not take --fresh: delete the run folder "
             "before starting the workers"
         )
-    if cfg.word_polarity_min_reviews and cfg.pretrain and not args.pretrained:
-        raise UserError(POLARITY_REFUSAL)  # before pretraining, whose encoder would not fit
     strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir)
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
