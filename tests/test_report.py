@@ -94,6 +94,7 @@ def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_plots(out, PLOTS)  # curves come from the run folder recorded in the export
     got = json.loads((out / "evaluation.json").read_text())
+    # Training ran TensorFlow's own threads per op, evaluate.py one by default: the same figures.
     want = json.loads((trained["run_dir"] / "metrics.json").read_text())
     for split in ("val", "test"):
         assert got[split]["accuracy"] == want[split]["accuracy"]

@@ -42,8 +42,9 @@ def main(argv=None) -> int:
         type=Path,
         help="folder for the report (default: PATH when it is a run folder, else runs/eval-<time>)",
     )
+    p.add_intra_op_threads_argument()
     args = p.parse_args(argv)
-    cli.load_tensorflow()
+    cli.load_tensorflow(intra_op_threads=args.intra_op_threads)
     names = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     if not names or set(names) - {"val", "test"}:
         p.error("--splits takes val, test or val,test")
