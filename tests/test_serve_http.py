@@ -199,6 +199,28 @@ def test_a_lone_surrogate_is_the_clients_mistake(server):
         assert status == 400 and "Unicode" in answer["error"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"instances": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+        b'{"instances": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    ],
+    ids=["bare-200000", "instances-200000", "instances-5000"],
+)
+def test_json_nested_too_deeply_is_the_clients_mistake(server, body):
+    # Python's recursion limit, hit on the client's nesting, once made a 500 and a traceback.
+    with Conn(server["port"]) as c:
+        status, headers, answer = c.send(
+            request("POST", PREDICT, body, [f"Content-Length: {len(body)}"])
+        ).response()
+        assert status == 400 and "nested too deeply" in answer["error"]
+        assert "close" not in headers.get("connection", "")
+        status, _, answer = c.send(post(PREDICT, {"instances": ["0"]})).response()
+        assert status == 200 and answer["predictions"][0]["label"] == "positive"
+    assert "RecursionError" not in "".join(server["log"])
+
+
 def test_the_access_log_has_a_line_per_request(server):
     with Conn(server["port"]) as c:
         assert c.send(request("GET", STATUS + "?access-log-probe")).response()[0] == 200

@@ -373,7 +373,14 @@ class Api:
         rest, version = self.route(target)
         if rest != ":predict":
             raise ClientError(405, "only :predict takes POST")
-        reviews, rows = parse_reviews(decode_json(await read_body()), self.limits.max_batch)
+        raw = await read_body()
+        try:
+            reviews, rows = parse_reviews(decode_json(raw), self.limits.max_batch)
+        except RecursionError:
+            # Deep nesting is the client's doing; json.loads and any walk of what it gave (a repr
+            # in an error message) hit Python's recursion limit on it. Caught here, around both,
+            # so the answer is a 400 rather than a 500 with a traceback in the log.
+            raise ClientError(400, "the request's JSON is nested too deeply") from None
         _, loaded = self.repo.get(version)
         prob, label = await asyncio.wrap_future(self.calls.submit(loaded, reviews))
         if rows:
