@@ -20,6 +20,9 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "imdb" / "imdb_50k_split.csv.gz"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Hermetic: no test downloads the counterfactual pairs; tests that train on pairs give tiny_pairs.
+os.environ["IMDB_SENTIMENT_COUNTERFACTUALS"] = "none"
+SHARED_PAIRS = ROOT.parent / "shared" / "data" / "cad"
 
 POSITIVE = [
     "wonderful",
@@ -103,6 +106,35 @@ def tiny_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "tiny.csv.gz"
     pd.concat([train, test]).to_csv(path, index=False)
     return path
+
+
+def flipped(review: str) -> str:
+    """A minimal edit of a synthetic review: each polar word swapped for its opposite."""
+    swap = dict(zip(POSITIVE, NEGATIVE)) | dict(zip(NEGATIVE, POSITIVE))
+    return " ".join(swap.get(word, word) for word in review.split(" "))
+
+
+def write_pairs(path: Path, originals: pd.DataFrame) -> None:
+    """A paired TSV as the counterfactual release has it: each original and its flipped edit."""
+    rows = []
+    for i, (review, sentiment) in enumerate(zip(originals.review, originals.sentiment)):
+        other = "negative" if sentiment == "positive" else "positive"
+        rows += [(sentiment.title(), review, i), (other.title(), flipped(review), i)]
+    pd.DataFrame(rows, columns=["Sentiment", "Text", "batch_id"]).to_csv(
+        path, sep="\t", index=False
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs(tmp_path_factory, tiny_csv) -> Path:
+    """Counterfactual pairs of the tiny data: training pairs from its first 60 training reviews,
+    dev pairs from the next 20."""
+    folder = tmp_path_factory.mktemp("cad")
+    reviews = pd.read_csv(tiny_csv)
+    train = reviews[reviews.split == "train"]
+    write_pairs(folder / "train_paired.tsv", train.iloc[:60])
+    write_pairs(folder / "dev_paired.tsv", train.iloc[60:80])
+    return folder
 
 
 # Pieces of review text that tokenization must get right: contractions, quotes and apostrophes,
@@ -244,9 +276,15 @@ def train_tiny(
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, tiny_csv):
+def trained(tmp_path_factory, tiny_csv, tiny_pairs):
     """One real training run through scripts/train.py; returns its folders."""
-    return train_tiny(tmp_path_factory.mktemp("trained"), tiny_csv, "--compare-baseline")
+    return train_tiny(
+        tmp_path_factory.mktemp("trained"),
+        tiny_csv,
+        "--compare-baseline",
+        "--counterfactuals",
+        tiny_pairs,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -159,3 +159,30 @@ def test_kaggle_credentials_are_never_printed(tmp_path, tiny_csv):
     assert not (tmp_path / "run").exists() or secret not in "".join(
         p.read_text(errors="replace") for p in (tmp_path / "run").rglob("*") if p.is_file()
     )
+
+
+def test_counterfactual_pairs_are_fetched_checked_and_cached(server, tmp_path, monkeypatch, caplog):
+    from imdb_sentiment import counterfactuals
+
+    url, files, hits = server
+    bodies = {
+        name: f"Sentiment\tText\tbatch_id\n# {name}\n".encode()
+        for name in ("train_paired.tsv", "dev_paired.tsv")
+    }
+    files.update({f"/pinned/{name}": body for name, body in bodies.items()})
+    monkeypatch.delenv(counterfactuals.ENV_VAR)  # as on a user's machine: nothing turns them off
+    monkeypatch.setattr(counterfactuals, "CAD_URL", url + "/pinned/")
+    monkeypatch.setattr(counterfactuals, "CAD_SHA256", {n: sha(b) for n, b in bodies.items()})
+    folder = counterfactuals.find(None, str(tmp_path / "data.csv"), tmp_path / "cache")
+    assert folder == tmp_path / "cache" / counterfactuals.CAD_DIR
+    assert {n: (folder / n).read_bytes() for n in bodies} == bodies and len(hits) == 2
+    assert counterfactuals.find(None, str(tmp_path / "data.csv"), tmp_path / "cache") == folder
+    assert len(hits) == 2  # the cached copies, checked, are used
+
+    # A download that does not match the pinned checksum is refused and nothing is kept:
+    # training goes on without pairs, and the log says why.
+    files["/pinned/dev_paired.tsv"] = b"something else"
+    with caplog.at_level("WARNING", logger="imdb_sentiment"):
+        assert counterfactuals.find(None, str(tmp_path / "data.csv"), tmp_path / "other") is None
+    assert "training goes on without them" in caplog.text and "dev_paired.tsv" in caplog.text
+    assert not (tmp_path / "other" / counterfactuals.CAD_DIR / "dev_paired.tsv").exists()

@@ -107,3 +107,26 @@ def test_an_export_without_the_token_signatures_is_refused_with_a_next_step(trai
     proc = run_script("predict.py", "--model", old.parent, "--explain", "A wonderful film.")
     assert proc.returncode == 2 and "export it again" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_explain_shows_the_edited_words_carrying_the_flip_of_a_minimal_pair(predictor, tiny_pairs):
+    from imdb_sentiment.counterfactuals import read_pairs
+
+    pairs = read_pairs(tiny_pairs / "dev_paired.tsv")
+    explained = 0
+    for original, edit, label in zip(pairs.original, pairs.edit, pairs.label):
+        e = explain(predictor, edit)
+        if (e.logit >= 0) != (label == 0):
+            continue  # the model misreads this edit: there is no flip to explain
+        words = predictor.tokens(original)
+        edited = {i for i, (a, b) in enumerate(zip(words, e.words)) if a != b}
+        assert len(words) == len(e.words) and edited  # the tiny pairs swap words one for one
+        towards_edit = 1 if label == 0 else -1
+        # The word that pushes hardest towards the edit's label is an edited one, and the edited
+        # words together push that way harder than the unchanged ones.
+        push = towards_edit * e.attributions
+        assert int(np.argmax(push)) in edited, (edit, e.top(3, towards_edit))
+        kept = np.array([i not in edited for i in range(len(push))])
+        assert push[~kept].sum() > max(push[kept].sum(), 0), (edit, e.top(5, towards_edit))
+        explained += 1
+    assert explained >= len(pairs) // 2

@@ -98,6 +98,44 @@ def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouche
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
 
+def finished_run(folder, cfg: Config, csv) -> None:
+    """What a finished train.py leaves, as far as the finished-run check reads it."""
+    unfinished_run(folder, cfg, csv)
+    (folder / CHECKPOINT).unlink()
+    (folder / "metrics.json").write_text(json.dumps({"val": {"accuracy": 0.5}}))
+    (folder / "model.keras").write_bytes(b"the earlier run's model")
+    (folder / "report.md").write_text("# Run report")
+
+
+def test_a_finished_run_is_never_trained_over_unless_asked(tiny_csv, tmp_path):
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({**TINY_CONFIG, "epochs": 1}))
+    run = tmp_path / "run"
+    finished_run(run, Config.load(cfg_file), tiny_csv)
+    before = snapshot(run)
+    common = ["--data", tiny_csv, "--config", cfg_file, "--run-dir", run, "--no-export"]
+
+    # The same command again: it says where the finished run is and trains nothing.
+    proc = run_script("train.py", *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "this run is finished" in proc.stdout and str(run / "model.keras") in proc.stdout
+    assert "--fresh" in proc.stdout and "Epoch" not in proc.stdout + proc.stderr
+    assert snapshot(run) == before
+
+    # Another config: refused, naming what differs.
+    proc = run_script("train.py", *common, "--seed", 99)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "holds a finished run with another config or data" in proc.stderr
+    assert "seed: 1337 -> 99" in proc.stderr and "--fresh" in proc.stderr
+    assert snapshot(run) == before
+
+    # --fresh trains again and replaces it.
+    proc = run_script("train.py", *common, "--skip-test", "--fresh")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "model.keras").read_bytes() != b"the earlier run's model"
+    assert "accuracy" in json.loads((run / "metrics.json").read_text())["val"]
+
+
 def test_automatic_resume_takes_only_a_run_of_the_same_config_and_data(tiny_csv, tmp_path):
     cfg = Config(**TINY_CONFIG)
     unfinished_run(tmp_path / "a", cfg, tiny_csv)
@@ -118,20 +156,16 @@ def test_evaluate_refuses_other_data_unless_asked_and_then_warns(trained, tmp_pa
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "not the data" in proc.stderr and "--other-data" in proc.stderr
     assert not (tmp_path / "refused").exists()
-    proc = run_script(
-        "evaluate.py",
-        trained["run_dir"],
-        "--data",
-        other,
-        "--splits",
-        "val",
-        "--out",
-        tmp_path / "eval",
-        "--other-data",
-    )
+    args = [trained["run_dir"], "--data", other, "--splits", "val", "--out", tmp_path / "eval"]
+    proc = run_script("evaluate.py", *args, "--other-data")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warning:" in proc.stderr and "may overlap training" in proc.stderr
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["training_data"] is False
+    assert "rewritten" not in proc.stderr
+    # A report is rebuilt from the model, so it may be rewritten; the log says so.
+    again = run_script("evaluate.py", *args, "--other-data")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"evaluation.json and report.md in {tmp_path / 'eval'} rewritten" in again.stderr
 
 
 def test_no_texts_give_no_predictions(trained):

@@ -45,6 +45,35 @@ def test_training_leaves_report_and_every_plot(trained):
     assert not list(run.glob(".*.partial*"))  # no temporary file left behind
 
 
+def test_every_run_measures_minimal_edits_and_reports_them(trained):
+    import json
+
+    run = trained["run_dir"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    counts = json.loads((run / "data_report.json").read_text())["counterfactuals"]
+    # Every training pair is trained on, held out, or left out for being a val or test review.
+    assert (
+        counts["train_pairs"]
+        + counts["held_out_pairs"]
+        + counts["train_pairs_left_out_val"]
+        + counts["train_pairs_left_out_test"]
+        == counts["train_pairs_read"]
+    )
+    assert metrics["pairs_trained_on"]["human_pairs"] == counts["train_pairs"]
+    edits = metrics["edits"]
+    assert set(edits) == {"held_out", "dev"}  # dev pairs read with the test split
+    assert edits["held_out"]["pairs"] == counts["held_out_pairs"]
+    assert edits["dev"]["pairs"] == counts["dev_pairs"]
+    for result in edits.values():
+        assert set(result) == {"pairs", "blend", "lstm", "bag", "baseline"}
+        for row in (v for k, v in result.items() if k != "pairs"):
+            assert row["both"] <= min(row["originals"], row["edits"])
+    report = (run / "report.md").read_text()
+    assert "## Minimal edits: counterfactual review pairs" in report and "](edits.png)" in report
+    assert f"| dev pairs ({counts['dev_pairs']}) | blend (the model) | " in report
+    assert_plots(run, ["edits.png"])
+
+
 def test_ece_of_calibrated_and_overconfident_predictions():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=200_000)
@@ -86,11 +115,20 @@ def test_model_and_baseline_are_compared_on_the_same_test_reviews(trained):
     assert "not independent" in report and "McNemar" in trained["stdout"]
 
 
-def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):
+def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tiny_pairs, tmp_path):
     import json
 
     out = tmp_path / "eval"
-    proc = run_script("evaluate.py", trained["version"], "--data", tiny_csv, "--out", out)
+    proc = run_script(
+        "evaluate.py",
+        trained["version"],
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+        "--counterfactuals",
+        tiny_pairs,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_plots(out, PLOTS)  # curves come from the run folder recorded in the export
     got = json.loads((out / "evaluation.json").read_text())
@@ -102,6 +140,9 @@ def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tmp_path):
     for cut, row in got["short_inputs"].items():  # the same cuts scored the same way; no baseline
         assert row == {k: v for k, v in want["short_inputs"][cut].items() if k != "baseline"}
     assert "](short_inputs.png)" in (out / "report.md").read_text()
+    for name, result in got["edits"].items():  # the same pairs held out, scored the same way
+        assert result == {k: v for k, v in want["edits"][name].items() if k != "baseline"}
+    assert "](edits.png)" in (out / "report.md").read_text()
     proc = run_script("evaluate.py", tmp_path / "nothing-here", "--data", tiny_csv)
     assert (
         proc.returncode == 2

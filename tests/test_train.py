@@ -46,3 +46,15 @@ def test_predict_features_returns_input_order():
     np.testing.assert_allclose(
         predict_features(Echo(), ragged(lengths), batch_size=2)[:, 0], np.array(lengths) / 100
     )
+
+
+def test_the_fast_preset_trains_one_member_and_flags_still_override():
+    from imdb_sentiment.commands.train import parse_args
+    from imdb_sentiment.config import Config
+
+    _, fast = parse_args(["--preset", "fast"])
+    assert fast == Config(lstm_members=1)
+    _, default = parse_args([])
+    assert default == Config()
+    _, both = parse_args(["--preset", "fast", "--epochs", "2"])
+    assert (both.lstm_members, both.epochs) == (1, 2)

@@ -23,6 +23,14 @@ RETIRED_KEYS = {
 }
 
 
+# Named starting points for train.py --preset: the fields each changes from Config's defaults.
+PRESETS = {
+    "default": {},
+    # One LSTM member instead of three: a third of the LSTM's training and serving compute.
+    "fast": {"lstm_members": 1},
+}
+
+
 @dataclass
 class Config:
     # Data
@@ -80,6 +88,15 @@ class Config:
     # the bag, which has few n-grams to go on in a line.
     blend_on_cuts: bool = True
 
+    # Minimal pairs (counterfactuals.py, augment.py): texts that differ in a few words and have
+    # opposite labels teach the LSTM and the bag what turns a verdict, which whole reviews do not.
+    counterfactual_repeats: int = (
+        2  # times each text of a human pair is trained on; 0: measured only
+    )
+    counterfactual_holdout: float = 0.2  # share of the human training pairs held out, for choosing
+    made_up_negations: int = 4000  # sentence pairs from training reviews, one negation apart
+    made_up_antonyms: int = 2000  # training reviews with their verdict words swapped for antonyms
+
     # Training
     batch_size: int = 64
     epochs: int = 12
@@ -123,6 +140,10 @@ class Config:
             raise ValueError("short_copies must be 0 or more")
         if self.word_polarity_min_reviews < 0:
             raise ValueError("word_polarity_min_reviews must be 0 (off) or more")
+        if min(self.counterfactual_repeats, self.made_up_negations, self.made_up_antonyms) < 0:
+            raise ValueError("counterfactual_repeats and made_up_* must be 0 or more")
+        if not 0 <= self.counterfactual_holdout < 1:
+            raise ValueError("counterfactual_holdout must be in [0, 1)")
         if self.val_block < 0:
             raise ValueError("val_block must be 0 or more")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:

@@ -78,6 +78,43 @@ def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[d
     return results, predictions
 
 
+def edits(model, vectorizer, pairs, baseline=None) -> dict:
+    """Accuracy on minimal pairs (counterfactuals.Pairs): {"pairs": n, scorer: {"originals",
+    "edits", "both"}} for the whole model ("blend"), each of its parts alone (log-odds >= 0) and
+    the baseline (a function of raw texts -> P(positive); left out when None). A model that
+    recalls reviews it has seen gets originals right and their edits wrong; "both" is the share
+    of pairs it reads."""
+    from .features import predict_features
+    from .model import scores_and_parts
+    from .text import tokenize_corpus
+
+    scorer, parts = scores_and_parts(model)
+    texts, labels = pairs.rows()
+    scores = predict_features(scorer, vectorizer.features(tokenize_corpus(texts)))
+    y = labels == 1
+    right = {"blend": (scores[:, 0] >= 0.5) == y}
+    right.update({part: (scores[:, i] >= 0) == y for i, part in enumerate(parts, start=1)})
+    if baseline is not None:
+        right["baseline"] = (np.asarray(baseline(texts)) >= 0.5) == y
+    n = len(pairs)
+    out = {"pairs": n}
+    for key, r in right.items():
+        out[key] = {
+            "originals": float(r[:n].mean()),
+            "edits": float(r[n:].mean()),
+            "both": float((r[:n] & r[n:]).mean()),
+        }
+    log.info(
+        f"minimal pairs ({n}), originals/edits/both: "
+        + ", ".join(
+            f"{k} {v['originals']:.3f}/{v['edits']:.3f}/{v['both']:.3f}"
+            for k, v in out.items()
+            if k != "pairs"
+        )
+    )
+    return out
+
+
 def expected_calibration_error(labels, probabilities, bins: int = 10) -> tuple[float, list[dict]]:
     """ECE over equal-width probability bins, and the bins (for a reliability diagram).
 

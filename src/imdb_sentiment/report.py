@@ -57,16 +57,14 @@ def write_report(
         lines += [paired_note(metrics["model_vs_baseline"]), ""]
     for key, path in drawn.items():
         lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
-    if metrics.get("short_inputs"):
-        plot = plot_short_inputs(metrics["short_inputs"], run_dir / "short_inputs.png")
-        lines += [
-            f"## {SHORT_TITLE}",
-            "",
-            f"![{SHORT_TITLE}]({plot.name})",
-            "",
-            short_inputs_table(metrics["short_inputs"]),
-            "",
-        ]
+    # Measures on inputs made from the data: a plot and a table each.
+    for key, title, plot, table in (
+        ("short_inputs", SHORT_TITLE, plot_short_inputs, short_inputs_table),
+        ("edits", EDITS_TITLE, plot_edits, edits_table),
+    ):
+        if metrics.get(key):
+            path = plot(metrics[key], run_dir / f"{key}.png")
+            lines += [f"## {title}", "", f"![{title}]({path.name})", "", table(metrics[key]), ""]
     if "val" in splits:
         lines += [
             "## Most confidently wrong validation reviews",
@@ -199,6 +197,51 @@ def plot_short_inputs(short: dict[str, dict], path: Path) -> Path:
         title=SHORT_TITLE,
     )
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=4, fontsize=8)  # off the bars
+    return _save(fig, path)
+
+
+EDITS_TITLE = "Minimal edits: counterfactual review pairs"
+EDITS_SETS = {"held_out": "held-out training pairs", "dev": "dev pairs"}
+
+
+def edits_table(edits: dict[str, dict]) -> str:
+    """Markdown: one row per pair set and scorer; originals, edits and both of a pair right."""
+    out = ["| pairs | scorer | originals | edits | both |", "| --- | --- | --- | --- | --- |"]
+    for name, result in edits.items():
+        for key, label in SHORT_SERIES.items():
+            if key in result:
+                row = result[key]
+                out.append(
+                    f"| {EDITS_SETS.get(name, name)} ({result['pairs']}) | {label} | "
+                    f"{row['originals']:.4f} | {row['edits']:.4f} | {row['both']:.4f} |"
+                )
+    note = (
+        "Counterfactually revised reviews (Kaushik, Hovy & Lipton, 2020): each original and its "
+        "minimal edit with the opposite label. Getting the original right and the edit wrong is "
+        "recalling a review, not reading it."
+    )
+    return "\n".join(out + ["", note])
+
+
+def plot_edits(edits: dict[str, dict], path: Path) -> Path:
+    df = pd.DataFrame(
+        [
+            {
+                "set": f"{EDITS_SETS.get(name, name)}: {what}",
+                "series": label,
+                "accuracy": result[key][what],
+            }
+            for name, result in edits.items()
+            for what in ("originals", "edits", "both")
+            for key, label in SHORT_SERIES.items()
+            if key in result
+        ]
+    )
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    sns.barplot(df, x="set", y="accuracy", hue="series", ax=ax)
+    ax.set(xlabel="", ylabel="accuracy", ylim=(0.0, 1.0), title=EDITS_TITLE)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=4, fontsize=8)
     return _save(fig, path)
 
 

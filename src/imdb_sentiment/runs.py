@@ -17,6 +17,7 @@ from .text import VOCAB_FILE, Vectorizer, load_vocabulary
 
 CHECKPOINT = "checkpoint.npz"  # the training state after the last finished epoch (train.Checkpoint)
 RUNS_DIR = Path("runs")
+FINISHED = ("model.keras", "metrics.json")  # written last by a training run, in that order
 
 
 def run_differences(run: Path, cfg, data_checksum: str) -> list[str]:
@@ -56,13 +57,30 @@ def find_unfinished(base: Path, cfg, data_checksum: str) -> Path | None:
     return None
 
 
+def is_finished(run: Path) -> bool:
+    """Whether `run` holds a finished training run: its model and metrics, and no checkpoint."""
+    run = Path(run)
+    return all((run / name).exists() for name in FINISHED) and not (run / CHECKPOINT).exists()
+
+
+def finished_run(run_dir: Path | None, fresh: bool, cfg, data_checksum: str) -> bool:
+    """True when run_dir holds a finished run of this config and data, which this command then
+    leaves as it is; refused (UserError, naming what differs) when it holds one of another config
+    or data. False when there is no finished run there, or with fresh (it is to be replaced)."""
+    if run_dir is None or fresh or not is_finished(run_dir):
+        return False
+    _refuse_another_run(Path(run_dir), "a finished run", cfg, data_checksum)
+    return True
+
+
 def choose_run_dir(run_dir: Path | None, fresh: bool, cfg, data_checksum: str) -> Path:
     """The folder this run writes into, checked before anything is written there.
 
     With run_dir: an unfinished run in it is continued only when its config and data are these
     (otherwise refused, naming what differs, with the folder untouched); with fresh, the earlier
-    run's files are discarded first. Without: the newest unfinished run of this config and data
-    under RUNS_DIR (unless fresh), else a new RUNS_DIR/<time>.
+    run's files are discarded first. A finished run in it is never trained over without fresh
+    (finished_run tells first). Without run_dir: the newest unfinished run of this config and
+    data under RUNS_DIR (unless fresh), else a new RUNS_DIR/<time>.
     """
     if run_dir is None:
         return (None if fresh else find_unfinished(RUNS_DIR, cfg, data_checksum)) or new_run_dir()
@@ -76,23 +94,29 @@ def choose_run_dir(run_dir: Path | None, fresh: bool, cfg, data_checksum: str) -
                 )
             discard_dir(run_dir)
     elif (run_dir / CHECKPOINT).exists():
-        try:
-            differences = run_differences(run_dir, cfg, data_checksum)
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(
-                f"{run_dir}: holds an unfinished run whose config.json or "
-                f"data_report.json cannot be read ({e}); add --fresh to start it over, "
-                f"or choose another --run-dir"
-            ) from None
-        if differences:
-            raise UserError(
-                f"{run_dir}: holds an unfinished run with another config or data "
-                f"({'; '.join(differences)}); to continue it, give its own config "
-                f"(--config {run_dir / 'config.json'}) and data; add --fresh to start "
-                f"it over, or choose another --run-dir"
-            )
+        _refuse_another_run(run_dir, "an unfinished run", cfg, data_checksum)
+    elif is_finished(run_dir):  # finished_run was not asked first
+        raise UserError(f"{run_dir}: holds a finished run; add --fresh to replace it")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _refuse_another_run(run_dir: Path, what: str, cfg, data_checksum: str) -> None:
+    """UserError, naming each difference, when the run in run_dir has another config or data."""
+    try:
+        differences = run_differences(run_dir, cfg, data_checksum)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(
+            f"{run_dir}: holds {what} whose config.json or data_report.json cannot be read "
+            f"({e}); add --fresh to start it over, or choose another --run-dir"
+        ) from None
+    if differences:
+        raise UserError(
+            f"{run_dir}: holds {what} with another config or data "
+            f"({'; '.join(differences)}); to use it, give its own config "
+            f"(--config {run_dir / 'config.json'}) and data; add --fresh to start "
+            f"it over, or choose another --run-dir"
+        )
 
 
 def new_run_dir(base: Path = RUNS_DIR, prefix: str = "") -> Path:

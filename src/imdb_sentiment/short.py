@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from .features import predict_features
 from .model import scores_and_parts
-from .text import tokenize_corpus
+from .text import token_lists, tokenize_corpus
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def cut_texts(reviews: Sequence[str]) -> list[str]:
 
 
 def _tokens(reviews: Sequence[str]) -> list[list[str]]:
-    return [[t.decode("utf-8") for t in row] for row in tokenize_corpus(list(reviews)).to_list()]
+    return token_lists(tokenize_corpus(list(reviews)))
 
 
 def cut_copies(ids: tf.RaggedTensor, copies: int, seed: int) -> tf.RaggedTensor:

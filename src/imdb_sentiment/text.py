@@ -84,6 +84,11 @@ def tokenize_corpus(texts: Sequence[str], chunk: int = 4096) -> tf.RaggedTensor:
     return tf.concat(parts, axis=0) if parts else tf.ragged.constant([[]], dtype=tf.string)[:0]
 
 
+def token_lists(tokens: tf.RaggedTensor) -> list[list[str]]:
+    """Ragged token strings -> Python lists of str, row by row."""
+    return [[t.decode("utf-8") for t in row] for row in tokens.to_list()]
+
+
 def build_vocabulary(tokens: tf.RaggedTensor, max_size: int, min_count: int) -> list[str]:
     """Most frequent tokens first (ties broken alphabetically, so the result is deterministic)."""
     words, counts = np.unique(tokens.flat_values.numpy(), return_counts=True)

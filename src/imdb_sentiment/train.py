@@ -21,6 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from . import data, text
+from .augment import made_up_pairs
 from .bag import fit_bag, fit_blend, word_polarity
 from .embeddings import embedding_matrix
 from .features import predict_features, rows
@@ -52,6 +53,7 @@ class Trained:
     history: dict
     train_seconds: float
     parts: dict  # what each part reached alone on validation, and the blend's weights
+    pairs: dict  # the minimal pairs trained on: how many of each kind
 
 
 def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
@@ -215,10 +217,12 @@ def train(
     strategy: tf.distribute.Strategy | None = None,
     encoder=None,
     unlabelled: list[str] | None = None,
+    counterfactuals=None,
 ) -> Trained:
     """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match).
     unlabelled: reviews without labels; with cfg.bag_unlabelled the bag also fits them, labelled
-    by the trained LSTM."""
+    by the trained LSTM. counterfactuals: a counterfactuals.Counterfactuals, whose training pairs
+    both parts train on (cfg.counterfactual_repeats times), beside the made-up pairs."""
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg)
     t0 = time.perf_counter()
@@ -235,12 +239,18 @@ def train(
 
     train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
     matrix, emb_report = input_vectors(vocabulary, cfg, train_x["token_ids"], train_y)
+    pair_x, pair_y, pairs_report = pair_rows(
+        cfg, counterfactuals, tokens, train_x["token_ids"], train_y, vocabulary, matrix, vectorizer
+    )
     lstm_x, lstm_y = {"token_ids": train_x["token_ids"]}, train_y
     if cfg.short_copies:
         cuts = cut_copies(train_x["token_ids"], cfg.short_copies, cfg.seed)
         lstm_x = {"token_ids": tf.concat([train_x["token_ids"], cuts], axis=0)}
         lstm_y = np.concatenate([train_y, np.repeat(train_y, cfg.short_copies)])
         log.info(f"short copies: the LSTM trains on {len(lstm_y)} rows, {cuts.nrows()} of them cut")
+    if len(pair_y):
+        lstm_x = {"token_ids": tf.concat([lstm_x["token_ids"], pair_x["token_ids"]], axis=0)}
+        lstm_y = np.concatenate([lstm_y, pair_y])
     strategy = strategy or tf.distribute.get_strategy()
     model, lstm, cfg = build_compiled_model(cfg, matrix, lstm_x, strategy)
     if encoder:
@@ -318,7 +328,8 @@ def train(
     if cfg.ngram_buckets:
         # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M
         # weights. After the LSTM: it labels the unlabelled reviews the bag also learns from.
-        bag_ids, bag_y = train_x["ngram_ids"], train_y
+        bag_ids = tf.concat([train_x["ngram_ids"], pair_x["ngram_ids"]], axis=0)
+        bag_y = np.concatenate([train_y, pair_y])
         if cfg.bag_unlabelled and unlabelled:
             kept = data.without_texts_of(unlabelled, splits.val.review, splits.test.review)
             if len(kept) < len(unlabelled):
@@ -351,7 +362,36 @@ def train(
             f"+ {weights[1]:.3f} * bag "
             f"{bias:+.3f}"
         )
-    return Trained(model, vectorizer, emb_report, history, seconds, parts)
+    return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
+
+
+def pair_rows(cfg, counterfactuals, tokens, token_ids, labels, vocabulary, matrix, vectorizer):
+    """The minimal pairs both parts train on beside the training reviews: the human training
+    pairs (both texts, cfg.counterfactual_repeats times) and the made-up ones (augment.py) of the
+    training reviews (`tokens`, their `token_ids` and `labels`). matrix: the input vectors, one row
+    per token id. Returns their features (as Vectorizer.features), labels, and what they are."""
+    rows, y, report = [], [], {"human_pairs": 0}
+    if counterfactuals and cfg.counterfactual_repeats:
+        texts, pair_y = counterfactuals.train.rows()
+        rows += text.token_lists(text.tokenize_corpus(texts)) * cfg.counterfactual_repeats
+        y += list(pair_y) * cfg.counterfactual_repeats
+        report["human_pairs"] = len(counterfactuals.train)
+    if cfg.made_up_negations or cfg.made_up_antonyms:
+        ratios = (  # the polarity input column, or the same ratios computed for this alone
+            matrix[:, -1]
+            if cfg.word_polarity_min_reviews
+            else word_polarity(token_ids, labels, len(matrix), 100, cfg.ngram_alpha)
+        )
+        made, made_y, made_report = made_up_pairs(
+            text.token_lists(tokens), labels, vocabulary, matrix[:, : cfg.glove_dim], ratios, cfg
+        )
+        rows += made
+        y += list(made_y)
+        report.update(made_report)
+    flat = tf.constant([t for row in rows for t in row], tf.string)
+    tokens_of_rows = tf.RaggedTensor.from_row_lengths(flat, [len(row) for row in rows])
+    log.info(f"minimal pairs: both parts train on {len(rows)} more rows")
+    return vectorizer.features(tokens_of_rows), np.asarray(y, labels.dtype), report
 
 
 def with_lstm_labels(

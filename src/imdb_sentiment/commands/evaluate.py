@@ -38,6 +38,12 @@ def main(argv=None) -> int:
         "may then hold training reviews)",
     )
     p.add_argument(
+        "--counterfactuals",
+        metavar="PATH",
+        help="folder of the counterfactual review pairs, or 'none'; found as train.py finds "
+        "them. With val, the held-out training pairs are scored; with test, the dev pairs",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         help="folder for the report (default: PATH when it is a run folder, else runs/eval-<time>)",
@@ -49,8 +55,8 @@ def main(argv=None) -> int:
     if not names or set(names) - {"val", "test"}:
         p.error("--splits takes val, test or val,test")
 
-    from imdb_sentiment import data
-    from imdb_sentiment.evaluate import evaluate_splits, format_table
+    from imdb_sentiment import counterfactuals, data
+    from imdb_sentiment.evaluate import edits, evaluate_splits, format_table
     from imdb_sentiment.files import UserError, write_json
     from imdb_sentiment.report import write_report
     from imdb_sentiment.runs import RUNS_DIR, load_artifacts, new_run_dir
@@ -84,10 +90,21 @@ def main(argv=None) -> int:
         results["short_inputs"] = short_inputs(
             art.model, art.vectorizer, splits.val.review, splits.val.label
         )
+    pairs_folder = counterfactuals.find(args.counterfactuals, splits.source, args.cache_dir)
+    if pairs_folder:  # the same held-out pairs as at training: the model's seed and splits
+        pairs = counterfactuals.load(pairs_folder, splits, art.cfg)
+        sets = {"held_out": pairs.held_out, "dev": pairs.dev}
+        wanted = {"val": "held_out", "test": "dev"}
+        results["edits"] = {
+            wanted[name]: edits(art.model, art.vectorizer, sets[wanted[name]]) for name in names
+        }
     out = args.out or (
         args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-")
     )
     out.mkdir(parents=True, exist_ok=True)
+    replaced = [name for name in ("evaluation.json", "report.md") if (out / name).exists()]
+    if replaced:  # a report is rebuilt from the model; nothing trained is in these files
+        log.info(f"report: {' and '.join(replaced)} in {out} rewritten with this evaluation")
     write_json(
         out / "evaluation.json",
         {

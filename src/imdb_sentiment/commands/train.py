@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def parse_args(argv=None):
-    from imdb_sentiment.config import DEFAULT_EXPORT_DIR, Config
+    from imdb_sentiment.config import DEFAULT_EXPORT_DIR, PRESETS, Config
     from imdb_sentiment.data import DEFAULT_CACHE
 
     d = Config()
@@ -31,6 +31,13 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--config", type=Path, help="a config.json from an earlier run; flags still override it"
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="starting hyper-parameters: 'fast' trains one LSTM member instead of three "
+        "(--config and the flags below still override; default %(default)s)",
     )
     p.add_argument(
         "--epochs",
@@ -109,6 +116,14 @@ def parse_args(argv=None):
         "the data; none found, the bag fits the training reviews alone)",
     )
     p.add_argument(
+        "--counterfactuals",
+        metavar="PATH",
+        help="folder of the counterfactual review pairs (train_paired.tsv, dev_paired.tsv of "
+        "Kaushik et al., 2020), or 'none'. Default: $IMDB_SENTIMENT_COUNTERFACTUALS, else a copy "
+        "in --cache-dir/cad or in a cad folder beside the data's, else downloaded (SHA-256 "
+        "checked); offline and absent, training goes on without them",
+    )
+    p.add_argument(
         "--compare-baseline",
         action="store_true",
         help="also fit the TF-IDF + logistic regression baseline on the same splits and print both",
@@ -120,7 +135,7 @@ def parse_args(argv=None):
         "for the final model",
     )
     args = p.parse_args(argv)
-    cfg = Config.load(args.config) if args.config else d
+    cfg = Config.load(args.config) if args.config else Config(**PRESETS[args.preset])
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(Config)
@@ -134,14 +149,14 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args, cfg = parse_args(argv)
     cli.load_tensorflow(run_an_op=args.distribute != "multiworker")
-    from imdb_sentiment import data
+    from imdb_sentiment import counterfactuals, data
     from imdb_sentiment.baseline import fit_baseline, fit_tfidf
-    from imdb_sentiment.evaluate import correct, evaluate_splits, format_table, mcnemar
+    from imdb_sentiment.evaluate import correct, edits, evaluate_splits, format_table, mcnemar
     from imdb_sentiment.export import export
     from imdb_sentiment.files import UserError, save_model, write_json
     from imdb_sentiment.pretrain import Encoder, find_or_make
     from imdb_sentiment.report import paired_note, write_report
-    from imdb_sentiment.runs import choose_run_dir
+    from imdb_sentiment.runs import choose_run_dir, finished_run
     from imdb_sentiment.short import short_inputs
     from imdb_sentiment.train import is_chief, make_strategy, train, writable_run_dir
 
@@ -158,8 +173,18 @@ def main(argv=None) -> int:
         )
     strategy = make_strategy(args.distribute)
     splits = data.load(args.data, cfg, args.cache_dir)
+    if finished_run(args.run_dir, args.fresh, cfg, splits.checksum):
+        print(
+            f"{args.run_dir}: this run is finished, with this config and data: its model is "
+            f"{args.run_dir / 'model.keras'}, its metrics {args.run_dir / 'metrics.json'} and "
+            f"its report {args.run_dir / 'report.md'}. Nothing was trained; add --fresh to "
+            "train it again (the run is replaced)"
+        )
+        return 0
     run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
     log.info(f"run: {run_dir}")
+    pairs_folder = counterfactuals.find(args.counterfactuals, splits.source, args.cache_dir)
+    pairs = counterfactuals.load(pairs_folder, splits, cfg) if pairs_folder else None
     unlabelled_path = data.find_unlabelled(splits.source, args.unlabelled)
     encoder = None
     if args.pretrained:
@@ -186,9 +211,22 @@ def main(argv=None) -> int:
         cfg.save(out / "config.json")
         write_json(
             out / "data_report.json",
-            {"source": splits.source, "checksum": splits.checksum, **splits.report},
+            {
+                "source": splits.source,
+                "checksum": splits.checksum,
+                **splits.report,
+                "counterfactuals": pairs.report if pairs else None,
+            },
         )
-        trained = train(cfg, splits, out, strategy=strategy, encoder=encoder, unlabelled=unlabelled)
+        trained = train(
+            cfg,
+            splits,
+            out,
+            strategy=strategy,
+            encoder=encoder,
+            unlabelled=unlabelled,
+            counterfactuals=pairs,
+        )
     if not is_chief(strategy):
         return 0  # the rest needs no other worker: the trained model predicts in this process
     vec = trained.vectorizer
@@ -202,17 +240,22 @@ def main(argv=None) -> int:
         "train_seconds": trained.train_seconds,
         "parts": trained.parts,
         "encoder": encoder.describe() if encoder else None,
+        "pairs_trained_on": trained.pairs,
     }
     table = {f"model {k}": v for k, v in results.items()}
     # Always fitted (about 30 s on the full data): the short-input measure is judged against it.
     tfidf = fit_tfidf(splits)
+
+    def baseline(texts):
+        return tfidf.predict_proba(texts)[:, 1]
+
     metrics["short_inputs"] = short_inputs(
-        trained.model,
-        vec,
-        splits.val.review,
-        splits.val.label,
-        lambda texts: tfidf.predict_proba(texts)[:, 1],
+        trained.model, vec, splits.val.review, splits.val.label, baseline
     )
+    if pairs:  # the held-out training pairs for choosing; the dev pairs read once, like test
+        metrics["edits"] = {"held_out": edits(trained.model, vec, pairs.held_out, baseline)}
+        if not args.skip_test:
+            metrics["edits"]["dev"] = edits(trained.model, vec, pairs.dev, baseline)
     if args.compare_baseline:
         metrics["baseline"], base_p = fit_baseline(
             splits, with_test=not args.skip_test, model=tfidf
