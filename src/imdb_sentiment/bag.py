@@ -4,8 +4,9 @@ NBSVM (Wang & Manning, 2012) scales each binary n-gram feature by its Naive-Baye
 r = log(P(n-gram | positive) / P(n-gram | negative)) before a linear classifier. Fitted to
 convergence with L2 (liblinear), it generalises to reviews of unseen movies better than TF-IDF
 weighting. A bag trained by Adam inside the network did not: it fitted the training movies within
-two epochs (docs/experiments.md). The fitted weights (coefficient times r, one per hash bucket) go
-into the network's frozen NgramBag layer, so serving computes the same log-odds from raw text.
+two epochs (docs/lab/experiments.md). The fitted weights (coefficient times r, one per hash
+bucket) go into the network's frozen NgramBag layer, so serving computes the same log-odds from
+raw text.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def word_polarity(
     """Each token id's log-count ratio over the training reviews that hold it, one per row of the
     embedding matrix: a frozen input the LSTM reads beside GloVe, which tells praise from damnation
     less well. Words in fewer than min_reviews training reviews get 0: through their ratios the
-    LSTM would read its training reviews' own labels (docs/experiments.md, twelfth round)."""
+    LSTM would read its training reviews' own labels (docs/lab/experiments.md, twelfth round)."""
     x = binary_matrix(token_ids, rows)
     x.sum_duplicates()  # a review's token ids repeat; the ratio counts reviews
     x.data[:] = 1.0

@@ -56,8 +56,8 @@ class Config:
     # >0 adds one frozen input column beside GloVe: each word's Naive-Bayes log-count ratio over
     # the training reviews (bag.word_polarity), for words in at least this many; 0: GloVe alone.
     # 100 lifts the LSTM alone by 1.05 points on validation; with every word's ratio the LSTM
-    # learned its training reviews' labels from their rare words (docs/experiments.md, 12th round);
-    # 50 and 200 gave lower blends (17th round)
+    # learned its training reviews' labels from their rare words (docs/lab/experiments.md, 12th
+    # round); 50 and 200 gave lower blends (17th round)
     word_polarity_min_reviews: int = 100
 
     # Model
@@ -65,7 +65,7 @@ class Config:
     lstm_layers: int = 1
     # LSTMs trained side by side, each on its own loss from its own initial weights; the LSTM
     # part is their mean log-odds. Three lift the LSTM alone by 1.2 points on validation over one,
-    # for three times its compute in training and serving (docs/experiments.md, ninth round).
+    # for three times its compute in training and serving (docs/lab/experiments.md, ninth round).
     lstm_members: int = 3
     bidirectional: bool = True
     pooling: str = "max_mean"  # "max_mean" over the masked time steps, or "last" state
@@ -76,12 +76,12 @@ class Config:
     ngram_alpha: float = 1.0  # add-alpha smoothing of the bag's Naive-Bayes log-count ratios
     # True divides each review's bag features by the root of its number of n-grams (unit length,
     # as TF-IDF's are). Binary rows did better on validation once the blend was fitted on cuts
-    # (docs/experiments.md, eighth round); unit rows want a C grid of 1-30.
+    # (docs/lab/experiments.md, eighth round); unit rows want a C grid of 1-30.
     ngram_normalize: bool = False
     ngram_c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # the bag's inverse L2; validation picks
     # The bag is fitted after the LSTM, on the training reviews and on the unlabelled ones (when
     # found) labelled by the trained LSTM: the bag learns what the LSTM reads in n-grams it could
-    # not learn from 22k reviews. +0.36 blend validation (docs/experiments.md, thirteenth round).
+    # not learn from 22k reviews. +0.36 blend validation (docs/lab/experiments.md, 13th round).
     bag_unlabelled: bool = True
     # The blend of the two parts is fitted on validation reviews and on their cuts (short.CUTS:
     # first 10/20/40 tokens, first and last sentence): fitted on whole reviews alone, it trusts

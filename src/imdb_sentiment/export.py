@@ -24,10 +24,10 @@ TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longes
 # (SavedModel warm-up); serve.py runs them too.
 WARM_UP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 # One request of 256 reviews of 12 to 2,178 tokens. Until a call of many long reviews has run,
-# calls of 32 reviews took 1.4 to 1.6 times as long (docs/serving.md).
+# calls of 32 reviews took 1.4 to 1.6 times as long (docs/lab/serving-rounds.md).
 WARM_UP_REVIEWS = [" ".join(["a fine film"] * (4 + i * i // 90)).encode() for i in range(256)]
 # Reviews per length-sorted sub-batch in the serving signature: 16 ran batches of 32 and 64 reviews
-# fastest of 16-48, and batches of 256 within 5% of the fastest (docs/serving.md).
+# fastest of 16-48, and batches of 256 within 5% of the fastest (docs/lab/serving-rounds.md).
 SUB_BATCH = 16
 
 
@@ -133,10 +133,11 @@ class KernelLSTM(keras.layers.Layer):
 
     Keras runs an LSTM on a CPU as a loop of small ops per time step, and on a few reviews their
     dispatch costs more than their arithmetic: one op for the whole sequence is 1.8 to 3 times as
-    fast on 1 to 32 reviews (docs/serving.md). BlockLSTMV2 is a standard TensorFlow op with Keras's
-    gate order (i, f, c, o) and no mask: right padding never reaches the real steps of the
-    forward direction, and the backward one reads each review reversed within its own length
-    (reverse_sequence), so the outputs at real steps are the masked layer's to float rounding.
+    fast on 1 to 32 reviews (docs/lab/serving-rounds.md). BlockLSTMV2 is a standard TensorFlow
+    op with Keras's gate order (i, f, c, o) and no mask: right padding never reaches the real
+    steps of the forward direction, and the backward one reads each review reversed within its own
+    length (reverse_sequence), so the outputs at real steps are the masked layer's to float
+    rounding.
     """
 
     def __init__(self, layer: keras.layers.Layer, **kwargs):

@@ -5,7 +5,7 @@
 Two parts, each fitted on its own: the LSTM by Adam on its own loss (lstm_model), the bag by
 logistic regression outside the network, and the two log-odds then weighted by a blend fitted
 on validation. Trained jointly, the bag fits the training reviews within two epochs and the
-LSTM, left with no error to learn from, stays weak (docs/experiments.md).
+LSTM, left with no error to learn from, stays weak (docs/lab/experiments.md).
 """
 
 from __future__ import annotations

@@ -460,7 +460,7 @@ async def read_head(reader: asyncio.StreamReader, first: bytes) -> Request:
 class Server:
     """TF Serving's REST API on an asyncio event loop: one thread holds every connection, so that
     many clients cost no thread each and no contention between threads for Python's lock
-    (docs/serving.md), and model calls run on other threads (ModelCalls).
+    (docs/lab/serving-rounds.md), and model calls run on other threads (ModelCalls).
 
     A request's framing is checked before anything else (a body that cannot be delimited closes
     the connection, so its bytes are never read as the next request), the head must come within

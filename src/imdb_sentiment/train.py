@@ -400,7 +400,7 @@ def with_lstm_labels(
     """The bag's training rows and labels, with `reviews` added as rows labelled by the trained
     LSTM part (its log-odds >= 0). The LSTM and the bag read a review differently, so what the
     LSTM gets right from word order, the bag learns as n-gram weights (co-training; the bag
-    labelling its own rows helped less, docs/experiments.md, thirteenth round)."""
+    labelling its own rows helped less, docs/lab/experiments.md, thirteenth round)."""
     t0 = time.perf_counter()
     x = vectorizer.features(text.tokenize_corpus(reviews))
     lstm_logits = predict_features(part_logits(model), x)[:, 0]

@@ -1,5 +1,5 @@
-"""Sixteenth round of docs/experiments.md: would a third part, NB-weighted logistic regression over
-character n-grams, add to the blend of the LSTM and the word bag?
+"""Sixteenth round of docs/lab/experiments.md: would a third part, NB-weighted logistic
+regression over character n-grams, add to the blend of the LSTM and the word bag?
 
 The character part (binary 2-5 character n-grams within words, weighted by bag.py's log-count
 ratios, rows of unit length, liblinear with C 1, 3, 10) is fitted on the training reviews alone,
@@ -9,7 +9,7 @@ The run's own parts are read from the probe cache of unlabelled_bag.py (OUT/logi
 blend is a logistic regression over the parts' log-odds, scored out of 10 folds of the whole
 validation reviews. Validation only; the test split is never read.
 
-  PYTHONPATH=src python docs/experiments/char_bag.py RUN_DIR DATA LOGITS_NPZ
+  PYTHONPATH=src python docs/lab/experiments/char_bag.py RUN_DIR DATA LOGITS_NPZ
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""Nineteenth round of docs/experiments.md: the LSTM taught by the other part on the unlabelled
+"""Nineteenth round of docs/lab/experiments.md: the LSTM taught by the other part on the unlabelled
 reviews (co-training's second step; the thirteenth round was its first, the bag taught by the LSTM).
 
 For one run folder: a teacher labels the unlabelled reviews found beside the data (less those with
@@ -12,7 +12,7 @@ Prints the LSTM alone, the bag alone and the blend on validation, and the blend 
 the TF-IDF baseline of the run's metrics.json. Validation only; the test split is never read. OUT
 gets the model as a run folder (config.json, vocab.txt, model.keras) for scripts/evaluate.py.
 
-  PYTHONPATH=src python docs/experiments/lstm_from_teacher.py RUN_DIR DATA OUT TEACHER EPOCHS LR
+  PYTHONPATH=src python docs/lab/experiments/lstm_from_teacher.py RUN_DIR DATA OUT TEACHER EPOCHS LR
 """
 
 import dataclasses

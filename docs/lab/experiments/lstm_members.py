@@ -1,11 +1,11 @@
-"""Ninth round of docs/experiments.md: what each added LSTM member is worth.
+"""Ninth round of docs/lab/experiments.md: what each added LSTM member is worth.
 
 For one run folder trained with lstm_members = K, the LSTM part made of its first k members
 (k = 1..K, their log-odds averaged as the model averages them) alone, and blended with the run's
 bag as train.py blends (fitted on the validation reviews and their cuts, in-sample), on whole
 validation reviews and on each cut. Validation only; the test split is never read.
 
-  PYTHONPATH=src python docs/experiments/lstm_members.py RUN_DIR DATA
+  PYTHONPATH=src python docs/lab/experiments/lstm_members.py RUN_DIR DATA
 writes RUN_DIR/lstm_members.json and prints one line per k.
 """
 

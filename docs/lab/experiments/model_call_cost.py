@@ -1,10 +1,10 @@
-"""docs/serving.md's model-call cost: the exported serving signature called in this process on
-batches of 1 to 256 real reviews, median milliseconds per call. It bounds what any batching of
-single-review requests can reach: N clients merged perfectly still pay one call of N reviews.
-Given several exports, it calls them on the same batches in turns, call by call, so that the
-machine's drift falls on all of them alike.
+"""docs/lab/serving-rounds.md's model-call cost: the exported serving signature called in this
+process on batches of 1 to 256 real reviews, median milliseconds per call. It bounds what any
+batching of single-review requests can reach: N clients merged perfectly still pay one call of N
+reviews. Given several exports, it calls them on the same batches in turns, call by call, so that
+the machine's drift falls on all of them alike.
 
-  python docs/experiments/model_call_cost.py EXPORT [EXPORT ...] [--data CSV] [--sizes 1,8,32]
+  python docs/lab/experiments/model_call_cost.py EXPORT [EXPORT ...] [--data CSV] [--sizes 1,8,32]
 """
 
 import argparse

@@ -1,11 +1,11 @@
-"""Twelfth round of docs/experiments.md: does a trained model gain from reading longer reviews?
+"""Twelfth round of docs/lab/experiments.md: does a trained model gain from reading longer reviews?
 
 For one run folder, the model as trained (its blend weights too) reads validation reviews cut to
 other lengths than the max_len it was trained on; head_tokens keeps its share of the length.
 Prints the blend and each part alone on validation, and both on the reviews longer than the
 trained length. Validation only; the test split is never read.
 
-  PYTHONPATH=src python docs/experiments/read_length.py RUN_DIR DATA
+  PYTHONPATH=src python docs/lab/experiments/read_length.py RUN_DIR DATA
 """
 
 import sys

@@ -2,7 +2,7 @@
 # The REST server of two source trees taking turns on one machine: per round, each one's server
 # is started, warmed up (4 clients, then 32), loaded by 32 single-review clients (3,200 requests), then by one client
 # with batches of 256 (24 requests), and stopped. The load-test client is this tree's for both.
-# Usage: MODEL_DIR=<export> OUT=<dir> A_SRC=<tree>/src B_SRC=src bash docs/experiments/serving_ab.sh [ROUNDS]
+# Usage: MODEL_DIR=<export> OUT=<dir> A_SRC=<tree>/src B_SRC=src bash docs/lab/experiments/serving_ab.sh [ROUNDS]
 # SERVE_FLAGS: serve.py flags for both (default: one batch thread of 32, a 30 ms window);
 # STUB_MS: replace each model call by a sleep of that many ms (stub_model_server.py).
 # Writes OUT/{a,b}_{c32,b256}_r<n>.json; run it on an otherwise idle machine.
@@ -14,10 +14,10 @@ mkdir -p "$OUT"
 for r in $(seq "${1:-3}"); do
   for side in a b; do
     src=$A_SRC; [ $side = b ] && src=$B_SRC
-    script=scripts/serve.py; [ -n "${STUB_MS:-}" ] && script="docs/experiments/stub_model_server.py $STUB_MS"
+    script=scripts/serve.py; [ -n "${STUB_MS:-}" ] && script="docs/lab/experiments/stub_model_server.py $STUB_MS"
     PYTHONPATH=$src SERVE_SCRIPT=$script serve 8611 "$OUT"/server_$side.log $FLAGS
     # warm-up, 32 clients included: a server's first series at 32 clients runs slower than the
-    # next ones (docs/serving.md)
+    # next ones (docs/lab/serving-rounds.md)
     $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 4 --requests 200 --data $DATA > /dev/null
     $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 32 --requests 1600 --data $DATA > /dev/null
     $PY scripts/load_test.py -q --url http://127.0.0.1:8611 --clients 32 --requests 3200 --data $DATA --json "$OUT"/${side}_c32_r$r.json > /dev/null

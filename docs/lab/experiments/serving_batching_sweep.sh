@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# docs/serving.md's batching sweep: --batch-timeout-micros and --num-batch-threads against 32 and
+# docs/lab/serving-rounds.md's batching sweep: --batch-timeout-micros and --num-batch-threads against 32 and
 # 128 single-review clients, one run each, printed as load_test.py's JSON lines.
-# Usage: MODEL_DIR=saved_models/imdb_sentiment bash docs/experiments/serving_batching_sweep.sh
+# Usage: MODEL_DIR=saved_models/imdb_sentiment bash docs/lab/experiments/serving_batching_sweep.sh
 source "$(dirname "$0")/serving_common.sh"
 for cfg in "2000 2" "5000 2" "10000 2" "2000 1" "5000 1" "10000 1"; do
   set -- $cfg

@@ -1,6 +1,6 @@
 # Sourced by the serving_*.sh scripts here: their settings and a server started and waited for.
 set -uo pipefail  # a series with failed requests (exit 1) is kept, not the end of the run
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 : "${MODEL_DIR:?give MODEL_DIR, the exported model folder}"
 PY=.venv/bin/python
 DATA=../shared/data/imdb/imdb_50k_split.csv.gz

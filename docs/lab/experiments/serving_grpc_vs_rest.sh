@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# docs/serving.md's REST against gRPC figures: one server with --enable_batching and both ports;
+# docs/lab/serving-rounds.md's REST against gRPC figures: one server with --enable_batching and both ports;
 # 32 single-review clients over REST and over gRPC, and one client with batches of 256, three
 # series each, alternating. Usage:
-#   MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/grpc bash docs/experiments/serving_grpc_vs_rest.sh
+#   MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/grpc bash docs/lab/experiments/serving_grpc_vs_rest.sh
 # SERVE_FLAGS adds serve.py flags, e.g. SERVE_FLAGS="--num-batch-threads 1".
 # Run it on an otherwise idle machine; each series writes OUT/<kind>_r<n>.json.
 source "$(dirname "$0")/serving_common.sh"

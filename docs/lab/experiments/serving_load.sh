@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# docs/serving.md's load table: the default model served with and without --enable_batching,
+# docs/lab/serving-rounds.md's load table: the default model served with and without --enable_batching,
 # 1, 8, 32 and 128 single-review clients and one client with batches of 256, three series each.
-# Usage: MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/load bash docs/experiments/serving_load.sh
+# Usage: MODEL_DIR=saved_models/imdb_sentiment OUT=/tmp/load bash docs/lab/experiments/serving_load.sh
 # SERVE_FLAGS adds serve.py flags to the batching server, e.g. SERVE_FLAGS="--num-batch-threads 1".
 # Run it on an otherwise idle machine; each series writes OUT/<mode>_<clients>_r<n>.json.
 source "$(dirname "$0")/serving_common.sh"

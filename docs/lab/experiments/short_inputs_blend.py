@@ -1,4 +1,4 @@
-"""Sixth round of docs/experiments.md: can the blend beat the TF-IDF baseline on short inputs?
+"""Sixth round of docs/lab/experiments.md: can the blend beat the TF-IDF baseline on short inputs?
 
 For one trained run folder (its LSTM, vocabulary and config), it refits the n-gram bag with binary
 and with unit-length (L2-normalized) rows, then fits blends of the two parts' log-odds: plain
@@ -8,7 +8,7 @@ times their cuts (eighth round). Every accuracy is cross-fitted: two folds
 over the validation reviews, a review's cuts in its own fold. Validation only; the test split is
 never read.
 
-  PYTHONPATH=src python docs/experiments/short_inputs_blend.py RUN_DIR DATA
+  PYTHONPATH=src python docs/lab/experiments/short_inputs_blend.py RUN_DIR DATA
 writes RUN_DIR/short_inputs_blend.json and prints one line per variant.
 """
 

@@ -2,9 +2,10 @@
 with the cores free during the "call", what is left of a load test's time is the server's and the
 client's own work. The export given is loaded as usual (its routes and metadata), never called.
 
-  PYTHONPATH=src python docs/experiments/stub_model_server.py MILLISECONDS [serve.py flags ...]
+  PYTHONPATH=src python docs/lab/experiments/stub_model_server.py MILLISECONDS [serve.py flags ...]
 
-docs/experiments/serving_ab.sh runs it (STUB_MS) for the server in two source trees, taking turns.
+docs/lab/experiments/serving_ab.sh runs it (STUB_MS) for the server in two source trees, taking
+turns.
 """
 
 import sys

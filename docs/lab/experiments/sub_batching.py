@@ -1,9 +1,9 @@
-"""docs/serving.md's sub-batching figure for a trained run and its export: benchmark.py's
+"""docs/lab/serving-rounds.md's sub-batching figure for a trained run and its export: benchmark.py's
 "sub-batching" section alone (random batches of 256 validation reviews through the export and
 through the same model exported without sub-batches, taking turns), plus the text path alone
 (the `token_ids` signature) and the whole signature, medians of ROUNDS rounds. Timed only.
 
-  PYTHONPATH=src python docs/experiments/sub_batching.py RUN_DIR EXPORTED_VERSION DATA [ROUNDS]
+  PYTHONPATH=src python docs/lab/experiments/sub_batching.py RUN_DIR EXPORTED_VERSION DATA [ROUNDS]
 """
 
 import statistics

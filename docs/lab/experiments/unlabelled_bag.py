@@ -1,4 +1,4 @@
-"""Thirteenth and fourteenth rounds of docs/experiments.md: the bag refitted on the training
+"""Thirteenth and fourteenth rounds of docs/lab/experiments.md: the bag refitted on the training
 reviews and on the unlabelled reviews, labelled by a trained model, with the run's n-gram features
 or others.
 
@@ -12,7 +12,7 @@ at each cut beside the TF-IDF baseline recorded in the run's metrics.json. Valid
 test split is never read. The parts' log-odds are kept in OUT/logits.npz, so a second call skips
 the model's pass (about 3 minutes).
 
-  PYTHONPATH=src python docs/experiments/unlabelled_bag.py RUN_DIR DATA OUT [VARIANT ...]
+  PYTHONPATH=src python docs/lab/experiments/unlabelled_bag.py RUN_DIR DATA OUT [VARIANT ...]
 """
 
 import dataclasses

@@ -20,7 +20,7 @@ Output, under --out:
 Without --address a local Ray is started for the job (RAY_ADDRESS, when set, is used instead).
 On a cluster, every node needs this package installed (pip install 'imdb-sentiment[ray]') and
 the model folder readable at the same path; joining one needs its token (RAY_AUTH_MODE=token,
-~/.ray/auth_token). docs/scaling.md tells more, with measured figures.
+~/.ray/auth_token). docs/scaling.md tells more; docs/results.md has the figures.
 """
 
 import logging

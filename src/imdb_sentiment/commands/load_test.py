@@ -125,7 +125,7 @@ def rest_client(args):
 
     A socket and HTTP/1.1's framing written out, not http.client: on loopback the client shares
     the cores with the server it measures, and http.client (which parses each answer's headers
-    through the email package) took 2.6 times the CPU per request (docs/serving.md)."""
+    through the email package) took 2.6 times the CPU per request (docs/lab/serving-rounds.md)."""
     url = urllib.parse.urlparse(args.url)
     address = (url.hostname, url.port or 80)
     head = (
