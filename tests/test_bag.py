@@ -135,7 +135,10 @@ def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_the
     test_review = pd.read_csv(tiny_csv).query("split == 'test'").review.iloc[0]
     unlabelled = pd.DataFrame({"review": [*synthetic_reviews(200, seed=5).review, test_review]})
     unlabelled.to_csv(tmp_path / "unsup.csv", index=False)
-    run = train_tiny(tmp_path, tiny_csv, "--no-export", "--unlabelled", tmp_path / "unsup.csv")
+    no_pairs = {"made_up_negations": 0, "made_up_antonyms": 0}  # the bag's rows: train + these
+    run = train_tiny(
+        tmp_path, tiny_csv, "--no-export", "--unlabelled", tmp_path / "unsup.csv", config=no_pairs
+    )
     metrics = json.loads((run["run_dir"] / "metrics.json").read_text())
     assert metrics["parts"]["bag_unlabelled_reviews"] == 200
     assert "1 unlabelled reviews left out" in run["stderr"]

@@ -274,3 +274,20 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
             np.testing.assert_array_equal(a[k], b[k])
     again = run_script("pretrain.py", *common, "--out", out)  # finished: reused, not redone
     assert again.returncode == 0 and "using it" in again.stderr
+
+
+def test_pretrain_never_replaces_an_encoder_unless_asked(folder, encoder):
+    def snapshot():
+        return {
+            p: (p.read_bytes(), p.stat().st_mtime_ns) for p in encoder.rglob("*") if p.is_file()
+        }
+
+    before = snapshot()
+    common = ["--data", folder / "tiny.csv.gz", "--config", folder / "cfg.json", "--out", encoder]
+    proc = run_script("pretrain.py", *common, "--seed", 99)  # other settings: refused
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"{encoder}: holds an encoder pretrained with other settings" in proc.stderr
+    assert "--fresh" in proc.stderr and snapshot() == before
+    proc = run_script("pretrain.py", *common)  # the same settings: kept as it is, and used
+    assert proc.returncode == 0 and "using it" in proc.stderr, proc.stderr[-3000:]
+    assert snapshot() == before
