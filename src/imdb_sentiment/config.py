@@ -90,9 +90,8 @@ class Config:
 
     # Minimal pairs (counterfactuals.py, augment.py): texts that differ in a few words and have
     # opposite labels teach the LSTM and the bag what turns a verdict, which whole reviews do not.
-    counterfactual_repeats: int = (
-        2  # times each text of a human pair is trained on; 0: measured only
-    )
+    # Times each text of a human pair is trained on; 0: the pairs are measured only.
+    counterfactual_repeats: int = 2
     counterfactual_holdout: float = 0.2  # share of the human training pairs held out, for choosing
     made_up_negations: int = 4000  # sentence pairs from training reviews, one negation apart
     made_up_antonyms: int = 2000  # training reviews with their verdict words swapped for antonyms

@@ -78,6 +78,20 @@ def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[d
     return results, predictions
 
 
+def right_by_scorer(
+    scores: np.ndarray, parts: list[str], labels, baseline=None
+) -> dict[str, np.ndarray]:
+    """Which rows each scorer gets right: the whole model ("blend": column 0 of `scores`,
+    P(positive) as the exported model gives it), each part alone (the other columns, named by
+    `parts`: log-odds >= 0), and the baseline (its P(positive) per row; left out when None)."""
+    y = np.asarray(labels) == 1
+    right = {"blend": (scores[:, 0] >= 0.5) == y}
+    right.update({part: (scores[:, i] >= 0) == y for i, part in enumerate(parts, start=1)})
+    if baseline is not None:
+        right["baseline"] = (np.asarray(baseline) >= 0.5) == y
+    return right
+
+
 def edits(model, vectorizer, pairs, baseline=None) -> dict:
     """Accuracy on minimal pairs (counterfactuals.Pairs): {"pairs": n, scorer: {"originals",
     "edits", "both"}} for the whole model ("blend"), each of its parts alone (log-odds >= 0) and
@@ -91,11 +105,7 @@ def edits(model, vectorizer, pairs, baseline=None) -> dict:
     scorer, parts = scores_and_parts(model)
     texts, labels = pairs.rows()
     scores = predict_features(scorer, vectorizer.features(tokenize_corpus(texts)))
-    y = labels == 1
-    right = {"blend": (scores[:, 0] >= 0.5) == y}
-    right.update({part: (scores[:, i] >= 0) == y for i, part in enumerate(parts, start=1)})
-    if baseline is not None:
-        right["baseline"] = (np.asarray(baseline(texts)) >= 0.5) == y
+    right = right_by_scorer(scores, parts, labels, baseline(texts) if baseline else None)
     n = len(pairs)
     out = {"pairs": n}
     for key, r in right.items():

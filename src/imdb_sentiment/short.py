@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .evaluate import right_by_scorer
 from .features import predict_features
 from .model import scores_and_parts
 from .text import token_lists, tokenize_corpus
@@ -119,7 +120,7 @@ def short_inputs(
     """{cut: {"n", "mean_tokens", "blend", "lstm", "bag", "baseline"}}: accuracy of the whole model,
     of each part alone (its log-odds >= 0) and of the baseline (P(positive) for raw texts; left
     out when None) on every cut of the reviews. "bag" is left out for a model without one."""
-    y = np.asarray(labels) == 1
+    y = np.asarray(labels)
     tokens = _tokens(reviews)
     scorer, names = scores_and_parts(model)
     out = {}
@@ -128,11 +129,8 @@ def short_inputs(
         texts = [as_text(c) for c in cuts]
         # Tokenized again from the text, as predict.py would get it, not from the cut tokens.
         scores = predict_features(scorer, vectorizer.features(tokenize_corpus(texts)))
-        # Column 0 is P(positive), as the exported model labels it; the parts' are log-odds.
-        right = {"blend": (scores[:, 0] >= 0.5) == y}
-        right.update({part: (scores[:, i] >= 0) == y for i, part in enumerate(names, start=1)})
-        if baseline is not None:
-            right["baseline"] = (baseline([for_baseline(t) for t in texts]) >= 0.5) == y
+        base = baseline([for_baseline(t) for t in texts]) if baseline is not None else None
+        right = right_by_scorer(scores, names, y, base)
         lengths = [len(c) for c in cuts]
         out[name] = {
             "n": len(y),

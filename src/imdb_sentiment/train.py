@@ -365,6 +365,11 @@ def train(
     return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
 
 
+# With the polarity column off, the made-up pairs still want word ratios: over the words in this
+# many training reviews, as the column's default has them.
+MADE_UP_MIN_REVIEWS = 100
+
+
 def pair_rows(cfg, counterfactuals, tokens, token_ids, labels, vocabulary, matrix, vectorizer):
     """The minimal pairs both parts train on beside the training reviews: the human training
     pairs (both texts, cfg.counterfactual_repeats times) and the made-up ones (augment.py) of the
@@ -380,7 +385,7 @@ def pair_rows(cfg, counterfactuals, tokens, token_ids, labels, vocabulary, matri
         ratios = (  # the polarity input column, or the same ratios computed for this alone
             matrix[:, -1]
             if cfg.word_polarity_min_reviews
-            else word_polarity(token_ids, labels, len(matrix), 100, cfg.ngram_alpha)
+            else word_polarity(token_ids, labels, len(matrix), MADE_UP_MIN_REVIEWS, cfg.ngram_alpha)
         )
         made, made_y, made_report = made_up_pairs(
             text.token_lists(tokens), labels, vocabulary, matrix[:, : cfg.glove_dim], ratios, cfg

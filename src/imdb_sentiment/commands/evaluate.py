@@ -93,11 +93,10 @@ def main(argv=None) -> int:
     pairs_folder = counterfactuals.find(args.counterfactuals, splits.source, args.cache_dir)
     if pairs_folder:  # the same held-out pairs as at training: the model's seed and splits
         pairs = counterfactuals.load(pairs_folder, splits, art.cfg)
-        sets = {"held_out": pairs.held_out, "dev": pairs.dev}
-        wanted = {"val": "held_out", "test": "dev"}
-        results["edits"] = {
-            wanted[name]: edits(art.model, art.vectorizer, sets[wanted[name]]) for name in names
-        }
+        read = {"held_out": pairs.held_out} if "val" in names else {}
+        if "test" in names:  # the dev pairs are read with the test split, for reports only
+            read["dev"] = pairs.dev
+        results["edits"] = {k: edits(art.model, art.vectorizer, p) for k, p in read.items()}
     out = args.out or (
         args.path if (args.path / "config.json").exists() else new_run_dir(RUNS_DIR, "eval-")
     )
