@@ -25,25 +25,67 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imdb_sentiment import cli
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from imdb_sentiment.config import Config
+    from imdb_sentiment.text import Vectorizer
 
 log = logging.getLogger(__name__)
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def alternating_seconds(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, list[float]]:
+    """Seconds of each call of each fn, `repeats` rounds in which they take turns, the order
+    reversed every other round, so that a machine busy with other work slows each alike.
+
+    Every timing here goes through it; with one fn it is just `repeats` timed calls.
+    """
+    seconds = {name: [] for name in fns}
+    for i in range(repeats):
+        for name in sorted(fns, reverse=i % 2 == 1):
+            t = time.perf_counter()
+            fns[name]()
+            seconds[name].append(time.perf_counter() - t)
+    return seconds
+
+
+def serving_rates(
+    signatures: dict[str, Callable[..., dict]], batches: list[tf.Tensor], repeats: int
+) -> dict[str, list[float]]:
+    """reviews/s of each serving signature through all of `batches`, round by round, after one
+    call each to trace it; the signatures take turns (alternating_seconds)."""
+    for f in signatures.values():
+        f(review=batches[0])
+    n = sum(int(x.shape[0]) for x in batches)
+
+    def through_all(f):
+        return lambda: [f(review=x)["probability"].numpy() for x in batches]
+
+    seconds = alternating_seconds({name: through_all(f) for name, f in signatures.items()}, repeats)
+    return {name: [n / s for s in secs] for name, secs in seconds.items()}
+
+
+def signature(path: Path) -> Callable[..., dict]:
+    """The serving signature of the SavedModel written at path."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
 
 
 def matmul_gflops(m: int, k: int, n: int, repeats: int) -> float:
+    """The machine's own float32 matmul speed at shape (m, k) x (k, n): median GFLOP/s."""
     import tensorflow as tf
 
     a, b = tf.random.normal([m, k]), tf.random.normal([k, n])
@@ -53,52 +95,11 @@ def matmul_gflops(m: int, k: int, n: int, repeats: int) -> float:
     )
     f()
     loops = max(1, reps // 64)
-    sec = median_time(lambda: [f().numpy() for _ in range(loops)], repeats)
-    return 2 * m * k * n * min(reps, 64) * loops / sec / 1e9
+    seconds = alternating_seconds({"matmul": lambda: [f().numpy() for _ in range(loops)]}, repeats)
+    return 2 * m * k * n * min(reps, 64) * loops / statistics.median(seconds["matmul"]) / 1e9
 
 
-def export_precision(cfg, matrix, vec, reviews: list[str], repeats: int) -> dict:
-    """reviews/s of one batch through the float16 and the float32 export of the same weights.
-
-    The two take turns, `repeats` rounds of 5 calls each, so a busy machine slows both alike.
-    """
-    import keras
-    import tensorflow as tf
-
-    from imdb_sentiment.export import export, serving_archive
-    from imdb_sentiment.model import build_model
-
-    keras.mixed_precision.set_global_policy("mixed_float16")  # as train.setup_devices on a GPU
-    try:
-        model = build_model(cfg, matrix)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    batch = tf.constant(reviews)
-    with tempfile.TemporaryDirectory() as tmp:
-        serving_archive(model, vec).write_out(f"{tmp}/float16", verbose=False)  # export() before
-        float32 = export(model, vec, {"config": cfg.to_dict()}, Path(tmp) / "float32")
-        serve = {
-            name: tf.saved_model.load(str(path)).signatures["serving_default"]
-            for name, path in (("float16", Path(tmp) / "float16"), ("float32", float32))
-        }
-        rates = {name: [] for name in serve}
-        for f in serve.values():
-            f(review=batch)
-        for i in range(repeats):
-            for name in sorted(serve, reverse=i % 2 == 1):
-                t = time.perf_counter()
-                for _ in range(5):
-                    serve[name](review=batch)["probability"].numpy()
-                rates[name].append(5 * len(reviews) / (time.perf_counter() - t))
-    return {
-        "batch": len(reviews),
-        "rounds": repeats,
-        "reviews_per_s_by_round": rates,
-        **{f"{name}_reviews_per_s": statistics.median(r) for name, r in rates.items()},
-    }
-
-
-def lstm_flops_per_token(cfg, width: int) -> float:
+def lstm_flops_per_token(cfg: Config, width: int) -> float:
     """Forward FLOPs per token: the gate matmuls of every LSTM of every member (2 * 4u * (in + u))
     plus ~10u elementwise. width: numbers per token the first LSTM reads (the input matrix's)."""
     flops = 0
@@ -114,10 +115,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cli.load_tensorflow()
     b = Bench.load(args)
-    if args.export_precision:  # test reviews: only timed, nothing is chosen on them
-        batch = b.splits.test.review.tolist()[:256]
+    if args.export_precision:
         with section("export precision"):
-            e = export_precision(b.cfg, b.matrix, b.vec, batch, args.repeats)
+            e = export_precision(b)
         print(
             f"export, batch of {e['batch']} test reviews, medians of {e['rounds']} rounds: "
             f"float16 {e['float16_reviews_per_s']:.0f} reviews/s, "
@@ -127,31 +127,37 @@ def main(argv=None) -> int:
 
     r = b.about()
     with section("training"):
-        r.update(training(b))
+        # One model throughout, so that what is served below is what training measured.
+        model, lstm = b.fresh_model()
+        r.update(training(b, lstm))
     if args.parity_epochs:
         with section("accuracy parity"):
-            r["parity"] = parity(b)
+            r["parity"] = parity(b, args.parity_epochs)
     with section("epoch"):
-        r["epoch_seconds"] = epoch_seconds(b)
+        r["epoch_seconds"] = epoch_seconds(b, lstm)
     with section("language model"):
         r["language_model_tokens_per_s"] = language_model(b)
     with tempfile.TemporaryDirectory() as tmp:
-        import tensorflow as tf
-
         from imdb_sentiment.export import export
 
-        version = export(b.model, b.vec, {"config": b.cfg.to_dict()}, Path(tmp))
-        serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+        serve = signature(export(model, b.vec, {"config": b.cfg.to_dict()}, Path(tmp)))
         with section("inference"):
             r.update(inference(b, serve))
         with section("sub-batching"):
-            r["sub_batching"] = sub_batching(b, serve, Path(tmp) / "unsorted")
+            r["sub_batching"] = sub_batching(b, model, serve, Path(tmp) / "unsorted")
         with section("profile"):
-            r["profile_batch_256_ms"] = profile(b, serve)
+            r["profile_batch_256_ms"] = profile(b, model, serve)
     with section("notebook inference"):
-        r["notebook_inference_reviews_per_s"] = notebook_inference(b)
+        r["notebook_inference_reviews_per_s"] = notebook_inference(b, model)
     with section("compute"):
-        r.update(compute(b, r))
+        r.update(
+            compute(
+                b,
+                train_tokens_per_s=r["train_real_tokens_per_s"],
+                inference_per_s=r["inference_reviews_per_s"]["256"],
+                notebook_inference_per_s=r["notebook_inference_reviews_per_s"],
+            )
+        )
     r.update(
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         repeats=args.repeats,
@@ -179,7 +185,7 @@ def parse_args(argv):
     p.add_argument(
         "--members",
         type=int,
-        help="LSTM members of the measured model (default: the config's, 3); 1 times one "
+        help="LSTM members of the measured model (default: the config's); 1 times one "
         "BiLSTM, the size PyTorch's peer (../shared/tools/peer_torch_lstm.py) runs",
     )
     p.add_argument("--json", type=Path, help="write every figure here")
@@ -188,7 +194,7 @@ def parse_args(argv):
         type=int,
         default=0,
         help="also train the model both ways for N full epochs and compare validation accuracy "
-        "(about 2 min per epoch and way on 2 cores; default off)",
+        "(default off)",
     )
     p.add_argument(
         "--export-precision",
@@ -210,22 +216,25 @@ def section(name: str):
     log.info(f"benchmark: {name} measured in {time.perf_counter() - t:.0f}s")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bench:
-    """What every section measures on: the training split's features, the default model."""
+    """What the sections measure on, all computed by load before any of them runs. The measured
+    model is not here: main builds it (fresh_model) and hands it to the sections that time it."""
 
-    args: argparse.Namespace
-    cfg: object
-    splits: object
-    vec: object
-    feats: dict
-    labels: object
-    matrix: object
-    model: object = None
-    lstm: object = None
+    cfg: Config
+    vec: Vectorizer
+    reviews: list[str]  # training
+    feats: dict[str, tf.RaggedTensor]  # the training reviews' token ids
+    labels: np.ndarray
+    matrix: np.ndarray  # the frozen vectors the LSTM reads, one row per token id
+    val_reviews: list[str]  # inference and parity: only timed or compared, nothing is chosen
+    val_labels: np.ndarray
+    test_reviews: list[str]  # --export-precision: only timed
+    steps: int
+    repeats: int
 
     @classmethod
-    def load(cls, args) -> Bench:
+    def load(cls, args: argparse.Namespace) -> Bench:
         import keras
 
         from imdb_sentiment import data, text
@@ -245,18 +254,22 @@ class Bench:
         feats = {"token_ids": vec.features(tokens)["token_ids"]}
         labels = splits.train.label.to_numpy()
         matrix, _ = input_vectors(vec.vocabulary, cfg, feats["token_ids"], labels)
-        return cls(args, cfg, splits, vec, feats, labels, matrix)
+        return cls(
+            cfg=cfg,
+            vec=vec,
+            reviews=splits.train.review.tolist(),
+            feats=feats,
+            labels=labels,
+            matrix=matrix,
+            val_reviews=splits.val.review.tolist(),
+            val_labels=splits.val.label.to_numpy(),
+            test_reviews=splits.test.review.tolist(),
+            steps=args.steps,
+            repeats=args.repeats,
+        )
 
-    @property
-    def reviews(self) -> list[str]:
-        return self.splits.train.review.tolist()
-
-    @property
-    def sample(self) -> list[str]:
-        """Validation reviews, for inference: timed only."""
-        return self.splits.val.review.tolist()
-
-    def fresh_model(self):
+    def fresh_model(self) -> tuple[keras.Model, keras.Model]:
+        """A new default model, and its LSTM part compiled for training."""
         import tensorflow as tf
 
         from imdb_sentiment.train import build_compiled_model
@@ -265,7 +278,7 @@ class Bench:
             self.cfg, self.matrix, self.feats, tf.distribute.get_strategy()
         )[:2]
 
-    def notebook_dataset(self):
+    def notebook_dataset(self) -> tf.data.Dataset:
         """The notebooks' way: tokenize raw text again every epoch, pad every review to max_len,
         no cache."""
         import tensorflow as tf
@@ -285,6 +298,7 @@ class Bench:
         )
 
     def about(self) -> dict:
+        """The machine and the config the figures were measured with."""
         import tensorflow as tf
 
         return {
@@ -298,26 +312,27 @@ class Bench:
         }
 
 
-def train_rate(b: Bench, ds, model) -> tuple[float, float]:
+def train_rate(b: Bench, ds: tf.data.Dataset, model: keras.Model) -> tuple[float, float]:
     """reviews/s and real tokens/s over --steps steps, after 5 warm-up steps (tracing)."""
     import numpy as np
 
     it = iter(ds.repeat())
     for _ in range(5):
         model.train_on_batch(*next(it))
-    batches = [next(it) for _ in range(b.args.steps)]
+    batches = [next(it) for _ in range(b.steps)]
     n = sum(int(y.shape[0]) for _, y in batches)
     toks = sum(int(np.count_nonzero(x["token_ids"])) for x, _ in batches)
-    sec = median_time(lambda: [model.train_on_batch(x, y) for x, y in batches], b.args.repeats)
+    steps = {"train": lambda: [model.train_on_batch(x, y) for x, y in batches]}
+    sec = statistics.median(alternating_seconds(steps, b.repeats)["train"])
     return n / sec, toks / sec
 
 
-def training(b: Bench) -> dict:
-    """Ours (ids computed once, cached, length-bucketed batches) against the notebooks' way."""
+def training(b: Bench, lstm: keras.Model) -> dict:
+    """Training throughput of lstm on our batches (ids computed once, cached, length-bucketed)
+    against a fresh copy fed the notebooks' way: reviews/s, real tokens/s and the speed-up."""
     from imdb_sentiment.train import make_dataset
 
-    b.model, b.lstm = b.fresh_model()
-    rps, tps = train_rate(b, make_dataset(b.feats, b.labels, b.cfg, training=True), b.lstm)
+    rps, tps = train_rate(b, make_dataset(b.feats, b.labels, b.cfg, training=True), lstm)
     log.info(f"train (ours): {rps:.0f} reviews/s, {tps:.0f} real tokens/s")
     nb_rps, nb_tps = train_rate(b, b.notebook_dataset(), b.fresh_model()[1])
     log.info(f"train (notebook way): {nb_rps:.0f} reviews/s, {nb_tps:.0f} real tokens/s")
@@ -330,19 +345,18 @@ def training(b: Bench) -> dict:
     }
 
 
-def parity(b: Bench) -> dict:
-    """The speed-ups must not cost accuracy: the same model, the same epochs, both ways."""
-    import dataclasses
-
+def parity(b: Bench, epochs: int) -> dict:
+    """The speed-ups must not cost accuracy: the same model trained `epochs` full epochs both
+    ways; validation accuracy per epoch, seconds, and the final difference in points."""
     import keras
 
     from imdb_sentiment import text
     from imdb_sentiment.model import build_model, compile_model, lstm_model
     from imdb_sentiment.train import make_dataset, steps_per_epoch
 
-    cfg = dataclasses.replace(b.cfg, epochs=b.args.parity_epochs)
-    val_ids = b.vec.features(text.tokenize_corpus(b.sample))["token_ids"]
-    val_ds = make_dataset({"token_ids": val_ids}, b.splits.val.label, cfg, training=False)
+    cfg = dataclasses.replace(b.cfg, epochs=epochs)
+    val_ids = b.vec.features(text.tokenize_corpus(b.val_reviews))["token_ids"]
+    val_ds = make_dataset({"token_ids": val_ids}, b.val_labels, cfg, training=False)
     result = {}
     for way, ds, steps in (
         (
@@ -370,11 +384,21 @@ def parity(b: Bench) -> dict:
     return result
 
 
+def epoch_seconds(b: Bench, lstm: keras.Model) -> float:
+    """Seconds lstm takes to train one full epoch of the training reviews, dataset included."""
+    from imdb_sentiment.train import make_dataset
+
+    t = time.perf_counter()
+    ds = make_dataset(b.feats, b.labels, b.cfg, training=True, first_epoch=b.cfg.epochs - 1)
+    lstm.fit(ds, epochs=1, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - t
+    log.info(f"train: one epoch of {len(b.reviews)} reviews in {seconds:.1f}s")
+    return seconds
+
+
 def language_model(b: Bench) -> dict:
     """Pretraining's speed: real tokens/s through both language models (forward and backward
     LSTM, each with its output layer), by objective, on the training reviews."""
-    import dataclasses
-
     import numpy as np
 
     from imdb_sentiment.model import adam
@@ -394,18 +418,7 @@ def language_model(b: Bench) -> dict:
     return rates
 
 
-def epoch_seconds(b: Bench) -> float:
-    from imdb_sentiment.train import make_dataset
-
-    t = time.perf_counter()
-    ds = make_dataset(b.feats, b.labels, b.cfg, training=True, first_epoch=b.cfg.epochs - 1)
-    b.lstm.fit(ds, epochs=1, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - t
-    log.info(f"train: one epoch of {len(b.reviews)} reviews in {seconds:.1f}s")
-    return seconds
-
-
-def inference(b: Bench, serve) -> dict:
+def inference(b: Bench, serve: Callable[..., dict]) -> dict:
     """The exported SavedModel on raw strings: reviews/s by batch size, one review's latency."""
     import numpy as np
     import tensorflow as tf
@@ -413,17 +426,13 @@ def inference(b: Bench, serve) -> dict:
     rates = {}
     for bs in (1, 32, 256):
         batches = [
-            tf.constant(b.sample[i : i + bs])
-            for i in range(0, min(len(b.sample), max(64 * bs, 1024)), bs)
+            tf.constant(b.val_reviews[i : i + bs])
+            for i in range(0, min(len(b.val_reviews), max(64 * bs, 1024)), bs)
         ][: max(8, 2048 // bs)]
-        serve(review=batches[0])
-        n = sum(int(x.shape[0]) for x in batches)
-        rates[bs] = n / median_time(
-            lambda: [serve(review=x)["probability"].numpy() for x in batches], b.args.repeats
-        )
+        rates[bs] = statistics.median(serving_rates({"serve": serve}, batches, b.repeats)["serve"])
         log.info(f"inference: batch {bs}: {rates[bs]:.0f} reviews/s")
     latency = []
-    for review in b.sample[:300]:
+    for review in b.val_reviews[:300]:
         t = time.perf_counter()
         serve(review=tf.constant([review]))["probability"].numpy()
         latency.append((time.perf_counter() - t) * 1000)
@@ -436,36 +445,27 @@ def inference(b: Bench, serve) -> dict:
     }
 
 
-def sub_batching(b: Bench, serve, unsorted_dir: Path) -> dict:
+def sub_batching(
+    b: Bench, model: keras.Model, serve: Callable[..., dict], unsorted_dir: Path
+) -> dict:
     """reviews/s of the export on random batches of 256 validation reviews: its signature (length-
     sorted sub-batches, BlockLSTMV2) against the same model exported as before, each batch padded
-    to its longest review through Keras's LSTM loop. The two take turns, --repeats rounds, so a
-    busy machine slows both alike."""
+    to its longest review through Keras's LSTM loop. The two take turns, --repeats rounds."""
     import numpy as np
     import tensorflow as tf
 
     from imdb_sentiment.export import SUB_BATCH, serving_archive
     from imdb_sentiment.model import as_float32
 
-    serving_archive(as_float32(b.model, cudnn=False), b.vec, sub_batch=0, kernel=False).write_out(
+    serving_archive(as_float32(model, cudnn=False), b.vec, sub_batch=0, kernel=False).write_out(
         str(unsorted_dir), verbose=False
     )
-    ways = {
-        "sorted": serve,
-        "unsorted": tf.saved_model.load(str(unsorted_dir)).signatures["serving_default"],
-    }
     rng = np.random.default_rng(b.cfg.seed)
-    picks = [rng.choice(len(b.sample), 256, replace=len(b.sample) < 256) for _ in range(8)]
-    batches = [tf.constant([b.sample[i] for i in pick]) for pick in picks]
-    rates = {way: [] for way in ways}
-    for f in ways.values():
-        f(review=batches[0])
-    for i in range(b.args.repeats):
-        for way in sorted(ways, reverse=i % 2 == 1):
-            t = time.perf_counter()
-            for x in batches:
-                ways[way](review=x)["probability"].numpy()
-            rates[way].append(256 * len(batches) / (time.perf_counter() - t))
+    sample = b.val_reviews
+    picks = [rng.choice(len(sample), 256, replace=len(sample) < 256) for _ in range(8)]
+    batches = [tf.constant([sample[i] for i in pick]) for pick in picks]
+    ways = {"sorted": serve, "unsorted": signature(unsorted_dir)}
+    rates = serving_rates(ways, batches, b.repeats)
     sorted_rate, unsorted_rate = (statistics.median(rates[w]) for w in ("sorted", "unsorted"))
     log.info(
         f"sub-batching (batches of 256, sub-batches of {SUB_BATCH}): {sorted_rate:.0f} reviews/s, "
@@ -480,18 +480,19 @@ def sub_batching(b: Bench, serve, unsorted_dir: Path) -> dict:
     }
 
 
-def profile(b: Bench, serve) -> dict:
-    """Where one batch of 256 goes, stage by stage, and whether XLA speeds up the model part."""
+def profile(b: Bench, model: keras.Model, serve: Callable[..., dict]) -> dict:
+    """Where one batch of 256 goes, stage by stage, and whether XLA speeds up the model part:
+    median ms per stage, None where a stage failed."""
     import tensorflow as tf
 
     from imdb_sentiment import text
 
-    batch = tf.constant(b.sample[:256])
+    batch = tf.constant(b.val_reviews[:256])
     vectorize = tf.function(lambda x: b.vec(x))
     feats = vectorize(batch)
 
     def forward(f):
-        return b.model(f, training=False)
+        return model(f, training=False)
 
     stages = {
         "standardize (regex ops)": (tf.function(text.standardize), batch),
@@ -504,7 +505,8 @@ def profile(b: Bench, serve) -> dict:
     for name, (f, x) in stages.items():
         try:
             f(x)
-            ms[name] = median_time(lambda: [f(x) for _ in range(5)], b.args.repeats) / 5 * 1000
+            seconds = alternating_seconds({name: lambda: [f(x) for _ in range(5)]}, b.repeats)
+            ms[name] = statistics.median(seconds[name]) / 5 * 1000
         except Exception as e:  # XLA may not compile every op on every machine
             ms[name] = None
             log.info(f"profile: {name} failed: {type(e).__name__}: {str(e)[:200]}")
@@ -513,7 +515,7 @@ def profile(b: Bench, serve) -> dict:
     return ms
 
 
-def notebook_inference(b: Bench) -> float:
+def notebook_inference(b: Bench, model: keras.Model) -> float:
     """The notebooks' way of predicting: one review at a time, BeautifulSoup + tokenizer +
     model.predict; reviews/s."""
     import tensorflow as tf
@@ -521,34 +523,66 @@ def notebook_inference(b: Bench) -> float:
     from imdb_sentiment.data import strip_html
 
     def predict_one(review):
-        return b.model.predict(b.vec(tf.constant([strip_html(review)])), verbose=0)
+        return model.predict(b.vec(tf.constant([strip_html(review)])), verbose=0)
 
-    predict_one(b.sample[0])
-    rate = 50 / median_time(lambda: [predict_one(x) for x in b.sample[:50]], b.args.repeats)
+    predict_one(b.val_reviews[0])
+    one_by_one = {"predict": lambda: [predict_one(x) for x in b.val_reviews[:50]]}
+    rate = 50 / statistics.median(alternating_seconds(one_by_one, b.repeats)["predict"])
     log.info(f"inference (notebook way, one at a time): {rate:.1f} reviews/s")
     return rate
 
 
-def compute(b: Bench, r: dict) -> dict:
-    """FLOPs per token, the GFLOP/s training and inference reach, and the machine's own matmul
-    GFLOP/s at the LSTM's shape and at 2048^3, to read them against."""
+def export_precision(b: Bench) -> dict:
+    """reviews/s of one batch of 256 test reviews through the float16 and the float32 export of
+    the same weights, 5 calls a round; the two take turns, --repeats rounds."""
+    import keras
+    import tensorflow as tf
+
+    from imdb_sentiment.export import export, serving_archive
+    from imdb_sentiment.model import build_model
+
+    keras.mixed_precision.set_global_policy("mixed_float16")  # as train.setup_devices on a GPU
+    try:
+        model = build_model(b.cfg, b.matrix)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    batch = tf.constant(b.test_reviews[:256])
+    with tempfile.TemporaryDirectory() as tmp:
+        # export() wrote the float16 graph this way before it called model.as_float32
+        serving_archive(model, b.vec).write_out(f"{tmp}/float16", verbose=False)
+        float32 = export(model, b.vec, {"config": b.cfg.to_dict()}, Path(tmp) / "float32")
+        ways = {"float16": signature(Path(tmp) / "float16"), "float32": signature(float32)}
+        rates = serving_rates(ways, [batch] * 5, b.repeats)
+    return {
+        "batch": int(batch.shape[0]),
+        "rounds": b.repeats,
+        "reviews_per_s_by_round": rates,
+        **{f"{name}_reviews_per_s": statistics.median(r) for name, r in rates.items()},
+    }
+
+
+def compute(
+    b: Bench, train_tokens_per_s: float, inference_per_s: float, notebook_inference_per_s: float
+) -> dict:
+    """FLOPs per token, the GFLOP/s training (at train_tokens_per_s) and inference (at
+    inference_per_s, batches of 256) reach, and the machine's own matmul GFLOP/s at the LSTM's
+    shape and at 2048^3, to read them against; inference's speed-up over the notebooks' way."""
     import numpy as np
 
     from imdb_sentiment import text
 
     cfg = b.cfg
-    lengths = text.tokenize_corpus(b.sample[:2048]).row_lengths().numpy()
+    lengths = text.tokenize_corpus(b.val_reviews[:2048]).row_lengths().numpy()
     tokens_per_review = float(np.mean(np.minimum(lengths, cfg.max_len)))
     width = b.matrix.shape[1]  # GloVe, and the word polarity column when it is on
     fwd = lstm_flops_per_token(cfg, width)
     shape = (cfg.batch_size, width + cfg.lstm_units, 4 * cfg.lstm_units)
-    mm_lstm = matmul_gflops(*shape, b.args.repeats)
-    mm_large = matmul_gflops(2048, 2048, 2048, b.args.repeats)
-    train_gflops = r["train_real_tokens_per_s"] * 3 * fwd / 1e9  # backward: about twice forward
-    infer_gflops = r["inference_reviews_per_s"]["256"] * tokens_per_review * fwd / 1e9
+    mm_lstm = matmul_gflops(*shape, b.repeats)
+    mm_large = matmul_gflops(2048, 2048, 2048, b.repeats)
+    train_gflops = train_tokens_per_s * 3 * fwd / 1e9  # backward: about twice forward
+    infer_gflops = inference_per_s * tokens_per_review * fwd / 1e9
     return {
-        "inference_speedup_vs_notebook": r["inference_reviews_per_s"]["256"]
-        / r["notebook_inference_reviews_per_s"],
+        "inference_speedup_vs_notebook": inference_per_s / notebook_inference_per_s,
         "flops_per_token_forward": fwd,
         "tokens_per_review": tokens_per_review,
         "train_gflops": train_gflops,
@@ -561,6 +595,7 @@ def compute(b: Bench, r: dict) -> dict:
 
 
 def summary(r: dict) -> str:
+    """The printed report: a line per section of the figures r, parity's only when it ran."""
     infer = r["inference_reviews_per_s"]
     lines = [
         f"\nmachine: {r['machine']['cores']} cores, TensorFlow {r['machine']['tensorflow']}, "
@@ -606,6 +641,7 @@ def summary(r: dict) -> str:
 
 
 def write_figures(r: dict, path: Path | None) -> int:
+    """Writes the figures r as JSON to path when there is one; the command's exit status."""
     if path:
         from imdb_sentiment.files import write_json
 
