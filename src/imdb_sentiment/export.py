@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "review"
 TOKENS_NAME = "tokens"  # input of token_logit, output of tokens: [batch, longest], "" pads
 # TF Serving runs the requests in this TFRecord of PredictionLogs on each version before serving it
-# (SavedModel warm-up); serve.py runs them too.
+# (SavedModel warm-up); model_versions runs them too.
 WARM_UP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 # One request of 256 reviews of 12 to 2,178 tokens. Until a call of many long reviews has run,
 # calls of 32 reviews took 1.4 to 1.6 times as long (docs/lab/serving-rounds.md).

@@ -1,7 +1,7 @@
 """TF Serving's gRPC API beside the REST server: PredictionService (Predict, GetModelMetadata) and
 ModelService (GetModelStatus), with the protos of the tensorflow-serving-api package, so that
 TF Serving's own stubs are the client. It serves the REST server's model repository through the
-same model calls (serve.ModelCalls): the same cap on queued requests, and with batching on, gRPC
+same model calls (batching.ModelCalls): the same cap on queued requests, and with batching on, gRPC
 and REST requests merge into one model call.
 
 Status codes as TF Serving's: an unknown model or version NOT_FOUND, a malformed request
@@ -31,10 +31,12 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from .batching import ModelCalls
 from .export import INPUT_NAME
 from .files import UserError
-from .serve import ClientError, ModelCalls, ModelRepository, check_count, signature_metadata
+from .model_versions import ModelRepository, signature_metadata
 from .serving_config import Limits
+from .serving_requests import ClientError, check_count
 
 log = logging.getLogger(__name__)
 

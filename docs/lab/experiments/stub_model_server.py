@@ -11,7 +11,7 @@ turns.
 import sys
 import time
 
-from imdb_sentiment import cli, serve
+from imdb_sentiment import batching, cli, model_versions
 from imdb_sentiment.commands.serve import main
 
 
@@ -24,6 +24,7 @@ def sleeper(seconds: float):
 
 
 if __name__ == "__main__":
-    serve.predict = sleeper(float(sys.argv[1]) / 1000)  # the module global the batch threads call
+    # the module globals that the warm-up and the model call threads call
+    model_versions.predict = batching.predict = sleeper(float(sys.argv[1]) / 1000)
     sys.argv[1:2] = []
     cli.run(main)
