@@ -248,6 +248,37 @@ def run_script(
     )
 
 
+def run_main(main, *args, input: str | None = None) -> subprocess.CompletedProcess:
+    """A command's main(argv) run in this process as its script runs it (cli.run: a user error
+    ends with its exit code, never a traceback), for a test that a process of its own would tell
+    nothing more: its exit code, stdout and stderr (the package's log included), as run_script
+    gives them; `input` is its stdin. A real process is still needed where TensorFlow's start-up
+    matters (threads per op, its notices), or signals, or a fresh interpreter. The package's log is
+    set back as it was afterwards, for caplog in the tests after."""
+    import io
+    import logging
+    from contextlib import ExitStack, redirect_stderr, redirect_stdout
+    from unittest import mock
+
+    from imdb_sentiment import cli
+
+    logger = logging.getLogger("imdb_sentiment")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    out, err, code = io.StringIO(), io.StringIO(), None
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(redirect_stdout(out))
+            stack.enter_context(redirect_stderr(err))
+            if input is not None:
+                stack.enter_context(mock.patch("sys.stdin", io.StringIO(input)))
+            cli.run(lambda: main([str(a) for a in args]))
+    except SystemExit as e:  # cli.run always ends so
+        code = e.code
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    return subprocess.CompletedProcess(args, code or 0, out.getvalue(), err.getvalue())
+
+
 def train_tiny(
     base: Path, data: Path, *extra, mixed_precision: bool = False, config: dict | None = None
 ) -> dict:
@@ -277,14 +308,29 @@ def train_tiny(
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_csv, tiny_pairs):
-    """One real training run through scripts/train.py; returns its folders."""
-    return train_tiny(
-        tmp_path_factory.mktemp("trained"),
-        tiny_csv,
-        "--compare-baseline",
-        "--counterfactuals",
-        tiny_pairs,
-    )
+    """One real training run through scripts/train.py; returns its folders. Under pytest-xdist
+    the workers share the one run: the first to need it trains while the others wait for it
+    (every worker's tiny data holds the same reviews). No test writes into it."""
+
+    def train(base: Path) -> dict:
+        return train_tiny(base, tiny_csv, "--compare-baseline", "--counterfactuals", tiny_pairs)
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return train(tmp_path_factory.mktemp("trained"))
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, above every worker's
+    done = shared / "trained.json"
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until the file is closed
+        if not done.exists():
+            base = shared / f"trained-{worker}"  # a failed try leaves the next worker its own
+            base.mkdir()
+            run = train(base)
+            done.write_text(json.dumps({k: str(v) for k, v in run.items()}))
+    paths = ("run_dir", "models", "version")
+    return {k: Path(v) if k in paths else v for k, v in json.loads(done.read_text()).items()}
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ def json_lines(folder):
 
 
 @needs_ray
+@pytest.mark.slow
 def test_batch_predict_equals_predict_py_and_sets_malformed_records_aside(trained, tmp_path):
     reviews = synthetic_reviews(300, seed=11).review.tolist()
     reviews[60] = "A first line,\nand a second: one CSV record over two lines."

@@ -3,7 +3,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import run_script, synthetic_reviews
+from conftest import run_main, run_script, synthetic_reviews
 
 from imdb_sentiment import data
 from imdb_sentiment.config import Config
@@ -176,7 +176,9 @@ def test_no_data_and_no_network_exits_2_with_the_options(tmp_path):
 
 
 def test_missing_data_file_exits_2(tmp_path):
-    proc = run_script("train.py", "--data", tmp_path / "nope.csv", "--run-dir", tmp_path / "run")
+    from imdb_sentiment.commands.train import main  # the real script exits 2: the test above
+
+    proc = run_main(main, "--data", tmp_path / "nope.csv", "--run-dir", tmp_path / "run")
     assert (
         proc.returncode == 2
         and "nope.csv: no such file" in proc.stderr
@@ -202,6 +204,9 @@ def test_quoted_newlines_invalid_utf8_and_duplicates_are_handled_and_counted(tmp
 
 
 def test_every_bad_data_case_exits_2_naming_the_file(tmp_path):
+    # In this process: that scripts/train.py itself exits 2 the tests above show.
+    from imdb_sentiment.commands.train import main
+
     cases = {
         "nocol.csv": b"text,label\nhi,positive\n",
         "empty.csv": b"",
@@ -211,8 +216,8 @@ def test_every_bad_data_case_exits_2_naming_the_file(tmp_path):
     }
     for name, body in cases.items():
         (tmp_path / name).write_bytes(body)
-        proc = run_script(
-            "train.py", "--data", tmp_path / name, "--run-dir", tmp_path / "run", "--no-export"
+        proc = run_main(
+            main, "--data", tmp_path / name, "--run-dir", tmp_path / "run", "--no-export"
         )
         assert proc.returncode == 2 and name in proc.stderr and "Traceback" not in proc.stderr, (
             name,

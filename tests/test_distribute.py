@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY_CONFIG, run_script
+from conftest import ROOT, TINY_CONFIG, run_main
 from test_faults import kill_when, weights
 
 SCRIPT = textwrap.dedent("""
@@ -54,6 +54,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpus_matches_one_device_with_the_same_global_batch():
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=600
@@ -186,6 +187,7 @@ def log_of(base: Path, name: str) -> str:
     return (base / f"{name}.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_stops_the_other_with_a_clear_error_in_bounded_time(multiworker):
     log = log_of(multiworker["base"], "killed0")
     print(f"the chief stopped {multiworker['stopped_after']:.0f}s after the other was killed")
@@ -198,6 +200,7 @@ def test_a_dead_worker_stops_the_other_with_a_clear_error_in_bounded_time(multiw
     assert "Traceback" not in log and multiworker["checkpoint_left"]
 
 
+@pytest.mark.slow
 def test_two_workers_resume_write_one_run_folder_and_one_export_and_train_as_one_process(
     multiworker,
 ):
@@ -236,7 +239,9 @@ def test_two_workers_resume_write_one_run_folder_and_one_export_and_train_as_one
 
 
 def test_multiworker_without_a_shared_run_dir_is_refused(tiny_csv):
-    proc = run_script("train.py", "--data", tiny_csv, "--distribute", "multiworker", timeout=120)
+    from imdb_sentiment.commands.train import main  # as scripts/train.py runs it
+
+    proc = run_main(main, "--data", tiny_csv, "--distribute", "multiworker")
     assert (
         proc.returncode == 2 and "needs --run-dir" in proc.stderr and "Traceback" not in proc.stderr
     )

@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import graph_ops, run_script, synthetic_reviews
+from conftest import graph_ops, run_main, run_script, synthetic_reviews
 
 from imdb_sentiment.config import Config
 
@@ -102,19 +102,28 @@ def test_export_is_a_numbered_version_with_info(trained):
     assert info["metrics"]["test"]["accuracy"] > 0.85
 
 
-def predict_cli(*args, input=None):
-    proc = run_script("predict.py", *args, input=input)
+def predict_cli(*args, input=None, process=False):
+    """predict.py's output lines; the command is run in this process unless `process` is set,
+    for what only a process of its own shows (threads per op are set before TensorFlow starts)."""
+    if process:
+        proc = run_script("predict.py", *args, input=input)
+    else:
+        from imdb_sentiment.commands.predict import main
+
+        proc = run_main(main, *args, input=input)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_predict_cli_labels_texts_in_order_whatever_its_threads_per_op(trained):
     texts = ["A wonderful, moving and brilliant film.", "Awful, boring and terrible. The worst."]
-    out = predict_cli("--model", trained["models"], *texts)
+    out = predict_cli("--model", trained["models"], *texts, process=True)
     assert [o["label"] for o in out] == ["positive", "negative"]
     assert out[0]["probability"] > 0.5 > out[1]["probability"]
     # One thread per op is the default; TensorFlow's own choice gives the same answers.
-    assert predict_cli("--model", trained["models"], "--intra-op-threads", "0", *texts) == out
+    threads = ("--intra-op-threads", "0")
+    assert predict_cli("--model", trained["models"], *threads, *texts, process=True) == out
 
 
 def test_predict_cli_reads_txt_csv_jsonl_and_stdin_and_keeps_blank_lines(trained, tmp_path):
@@ -142,7 +151,9 @@ def test_empty_and_one_megabyte_reviews_give_valid_results(trained, tmp_path):
 
 
 def test_predict_errors_are_clear(trained, tmp_path):
-    proc = run_script("predict.py", "--model", tmp_path / "none", "text")
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
+    proc = run_main(main, "--model", tmp_path / "none", "text")
     assert (
         proc.returncode == 2
         and "no exported model" in proc.stderr
@@ -150,9 +161,9 @@ def test_predict_errors_are_clear(trained, tmp_path):
     )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"review": "ok"}\n{oops\n')
-    proc = run_script("predict.py", "--model", trained["models"], "--file", bad)
+    proc = run_main(main, "--model", trained["models"], "--file", bad)
     assert proc.returncode == 2 and "bad.jsonl:2" in proc.stderr
-    proc = run_script("predict.py", "--model", trained["models"], "--intra-op-threads", "-1", "x")
+    proc = run_main(main, "--model", trained["models"], "--intra-op-threads", "-1", "x")
     assert proc.returncode == 2 and "--intra-op-threads must be 0 or more" in proc.stderr
 
 

@@ -4,7 +4,7 @@ occlusion removes the model's own tokens, never text re-joined and tokenized aga
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import review_texts, run_script
+from conftest import review_texts, run_main
 from hypothesis import given, settings
 
 from imdb_sentiment import data, text
@@ -104,7 +104,9 @@ def test_an_export_without_the_token_signatures_is_refused_with_a_next_step(trai
     )
     with pytest.raises(UserError, match="no 'tokens' signature.*export it again"):
         explain(Predictor(old), "good")
-    proc = run_script("predict.py", "--model", old.parent, "--explain", "A wonderful film.")
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
+    proc = run_main(main, "--model", old.parent, "--explain", "A wonderful film.")
     assert proc.returncode == 2 and "export it again" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -42,6 +42,7 @@ def weights(run: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("mixed_precision", [False, True], ids=["float32", "mixed_float16"])
+@pytest.mark.slow
 def test_killed_training_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
     tiny_csv, tmp_path, mixed_precision
 ):
@@ -125,6 +126,7 @@ export(art.model, art.vectorizer, {{"config": art.cfg.to_dict()}}, {base!r})
 @pytest.mark.parametrize(
     "moment", ["as the temporary folder appears", "half-way through the export"]
 )
+@pytest.mark.slow
 def test_export_killed_midway_leaves_no_version_behind(trained, tmp_path, moment):
     base = tmp_path / "models"
     code = EXPORT_CHILD.format(src=str(ROOT / "src"), run=str(trained["run_dir"]), base=str(base))

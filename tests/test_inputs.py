@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, run_main
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -43,12 +43,14 @@ def test_odd_reviews_get_a_valid_probability(predictor):
 
 
 def test_binary_and_non_utf8_files_through_the_cli(trained, tmp_path):
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
     path = tmp_path / "bin.txt"
     path.write_bytes(
         b"good \xff\xfe film\n\x00\x01\x02\x89PNG\r\n\xc3\x28 awful\n"
         + os.urandom(2000).replace(b"\n", b"")
     )
-    proc = run_script("predict.py", "--model", trained["models"], "--file", path)
+    proc = run_main(main, "--model", trained["models"], "--file", path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
@@ -56,7 +58,7 @@ def test_binary_and_non_utf8_files_through_the_cli(trained, tmp_path):
     assert len(rows) == lines >= 4 and all(0 <= r["probability"] <= 1 for r in rows)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"review": "fine"}\n{"review": 3}\n')
-    proc = run_script("predict.py", "--model", trained["models"], "--file", bad)
+    proc = run_main(main, "--model", trained["models"], "--file", bad)
     assert proc.returncode == 2 and "bad.jsonl:2:" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -110,6 +112,7 @@ def test_any_string_gives_one_stable_probability_in_process_and_through_the_save
     assert in_process([clean])[0] == pytest.approx(served[0], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_a_million_line_file_streams_in_bounded_memory(trained, tmp_path):
     """Peak memory of predicting 1,000,000 reviews stays near that of 100,000: the input is
     streamed."""

@@ -102,6 +102,7 @@ def stderr_on_a_terminal(command: list[str]) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), b"".join(seen).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_predicting_a_file_shows_progress_on_a_terminal_and_nothing_in_a_log(trained, tmp_path):
     reviews = tmp_path / "reviews.txt"
     reviews.write_text("".join(f"review {i}: a fine film\n" for i in range(3000)))
@@ -117,6 +118,7 @@ def test_predicting_a_file_shows_progress_on_a_terminal_and_nothing_in_a_log(tra
     assert logged.stdout == out
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_its_sections_and_logs_each_line_once(tiny_csv, tmp_path):
     """A smoke run at toy size (its figures mean nothing here): every section reports. One LSTM
     member, the default's three would triple the time for nothing more to check."""

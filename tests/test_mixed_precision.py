@@ -38,6 +38,7 @@ def half_precision_nodes(version: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_the_export_of_a_mixed_precision_run_holds_no_float16_op(mixed):
     assert half_precision_nodes(mixed["version"]) == []
 
@@ -56,6 +57,7 @@ def reference(mixed):
     return model, art.vectorizer
 
 
+@pytest.mark.slow
 def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed, reference):
     from imdb_sentiment.model import logit_model
     from imdb_sentiment.predict import Predictor
@@ -75,6 +77,7 @@ def test_its_outputs_are_those_of_the_same_weights_in_a_float32_model(mixed, ref
     )
 
 
+@pytest.mark.slow
 def test_its_members_run_as_standard_ops_with_the_same_outputs_across_sub_batches(mixed, reference):
     """Each member's LSTM runs as BlockLSTMV2 in length-sorted sub-batches of export.SUB_BATCH."""
     import tensorflow as tf
@@ -93,6 +96,7 @@ def test_its_members_run_as_standard_ops_with_the_same_outputs_across_sub_batche
         np.testing.assert_allclose(served, expected[:n], rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_mixed_precision_run_folder_evaluates_reports_and_explains_like_any_other(
     mixed, tiny_csv, tmp_path
 ):

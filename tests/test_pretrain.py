@@ -136,6 +136,7 @@ def test_backward_language_model_reads_reviews_as_the_classifier_backward_layer_
     assert not np.allclose(backward[0], forward[0], atol=1e-3)  # the two directions do differ
 
 
+@pytest.mark.slow
 def test_pretrained_encoder_is_found_then_fine_tuned_and_exported(folder, encoder, tmp_path):
     proc = run_script(
         "train.py",
@@ -179,6 +180,7 @@ def fine_tune(folder: Path, cfg: Path, encoder: Path, run_dir: Path):
 
 
 @pytest.mark.parametrize("polarity", [2, 0], ids=["with word polarity", "GloVe alone"])
+@pytest.mark.slow
 def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_path, polarity):
     """At a learning rate of 0, fine-tuning leaves the LSTM where it started: at the encoder. Each
     member of an ensemble starts there. The encoder read GloVe alone: a classifier that reads the
@@ -203,6 +205,7 @@ def test_the_classifier_starts_from_the_encoder_weights(folder, encoder, tmp_pat
                     np.testing.assert_array_equal(got, pretrained)
 
 
+@pytest.mark.slow
 def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(
@@ -234,6 +237,7 @@ def test_an_encoder_that_does_not_fit_is_refused(folder, encoder, tmp_path):
     assert proc.returncode == 2 and "not a pretrained encoder" in proc.stderr
 
 
+@pytest.mark.slow
 def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp_path):
     """The sampled softmax draws random words: a resumed run must draw the same ones."""
     cfg = tmp_path / "cfg.json"
@@ -276,6 +280,7 @@ def test_killed_pretraining_resumes_and_ends_as_an_uninterrupted_run(folder, tmp
     assert again.returncode == 0 and "using it" in again.stderr
 
 
+@pytest.mark.slow
 def test_pretrain_never_replaces_an_encoder_unless_asked(folder, encoder):
     def snapshot():
         return {

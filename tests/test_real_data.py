@@ -34,6 +34,7 @@ def test_official_split_is_used_and_validation_comes_from_train(raw):
     assert abs(val.label.mean() - 0.5) < 0.01
 
 
+@pytest.mark.slow
 def test_training_and_serving_give_every_review_the_same_token_ids(raw):
     """All 50k reviews: the token ids training computes (train.py and evaluate.py: clean(), then
     tokenize_corpus and features) equal those the exported graph computes from the raw string

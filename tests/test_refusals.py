@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, run_script, synthetic_reviews
+from conftest import TINY_CONFIG, run_main, run_script, synthetic_reviews
 
 from imdb_sentiment import data
 from imdb_sentiment.config import RETIRED_KEYS, Config
@@ -55,6 +55,7 @@ def test_misspelt_config_key_exits_2_naming_the_closest_key(tiny_csv, tmp_path):
         Config.load(old)
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouched(
     tiny_csv, tmp_path
 ):
@@ -107,6 +108,7 @@ def finished_run(folder, cfg: Config, csv) -> None:
     (folder / "report.md").write_text("# Run report")
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_never_trained_over_unless_asked(tiny_csv, tmp_path):
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({**TINY_CONFIG, "epochs": 1}))
@@ -148,22 +150,22 @@ def test_automatic_resume_takes_only_a_run_of_the_same_config_and_data(tiny_csv,
 
 
 def test_evaluate_refuses_other_data_unless_asked_and_then_warns(trained, tmp_path):
+    from imdb_sentiment.commands.evaluate import main  # as scripts/evaluate.py runs it
+
     other = tmp_path / "other.csv"
     synthetic_reviews(300, seed=8).to_csv(other, index=False)  # no split column: a seeded split
-    proc = run_script(
-        "evaluate.py", trained["version"], "--data", other, "--out", tmp_path / "refused"
-    )
+    proc = run_main(main, trained["version"], "--data", other, "--out", tmp_path / "refused")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "not the data" in proc.stderr and "--other-data" in proc.stderr
     assert not (tmp_path / "refused").exists()
     args = [trained["run_dir"], "--data", other, "--splits", "val", "--out", tmp_path / "eval"]
-    proc = run_script("evaluate.py", *args, "--other-data")
+    proc = run_main(main, *args, "--other-data")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warning:" in proc.stderr and "may overlap training" in proc.stderr
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["training_data"] is False
     assert "rewritten" not in proc.stderr
     # A report is rebuilt from the model, so it may be rewritten; the log says so.
-    again = run_script("evaluate.py", *args, "--other-data")
+    again = run_main(main, *args, "--other-data")
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"evaluation.json and report.md in {tmp_path / 'eval'} rewritten" in again.stderr
 

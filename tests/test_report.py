@@ -5,7 +5,7 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import NEGATIVE, POSITIVE, run_script
+from conftest import NEGATIVE, POSITIVE, run_main, run_script
 
 from imdb_sentiment.evaluate import evaluate, expected_calibration_error, mcnemar
 
@@ -115,6 +115,7 @@ def test_model_and_baseline_are_compared_on_the_same_test_reviews(trained):
     assert "not independent" in report and "McNemar" in trained["stdout"]
 
 
+@pytest.mark.slow
 def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tiny_pairs, tmp_path):
     import json
 
@@ -143,7 +144,9 @@ def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tiny_pairs
     for name, result in got["edits"].items():  # the same pairs held out, scored the same way
         assert result == {k: v for k, v in want["edits"][name].items() if k != "baseline"}
     assert "](edits.png)" in (out / "report.md").read_text()
-    proc = run_script("evaluate.py", tmp_path / "nothing-here", "--data", tiny_csv)
+    from imdb_sentiment.commands.evaluate import main  # a user error: no process needed
+
+    proc = run_main(main, tmp_path / "nothing-here", "--data", tiny_csv)
     assert (
         proc.returncode == 2
         and "no such run folder" in proc.stderr
@@ -152,19 +155,17 @@ def test_evaluate_script_rebuilds_the_same_metrics(trained, tiny_csv, tiny_pairs
 
 
 def test_embedding_views(trained, tmp_path):
-    proc = run_script(
-        "visualize_embeddings.py", trained["run_dir"], "--count", "20", "--out", tmp_path
-    )
+    from imdb_sentiment.commands.visualize import main  # as visualize_embeddings.py runs it
+
+    proc = run_main(main, trained["run_dir"], "--count", "20", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_plots(tmp_path, ("embeddings_pca.png", "embeddings_tsne.png"))
     words = ",".join(POSITIVE[:3] + NEGATIVE[:3] + ["zzqx"])
-    proc = run_script(
-        "visualize_embeddings.py", trained["version"], "--words", words, "--out", tmp_path / "w"
-    )
+    proc = run_main(main, trained["version"], "--words", words, "--out", tmp_path / "w")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zzqx" in proc.stderr  # named as left out
     assert_plots(tmp_path / "w", ("embeddings_pca.png", "embeddings_tsne.png"))
-    proc = run_script("visualize_embeddings.py", trained["run_dir"], "--words", "zzqx,qqzx")
+    proc = run_main(main, trained["run_dir"], "--words", "zzqx,qqzx")
     assert proc.returncode == 2 and "at least 3 words" in proc.stderr
 
 
@@ -192,9 +193,11 @@ def test_removing_the_top_word_moves_the_prediction_as_stated(trained):
 
 
 def test_predict_explain_cli_and_html(trained, tmp_path):
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
     page = tmp_path / "why.html"
-    proc = run_script(
-        "predict.py",
+    proc = run_main(
+        main,
         "--model",
         trained["models"],
         "--explain",
@@ -210,5 +213,5 @@ def test_predict_explain_cli_and_html(trained, tmp_path):
     assert "\033[" not in proc.stdout  # no colour codes when the output is not a terminal
     html = page.read_text()
     assert html.count("<section>") == 3 and "<b>" not in html and "&amp;" in html
-    proc = run_script("predict.py", "--server", "http://127.0.0.1:9", "--explain", "good")
+    proc = run_main(main, "--server", "http://127.0.0.1:9", "--explain", "good")
     assert proc.returncode == 2 and "--explain needs the local model" in proc.stderr

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, run_script, serving, synthetic_reviews
+from conftest import SHARED_DATA, run_main, serving, synthetic_reviews
 
 from imdb_sentiment.export import WARM_UP_FILE, write_warm_up_requests
 
@@ -136,6 +136,7 @@ def test_thousand_concurrent_requests_from_8_threads(server):
     assert server["proc"].poll() is None
 
 
+@pytest.mark.slow
 def test_batched_answers_equal_unbatched_ones(server):
     reviews = sample_reviews(48)
     alone = [call(server["url"], PREDICT, {"instances": [r]}) for r in reviews]
@@ -180,9 +181,11 @@ def test_new_version_is_served_without_restart(server):
 
 
 def test_predict_cli_through_the_server_prints_what_local_prediction_prints(server, trained):
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
     texts = ["A wonderful, moving film.", "", "Dull and pointless."]
-    remote = run_script("predict.py", "--server", server["url"], *texts)
-    local = run_script("predict.py", "--model", trained["models"], *texts)
+    remote = run_main(main, "--server", server["url"], *texts)
+    local = run_main(main, "--model", trained["models"], *texts)
     assert remote.returncode == 0 and local.returncode == 0, remote.stderr[-2000:]
     far = [json.loads(x) for x in remote.stdout.splitlines()]
     near = [json.loads(x) for x in local.stdout.splitlines()]
@@ -193,7 +196,9 @@ def test_predict_cli_through_the_server_prints_what_local_prediction_prints(serv
 
 
 def test_predict_cli_reports_a_server_that_is_down():
-    proc = run_script("predict.py", "--server", "http://127.0.0.1:9", "--timeout", "5", "text")
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
+    proc = run_main(main, "--server", "http://127.0.0.1:9", "--timeout", "5", "text")
     assert (
         proc.returncode == 2
         and "cannot reach the model server" in proc.stderr

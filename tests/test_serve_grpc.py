@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import run_script, serving
+from conftest import run_main, serving
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -173,6 +173,7 @@ def test_grpc_and_rest_requests_merge_into_one_batch(server):
     )
 
 
+@pytest.mark.slow
 def test_a_full_queue_is_unavailable_and_sigterm_lets_a_grpc_call_finish(sleeper):
     with serving(sleeper, "--grpc-port", "0", "--max-queued", "1") as s:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(s["grpc"]))
@@ -194,8 +195,10 @@ def test_predict_cli_through_grpc_prints_what_it_prints_through_rest(server, tmp
     texts = ["A wonderful, moving film.", "", "Dull and pointless."]
     (tmp_path / "reviews.txt").write_text("\n".join(texts) + "\n")
     target = f"grpc://{server['grpc']}"
-    by_args = run_script("predict.py", "--server", target, *texts)
-    by_file = run_script("predict.py", "--server", target, "--file", tmp_path / "reviews.txt")
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
+    by_args = run_main(main, "--server", target, *texts)
+    by_file = run_main(main, "--server", target, "--file", tmp_path / "reviews.txt")
     assert by_args.returncode == 0 and by_file.returncode == 0, by_args.stderr[-2000:]
     assert by_args.stdout == by_file.stdout
     far = [json.loads(x) for x in by_args.stdout.splitlines()]
@@ -210,13 +213,17 @@ def test_predict_cli_through_grpc_prints_what_it_prints_through_rest(server, tmp
 
 
 def test_predict_cli_reports_a_grpc_server_that_is_down():
-    proc = run_script("predict.py", "--server", "grpc://127.0.0.1:9", "--timeout", "5", "text")
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
+    proc = run_main(main, "--server", "grpc://127.0.0.1:9", "--timeout", "5", "text")
     assert proc.returncode == 2 and "UNAVAILABLE" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
 
 
 def grpc_load_test(target: str, data, *flags):
-    proc = run_script("load_test.py", "--url", f"grpc://{target}", "--data", data, *flags)
+    from imdb_sentiment.commands.load_test import main  # as scripts/load_test.py runs it
+
+    proc = run_main(main, "--url", f"grpc://{target}", "--data", data, *flags)
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     return proc, json.loads(proc.stdout)
 
@@ -229,6 +236,7 @@ def test_the_load_test_speaks_grpc(server, tmp_path):
     assert 0 < result["latency_ms_p50"] <= result["latency_ms_p99"]
 
 
+@pytest.mark.slow
 def test_the_grpc_load_test_counts_unavailable_calls(sleeper, tmp_path):
     data = tmp_path / "reviews.csv"
     data.write_text("review\n0.3\n")  # every call asks the sleeper for this long

@@ -228,6 +228,7 @@ def test_the_access_log_has_a_line_per_request(server):
     assert wait_for(lambda: any(line in x for x in server["log"]), 10), "".join(server["log"])
 
 
+@pytest.mark.slow
 def test_connections_beyond_the_cap_get_503_without_a_thread(sleeper):
     with serving(sleeper, "--max-connections", "2") as s:
         held = [Conn(s["port"]), Conn(s["port"])]
@@ -246,6 +247,7 @@ def test_connections_beyond_the_cap_get_503_without_a_thread(sleeper):
         held[0].sock.close()
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(sleeper):
     with serving(sleeper, "--drain-seconds", "10") as s:
         idle = Conn(s["port"])
@@ -274,6 +276,7 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(sle
         idle.sock.close()
 
 
+@pytest.mark.slow
 def test_the_drain_is_bounded(sleeper):
     with serving(sleeper, "--drain-seconds", "1") as s:
         with Conn(s["port"], timeout=20) as busy:
@@ -305,6 +308,7 @@ def batching_server(sleeper, tmp_path_factory):
         yield s
 
 
+@pytest.mark.slow
 def test_batching_merges_concurrent_requests_into_one_model_call(batching_server):
     conns = [Conn(batching_server["port"]) for _ in range(4)]
     t = time.time()
@@ -323,6 +327,7 @@ def test_batching_merges_concurrent_requests_into_one_model_call(batching_server
         c.sock.close()
 
 
+@pytest.mark.slow
 def test_batching_refuses_requests_beyond_max_enqueued_batches(batching_server):
     with (
         Conn(batching_server["port"]) as a,
@@ -385,6 +390,7 @@ def load_test(port: int, tmp_path, seconds: str, *flags):
     return proc, json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_many_clients_connecting_at_once_are_all_answered(sleeper, tmp_path):
     with serving(sleeper) as s:
         proc, result = load_test(s["port"], tmp_path, "0", "--clients", "128", "--requests", "256")
@@ -392,6 +398,7 @@ def test_many_clients_connecting_at_once_are_all_answered(sleeper, tmp_path):
     assert result["requests"] == 256 and result["errors"] == {}
 
 
+@pytest.mark.slow
 def test_the_load_test_counts_refused_requests_and_fails_without_a_traceback(sleeper, tmp_path):
     with serving(sleeper, "--max-queued", "1") as s:
         proc, result = load_test(s["port"], tmp_path, "0.3", "--clients", "4", "--requests", "8")
@@ -431,6 +438,7 @@ def test_the_load_test_names_what_a_broken_server_sent_without_a_traceback(answe
     assert f"the first request failed: {error}" in proc.stderr
 
 
+@pytest.mark.slow
 def test_tf_servings_intra_op_flag_is_taken_and_a_negative_one_refused(sleeper):
     with serving(sleeper, "--tensorflow_intra_op_parallelism", "0") as s:
         with Conn(s["port"]) as c:
@@ -479,6 +487,7 @@ def threads_of(pid: int) -> int:
         return next(int(x.split()[1]) for x in f if x.startswith("Threads:"))
 
 
+@pytest.mark.slow
 def test_many_half_sent_requests_cost_no_thread_each(sleeper):
     # Held by a thread each, 200 such connections once made 210 threads, none ever freed.
     with serving(sleeper, "--read-timeout", "30") as s:

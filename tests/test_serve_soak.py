@@ -3,7 +3,10 @@ good requests among malformed, slow and idle clients all answered right, threads
 
 import json
 
+import pytest
 from conftest import run_script, serving
+
+pytestmark = pytest.mark.slow  # a timed soak of a real server
 
 SECONDS = 24
 

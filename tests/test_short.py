@@ -141,17 +141,19 @@ def test_each_column_is_the_accuracy_of_that_model_on_the_cut_texts(buckets):
         return np.array([len(t) % 2 for t in texts], float)  # a baseline of sorts
 
     short = short_inputs(model, vec, df.review, y.astype(int), odd)
+    # Each part's model built once, not once per cut: a new model is traced anew on every predict.
+    members, parts = lstm_model(model), part_logits(model) if buckets else None
     for name in CUTS:
         texts = [as_text(cut(tokens(r), name)) for r in df.review]
         x = vec.features(text.tokenize_corpus(texts))
         want = {
             "blend": predict_features(model, x)[:, 0] >= 0.5,
             # the LSTM part: its members' mean log-odds (three members by default)
-            "lstm": member_mean_logit(lstm_model(model), x) >= 0,
+            "lstm": member_mean_logit(members, x) >= 0,
             "baseline": odd([for_baseline(t) for t in texts]) >= 0.5,
         }
         if buckets:
-            want["bag"] = predict_features(part_logits(model), x)[:, 1] >= 0
+            want["bag"] = predict_features(parts, x)[:, 1] >= 0
         got = short[name]
         assert set(got) == {"n", "mean_tokens", *want} and got["n"] == len(df), name
         for key, predicted in want.items():

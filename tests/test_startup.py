@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, run_script
 
 NOTICES = [
@@ -79,6 +80,7 @@ def test_the_entry_point_lists_every_command():
     assert proc.returncode == 2 and "unknown command 'tarin'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_entry_point_predicts_as_the_script_does(trained):
     proc = subprocess.run(
         [entry_point(), "predict", "--model", str(trained["models"]), "Great film", "Dull."],
@@ -93,6 +95,7 @@ def test_the_entry_point_predicts_as_the_script_does(trained):
     )
 
 
+@pytest.mark.slow
 def test_a_reader_gone_early_ends_a_command_quietly(trained):
     """`imdb-sentiment --help | head -1` and the like: once the reader has closed the pipe, the
     command stops with exit code 0 and no traceback, whatever it was still writing."""
