@@ -53,7 +53,7 @@ def test_the_fast_preset_trains_one_member_and_flags_still_override():
     from imdb_sentiment.config import Config
 
     _, fast = parse_args(["--preset", "fast"])
-    assert fast == Config(lstm_members=1)
+    assert fast == Config(lstm_members=1, epochs=6)
     _, default = parse_args([])
     assert default == Config()
     _, both = parse_args(["--preset", "fast", "--epochs", "2"])

@@ -195,8 +195,8 @@ class Parser(argparse.ArgumentParser):
             default=1,
             help="threads one TensorFlow op may use, as TF Serving's "
             "--tensorflow_intra_op_parallelism; 0: TensorFlow's choice (one per CPU). With 1 the "
-            "LSTMs' ops run side by side, one per core, which on 2 cores is 1.1-1.2 times as fast "
-            "as splitting each small op across them (default %(default)s)",
+            "LSTMs' small ops run side by side, one per core, rather than each split across "
+            "the cores (default %(default)s)",
         )
 
     def parse_args(self, args=None, namespace=None):

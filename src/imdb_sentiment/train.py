@@ -219,12 +219,52 @@ def train(
     unlabelled: list[str] | None = None,
     counterfactuals=None,
 ) -> Trained:
-    """encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match).
-    unlabelled: reviews without labels; with cfg.bag_unlabelled the bag also fits them, labelled
-    by the trained LSTM. counterfactuals: a counterfactuals.Counterfactuals, whose training pairs
-    both parts train on (cfg.counterfactual_repeats times), beside the made-up pairs."""
+    """The default model, step by step: vectorize the reviews, make the minimal pairs, fit the
+    LSTM part, then the n-gram bag (on the training reviews, the pairs and the unlabelled reviews
+    the LSTM labels), then the blend of the two on validation.
+
+    encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match).
+    unlabelled: reviews without labels, for the bag (cfg.bag_unlabelled). counterfactuals: a
+    counterfactuals.Counterfactuals, whose training pairs both parts train on."""
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg)
+    vectorizer, tokens, train_x, val_x = vectorize(cfg, splits, run_dir)
+    train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
+    matrix, emb_report = input_vectors(vectorizer.vocabulary, cfg, train_x["token_ids"], train_y)
+    pair_x, pair_y, pairs_report = pair_rows(
+        cfg, counterfactuals, vectorizer, tokens, train_y, matrix
+    )
+    lstm_x, lstm_y = lstm_rows(cfg, train_x, train_y, pair_x, pair_y)
+    strategy = strategy or tf.distribute.get_strategy()
+    model, lstm, fit_cfg = build_compiled_model(cfg, matrix, lstm_x, strategy)
+    if encoder:
+        encoder.start(model, cfg, vectorizer.vocabulary, splits.train.review)
+        log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
+    history, seconds = fit_lstm(lstm, fit_cfg, lstm_x, lstm_y, val_x, val_y, run_dir, strategy)
+    # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
+    # exported, in the float32 it serves in.
+    model = as_float32(model)
+    parts = lstm_on_validation(model, val_x, val_y, history, cfg)
+    if cfg.ngram_buckets:
+        # After the LSTM, which labels the unlabelled reviews the bag also fits. Deterministic,
+        # so a resumed run fits the same bag again rather than checkpointing 4M weights.
+        bag_ids, bag_y = bag_rows(cfg, train_x, train_y, pair_x, pair_y, pairs_report)
+        if cfg.bag_unlabelled and unlabelled:
+            ids, y = lstm_labelled(model, vectorizer, unlabelled, splits)
+            bag_ids, bag_y = tf.concat([bag_ids, ids], 0), np.concatenate([bag_y, y])
+            parts["bag_unlabelled_reviews"] = len(y)
+        bag = fit_bag(bag_ids, bag_y, val_x["ngram_ids"], val_y, cfg)
+        set_bag(model, bag["weights"], bag["bias"])
+        parts.update(bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"])
+        parts.update(bag_seconds=bag["seconds"])
+        parts["blend"] = blend_on_validation(model, vectorizer, splits.val, val_x, cfg)
+    return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
+
+
+def vectorize(cfg, splits, run_dir: Path) -> tuple[text.Vectorizer, tf.RaggedTensor, dict, dict]:
+    """The vocabulary of the training reviews (saved in run_dir), the Vectorizer over it, the
+    training reviews' tokens (ragged, [reviews, tokens]) and both splits' features
+    (Vectorizer.features: "token_ids" and "ngram_ids", ragged, one row per review)."""
     t0 = time.perf_counter()
     tokens, vocabulary = text.training_vocabulary(splits.train.review, cfg)
     vectorizer = text.Vectorizer.from_config(vocabulary, cfg)
@@ -236,26 +276,35 @@ def train(
         f"tokenized {len(splits.train) + len(splits.val)} reviews in "
         f"{time.perf_counter() - t0:.1f}s"
     )
+    return vectorizer, tokens, train_x, val_x
 
-    train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
-    matrix, emb_report = input_vectors(vocabulary, cfg, train_x["token_ids"], train_y)
-    pair_x, pair_y, pairs_report = pair_rows(
-        cfg, counterfactuals, tokens, train_x["token_ids"], train_y, vocabulary, matrix, vectorizer
-    )
-    lstm_x, lstm_y = {"token_ids": train_x["token_ids"]}, train_y
+
+def lstm_rows(cfg, train_x: dict, train_y, pair_x: dict, pair_y) -> tuple[dict, np.ndarray]:
+    """What the LSTM trains on: the training reviews, cfg.short_copies cut copies of each (a
+    line is what users type; whole reviews never show one) and the minimal pairs' rows.
+    Returns {"token_ids": ragged [rows, tokens]} and the rows' labels."""
+    ids, y = [train_x["token_ids"]], [train_y]
     if cfg.short_copies:
         cuts = cut_copies(train_x["token_ids"], cfg.short_copies, cfg.seed)
-        lstm_x = {"token_ids": tf.concat([train_x["token_ids"], cuts], axis=0)}
-        lstm_y = np.concatenate([train_y, np.repeat(train_y, cfg.short_copies)])
-        log.info(f"short copies: the LSTM trains on {len(lstm_y)} rows, {cuts.nrows()} of them cut")
+        ids.append(cuts)
+        y.append(np.repeat(train_y, cfg.short_copies))
+        log.info(
+            f"short copies: the LSTM trains on {len(train_y) + int(cuts.nrows())} rows, "
+            f"{cuts.nrows()} of them cut"
+        )
     if len(pair_y):
-        lstm_x = {"token_ids": tf.concat([lstm_x["token_ids"], pair_x["token_ids"]], axis=0)}
-        lstm_y = np.concatenate([lstm_y, pair_y])
-    strategy = strategy or tf.distribute.get_strategy()
-    model, lstm, cfg = build_compiled_model(cfg, matrix, lstm_x, strategy)
-    if encoder:
-        encoder.start(model, cfg, vocabulary, splits.train.review)
-        log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
+        ids.append(pair_x["token_ids"])
+        y.append(pair_y)
+    return {"token_ids": tf.concat(ids, axis=0)}, np.concatenate(y)
+
+
+def fit_lstm(
+    lstm: keras.Model, cfg, lstm_x: dict, lstm_y, val_x: dict, val_y, run_dir: Path, strategy
+) -> tuple[dict, float]:
+    """Fits the compiled LSTM part (build_compiled_model) on (lstm_x, lstm_y) under `strategy`,
+    with early stopping on validation accuracy, checkpointing each epoch into run_dir and
+    resuming from a checkpoint there. Returns the history (one list per metric, one entry per
+    epoch) and the seconds fit took in this process."""
     if strategy.num_replicas_in_sync > 1:
         log.info(
             f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}"
@@ -264,6 +313,7 @@ def train(
         monitor="val_accuracy",
         mode="max",
         patience=cfg.patience,
+        start_from_epoch=cfg.early_stopping_from,
         restore_best_weights=True,
         verbose=min(keras_verbosity(), 1),
     )
@@ -286,7 +336,7 @@ def train(
     ]
     train_ds = make_dataset(lstm_x, lstm_y, cfg, training=True, first_epoch=first_epoch)
     val_ds = make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False)
-    t1 = time.perf_counter()
+    t0 = time.perf_counter()
     try:
         with strategy.scope():
             lstm.fit(
@@ -305,7 +355,7 @@ def train(
             f"({_abort_reason(e)}). Start every worker again with the same command: "
             f"they resume after the last finished epoch"
         ) from None
-    seconds = time.perf_counter() - t1
+    seconds = time.perf_counter() - t0
     checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
     history = pd.read_csv(run_dir / "history.csv").to_dict("list")
     log.info(
@@ -313,10 +363,13 @@ def train(
         f"({len(history['loss']) - first_epoch} in this process) in "
         f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)"
     )
+    return history, seconds
+
+
+def lstm_on_validation(model: keras.Model, val_x: dict, val_y, history: dict, cfg) -> dict:
+    """What the LSTM part reached alone on validation, and each member alone when there are
+    several: {"lstm_val_accuracy": float, "lstm_member_val_accuracy": [float, ...]}."""
     parts = {"lstm_val_accuracy": max(history["val_accuracy"])}
-    # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
-    # exported, in the float32 it serves in.
-    model = as_float32(model)
     if cfg.lstm_members > 1:
         members = predict_features(lstm_model(model), {"token_ids": val_x["token_ids"]})
         alone = [float(((members[:, k] >= 0.5) == val_y).mean()) for k in range(members.shape[1])]
@@ -325,44 +378,27 @@ def train(
             f"LSTM members alone on validation: {', '.join(f'{a:.4f}' for a in alone)}; "
             f"their average {parts['lstm_val_accuracy']:.4f}"
         )
-    if cfg.ngram_buckets:
-        # Deterministic, so a resumed run fits the same bag again rather than checkpointing 4M
-        # weights. After the LSTM: it labels the unlabelled reviews the bag also learns from.
-        bag_ids = tf.concat([train_x["ngram_ids"], pair_x["ngram_ids"]], axis=0)
-        bag_y = np.concatenate([train_y, pair_y])
-        if cfg.bag_unlabelled and unlabelled:
-            kept = data.without_texts_of(unlabelled, splits.val.review, splits.test.review)
-            if len(kept) < len(unlabelled):
-                log.info(
-                    f"bag: {len(unlabelled) - len(kept)} unlabelled reviews left out: "
-                    "each has the text of a validation or test review"
-                )
-            if kept:
-                bag_ids, bag_y = with_lstm_labels(model, vectorizer, kept, bag_ids, bag_y)
-                parts["bag_unlabelled_reviews"] = len(kept)
-        bag = fit_bag(bag_ids, bag_y, val_x["ngram_ids"], val_y, cfg)
-        set_bag(model, bag["weights"], bag["bias"])
-        parts_of = part_logits(model)
-        logits, labels = predict_features(parts_of, val_x), val_y
-        if cfg.blend_on_cuts:
-            cut_x = vectorizer.features(text.tokenize_corpus(cut_texts(splits.val.review)))
-            logits = np.concatenate([logits, predict_features(parts_of, cut_x)])
-            labels = np.concatenate([val_y, np.tile(val_y, len(CUTS))])
-        weights, bias = fit_blend(logits[:, 0], logits[:, 1], labels)
-        set_blend(model, weights, bias)
-        parts.update(
-            bag_val_accuracy=bag["val_accuracy"],
-            bag_C=bag["C"],
-            bag_seconds=bag["seconds"],
-            blend={"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias},
-        )
-        log.info(
-            f"blend (fitted on validation{' and its cuts' * cfg.blend_on_cuts}): "
-            f"log-odds = {weights[0]:.3f} * LSTM "
-            f"+ {weights[1]:.3f} * bag "
-            f"{bias:+.3f}"
-        )
-    return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
+    return parts
+
+
+def blend_on_validation(model: keras.Model, vectorizer, val: pd.DataFrame, val_x: dict, cfg):
+    """Fits the blend's weights into `model` on the validation reviews (`val`, their features
+    val_x) and, with cfg.blend_on_cuts, on their cuts (short.CUTS): rows neither part trained
+    on. Returns {"lstm": weight, "bag": weight, "bias": bias}."""
+    parts_of = part_logits(model)
+    val_y = val.label.to_numpy()
+    logits, labels = predict_features(parts_of, val_x), val_y  # [reviews, 2]: LSTM, bag
+    if cfg.blend_on_cuts:
+        cut_x = vectorizer.features(text.tokenize_corpus(cut_texts(val.review)))
+        logits = np.concatenate([logits, predict_features(parts_of, cut_x)])
+        labels = np.concatenate([val_y, np.tile(val_y, len(CUTS))])
+    weights, bias = fit_blend(logits[:, 0], logits[:, 1], labels)
+    set_blend(model, weights, bias)
+    log.info(
+        f"blend (fitted on validation{' and its cuts' * cfg.blend_on_cuts}): "
+        f"log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag {bias:+.3f}"
+    )
+    return {"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias}
 
 
 # With the polarity column off, the made-up pairs still want word ratios: over the words in this
@@ -370,11 +406,14 @@ def train(
 MADE_UP_MIN_REVIEWS = 100
 
 
-def pair_rows(cfg, counterfactuals, tokens, token_ids, labels, vocabulary, matrix, vectorizer):
+def pair_rows(
+    cfg, counterfactuals, vectorizer, tokens: tf.RaggedTensor, labels, matrix: np.ndarray
+) -> tuple[dict, np.ndarray, dict]:
     """The minimal pairs both parts train on beside the training reviews: the human training
     pairs (both texts, cfg.counterfactual_repeats times) and the made-up ones (augment.py) of the
-    training reviews (`tokens`, their `token_ids` and `labels`). matrix: the input vectors, one row
-    per token id. Returns their features (as Vectorizer.features), labels, and what they are."""
+    training reviews (their `tokens`, ragged [reviews, tokens], and `labels`), the antonym reviews
+    last. matrix: the input vectors, one row per token id. Returns their features (as
+    Vectorizer.features), labels, and what they are (report["antonym_reviews"]: how many)."""
     rows, y, report = [], [], {"human_pairs": 0}
     if counterfactuals and cfg.counterfactual_repeats:
         texts, pair_y = counterfactuals.train.rows()
@@ -385,10 +424,21 @@ def pair_rows(cfg, counterfactuals, tokens, token_ids, labels, vocabulary, matri
         ratios = (  # the polarity input column, or the same ratios computed for this alone
             matrix[:, -1]
             if cfg.word_polarity_min_reviews
-            else word_polarity(token_ids, labels, len(matrix), MADE_UP_MIN_REVIEWS, cfg.ngram_alpha)
+            else word_polarity(
+                vectorizer.features(tokens)["token_ids"],
+                labels,
+                len(matrix),
+                MADE_UP_MIN_REVIEWS,
+                cfg.ngram_alpha,
+            )
         )
         made, made_y, made_report = made_up_pairs(
-            text.token_lists(tokens), labels, vocabulary, matrix[:, : cfg.glove_dim], ratios, cfg
+            text.token_lists(tokens),
+            labels,
+            vectorizer.vocabulary,
+            matrix[:, : cfg.glove_dim],
+            ratios,
+            cfg,
         )
         rows += made
         y += list(made_y)
@@ -399,22 +449,40 @@ def pair_rows(cfg, counterfactuals, tokens, token_ids, labels, vocabulary, matri
     return vectorizer.features(tokens_of_rows), np.asarray(y, labels.dtype), report
 
 
-def with_lstm_labels(
-    model: keras.Model, vectorizer, reviews: list[str], ngram_ids: tf.RaggedTensor, labels
+def bag_rows(
+    cfg, train_x: dict, train_y, pair_x: dict, pair_y, pairs_report: dict
 ) -> tuple[tf.RaggedTensor, np.ndarray]:
-    """The bag's training rows and labels, with `reviews` added as rows labelled by the trained
-    LSTM part (its log-odds >= 0). The LSTM and the bag read a review differently, so what the
-    LSTM gets right from word order, the bag learns as n-gram weights (co-training; the bag
+    """The bag's labelled rows: the training reviews' n-gram ids (ragged, one row per review)
+    and the minimal pairs' (the antonym reviews, pair_rows' last, only with
+    cfg.antonyms_in_bag), with their labels."""
+    antonyms = 0 if cfg.antonyms_in_bag else pairs_report.get("antonym_reviews", 0)
+    kept = len(pair_y) - antonyms
+    ids = tf.concat([train_x["ngram_ids"], pair_x["ngram_ids"][:kept]], axis=0)
+    return ids, np.concatenate([train_y, pair_y[:kept]])
+
+
+def lstm_labelled(
+    model: keras.Model, vectorizer, unlabelled: list[str], splits
+) -> tuple[tf.RaggedTensor, np.ndarray]:
+    """The unlabelled reviews as rows for the bag: their n-gram ids (ragged, one row per review)
+    and the labels the trained LSTM part gives them (its log-odds >= 0), less reviews with the
+    text of a validation or test review. The LSTM and the bag read a review differently, so what
+    the LSTM gets right from word order, the bag learns as n-gram weights (co-training; the bag
     labelling its own rows helped less, docs/lab/experiments.md, thirteenth round)."""
+    kept = data.without_texts_of(unlabelled, splits.val.review, splits.test.review)
+    if len(kept) < len(unlabelled):
+        log.info(
+            f"bag: {len(unlabelled) - len(kept)} unlabelled reviews left out: "
+            "each has the text of a validation or test review"
+        )
     t0 = time.perf_counter()
-    x = vectorizer.features(text.tokenize_corpus(reviews))
-    lstm_logits = predict_features(part_logits(model), x)[:, 0]
-    pseudo = (lstm_logits >= 0).astype(np.asarray(labels).dtype)
+    x = vectorizer.features(text.tokenize_corpus(kept))
+    pseudo = (predict_features(part_logits(model), x)[:, 0] >= 0).astype(np.int64)
     log.info(
-        f"bag: {len(reviews)} unlabelled reviews labelled by the LSTM "
+        f"bag: {len(kept)} unlabelled reviews labelled by the LSTM "
         f"({100 * pseudo.mean():.1f}% positive) in {time.perf_counter() - t0:.0f}s"
     )
-    return tf.concat([ngram_ids, x["ngram_ids"]], axis=0), np.concatenate([labels, pseudo])
+    return x["ngram_ids"], pseudo
 
 
 def _abort_reason(error: tf.errors.OpError) -> str:
