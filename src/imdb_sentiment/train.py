@@ -232,7 +232,7 @@ def train(
     train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
     matrix, emb_report = input_vectors(vectorizer.vocabulary, cfg, train_x["token_ids"], train_y)
     pair_x, pair_y, pairs_report = pair_rows(
-        cfg, counterfactuals, vectorizer, tokens, train_y, matrix
+        cfg, counterfactuals, vectorizer, tokens, train_x["token_ids"], train_y, matrix
     )
     lstm_x, lstm_y = lstm_rows(cfg, train_x, train_y, pair_x, pair_y)
     strategy = strategy or tf.distribute.get_strategy()
@@ -251,12 +251,14 @@ def train(
         bag_ids, bag_y = bag_rows(cfg, train_x, train_y, pair_x, pair_y, pairs_report)
         if cfg.bag_unlabelled and unlabelled:
             ids, y = lstm_labelled(model, vectorizer, unlabelled, splits)
-            bag_ids, bag_y = tf.concat([bag_ids, ids], 0), np.concatenate([bag_y, y])
-            parts["bag_unlabelled_reviews"] = len(y)
+            if len(y):
+                bag_ids, bag_y = tf.concat([bag_ids, ids], 0), np.concatenate([bag_y, y])
+                parts["bag_unlabelled_reviews"] = len(y)
         bag = fit_bag(bag_ids, bag_y, val_x["ngram_ids"], val_y, cfg)
         set_bag(model, bag["weights"], bag["bias"])
-        parts.update(bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"])
-        parts.update(bag_seconds=bag["seconds"])
+        parts.update(
+            bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"], bag_seconds=bag["seconds"]
+        )
         parts["blend"] = blend_on_validation(model, vectorizer, splits.val, val_x, cfg)
     return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
 
@@ -407,13 +409,20 @@ MADE_UP_MIN_REVIEWS = 100
 
 
 def pair_rows(
-    cfg, counterfactuals, vectorizer, tokens: tf.RaggedTensor, labels, matrix: np.ndarray
+    cfg,
+    counterfactuals,
+    vectorizer,
+    tokens: tf.RaggedTensor,
+    token_ids: tf.RaggedTensor,
+    labels,
+    matrix: np.ndarray,
 ) -> tuple[dict, np.ndarray, dict]:
     """The minimal pairs both parts train on beside the training reviews: the human training
     pairs (both texts, cfg.counterfactual_repeats times) and the made-up ones (augment.py) of the
-    training reviews (their `tokens`, ragged [reviews, tokens], and `labels`), the antonym reviews
-    last. matrix: the input vectors, one row per token id. Returns their features (as
-    Vectorizer.features), labels, and what they are (report["antonym_reviews"]: how many)."""
+    training reviews (their `tokens` and `token_ids`, ragged [reviews, tokens], and `labels`),
+    the antonym reviews last. matrix: the input vectors, one row per token id. Returns their
+    features (as Vectorizer.features), labels, and what they are (report["antonym_reviews"]: how
+    many)."""
     rows, y, report = [], [], {"human_pairs": 0}
     if counterfactuals and cfg.counterfactual_repeats:
         texts, pair_y = counterfactuals.train.rows()
@@ -424,13 +433,7 @@ def pair_rows(
         ratios = (  # the polarity input column, or the same ratios computed for this alone
             matrix[:, -1]
             if cfg.word_polarity_min_reviews
-            else word_polarity(
-                vectorizer.features(tokens)["token_ids"],
-                labels,
-                len(matrix),
-                MADE_UP_MIN_REVIEWS,
-                cfg.ngram_alpha,
-            )
+            else word_polarity(token_ids, labels, len(matrix), MADE_UP_MIN_REVIEWS, cfg.ngram_alpha)
         )
         made, made_y, made_report = made_up_pairs(
             text.token_lists(tokens),
@@ -477,6 +480,8 @@ def lstm_labelled(
         )
     t0 = time.perf_counter()
     x = vectorizer.features(text.tokenize_corpus(kept))
+    if not kept:
+        return x["ngram_ids"], np.zeros(0, np.int64)
     pseudo = (predict_features(part_logits(model), x)[:, 0] >= 0).astype(np.int64)
     log.info(
         f"bag: {len(kept)} unlabelled reviews labelled by the LSTM "

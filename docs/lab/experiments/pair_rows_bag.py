@@ -92,7 +92,9 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
             ngram_c_grid=(0.03, 0.1, 0.3),
             **{k: int(v) for k, v in (kv.split("=") for kv in keys.split(",") if kv)},
         )
-        pair_x, pair_y, _ = pair_rows(vcfg, pairs, vec, tokens, y_train, matrix)
+        pair_x, pair_y, _ = pair_rows(
+            vcfg, pairs, vec, tokens, train_x["token_ids"], y_train, matrix
+        )
         bag_ids = tf.concat(
             [train_x["ngram_ids"], pair_x["ngram_ids"], feats["unlabelled"]["ngram_ids"]], axis=0
         )
