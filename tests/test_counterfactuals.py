@@ -42,6 +42,7 @@ def test_pairs_of_validation_or_test_reviews_are_left_out_and_counted(splits, tm
     used = set(pairs.train.original + pairs.held_out.original)
     assert used == set(splits.train.review[:12])  # held out by pair, never split inside one
     assert not set(pairs.train.original) & set(pairs.held_out.original)
+    assert set(pairs.val.original) == set(splits.val.review[:3])  # for the blend alone
     # The same seed holds out the same pairs: evaluation rebuilds what training held out.
     again = counterfactuals.load(tmp_path, splits, cfg)
     assert again.held_out.original == pairs.held_out.original

@@ -87,6 +87,32 @@ def test_the_blend_is_fitted_on_validation_reviews_and_their_cuts(trained, tiny_
     assert np.abs(whole_only - weights).max() > 1e-2  # the cuts are what made these weights
 
 
+def test_the_blend_is_fitted_on_the_pairs_of_validation_reviews_too(trained, tiny_csv):
+    import dataclasses
+
+    from conftest import flipped
+
+    from imdb_sentiment import counterfactuals, data, text
+    from imdb_sentiment.runs import load_artifacts
+    from imdb_sentiment.train import blend_on_validation
+
+    art = load_artifacts(trained["run_dir"])
+    splits = data.load(tiny_csv, art.cfg)
+    val_x = art.vectorizer.features(text.tokenize_corpus(list(splits.val.review)))
+    originals = list(splits.val.review[:20])
+    pairs = counterfactuals.Pairs(
+        originals, [flipped(r) for r in originals], splits.val.label.to_numpy()[:20]
+    )
+
+    def blend(weight, val_pairs):
+        cfg = dataclasses.replace(art.cfg, blend_pair_weight=weight)
+        return blend_on_validation(art.model, art.vectorizer, splits.val, val_x, cfg, val_pairs)
+
+    alone = blend(0, None)
+    assert blend(0, pairs) == alone == blend(10, None)  # no weight, or no pairs: the same fit
+    assert blend(10, pairs) != alone
+
+
 def test_export_is_a_numbered_version_with_info(trained):
     version = trained["version"]
     assert (

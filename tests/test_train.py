@@ -35,6 +35,58 @@ def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
         assert x["token_ids"].shape[1] == real.max() and real.max() - real.min() < 25
 
 
+def test_pairs_come_side_by_side_in_batches_of_their_own():
+    cfg = Config(batch_size=4, max_len=100, epochs=3)
+    rng = np.random.default_rng(1)
+    ids = ragged(rng.integers(1, 100, size=30))
+    # 11 pairs: the two texts of pair k hold token 100 + k, and differ in length by one token
+    lengths = np.repeat(rng.integers(2, 90, size=11), 2) + np.tile([0, 1], 11)
+    pair_ids = tf.ragged.constant([[100 + i // 2] * n for i, n in enumerate(lengths)])
+    pair_y = np.tile([1, 0], 11)
+    pairs = ({"token_ids": pair_ids}, pair_y)
+    batches = list(make_dataset(ids, np.zeros(30), cfg, training=True, pairs=pairs))
+    steps = steps_per_epoch(ids, cfg, pairs)
+    assert len(batches) == 3 * steps
+    seen = []
+    for x, y in batches:
+        tokens, y = x["token_ids"].numpy(), y.numpy()
+        if not y[:, 1].any():  # the other rows: label, not the first of a pair
+            assert (tokens < 100).all()
+            continue
+        assert len(y) <= 4 and (y[0::2, 1] == 1).all() and (y[1::2, 1] == 0).all()
+        assert (y[0::2, 0] == 1).all() and (y[1::2, 0] == 0).all()
+        for first, second in zip(tokens[0::2], tokens[1::2]):
+            assert first[0] == second[0] and (second != 0).sum() == (first != 0).sum() + 1
+            seen.append(first[0] - 100)
+    assert sorted(seen) == sorted(list(range(11)) * 3)
+    resumed = list(make_dataset(ids, np.zeros(30), cfg, True, first_epoch=2, pairs=pairs))
+    for (a, ya), (b, yb) in zip(resumed, batches[2 * steps :]):
+        np.testing.assert_array_equal(a["token_ids"], b["token_ids"])
+
+
+def test_the_pair_term_wants_a_pair_apart_by_the_margin():
+    from imdb_sentiment.model import PairedCrossEntropy, members_cross_entropy
+
+    loss = PairedCrossEntropy(margin=2.0)
+    # rows: a pair (positive, then negative text) and one other row; one member
+    y = tf.constant([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    plain = members_cross_entropy(y, tf.constant([[0.9], [0.1], [0.6]])).numpy()
+
+    def pair_term(p):
+        return (
+            loss.call(y, tf.constant(p)).numpy() - members_cross_entropy(y, tf.constant(p)).numpy()
+        )
+
+    np.testing.assert_allclose(pair_term([[0.9], [0.1], [0.6]])[1:], 0.0, atol=1e-6)
+    apart = np.log(0.9 / 0.1) * 2  # log-odds 2.2 and -2.2: apart by 4.4 > 2
+    np.testing.assert_allclose(
+        pair_term([[0.9], [0.1], [0.6]])[0], np.log1p(np.exp(2 - apart)), rtol=1e-5
+    )
+    assert pair_term([[0.6], [0.55], [0.6]])[0] > 1.5  # on one side, near each other
+    assert plain.shape == (3,)
+    assert loss.call(tf.constant([1.0, 0.0]), tf.constant([[0.9], [0.1]])).shape == (2,)
+
+
 def test_predict_features_returns_input_order():
     class Echo(tf.keras.Model):  # probability = number of real tokens / 100
         def call(self, x):
@@ -58,3 +110,12 @@ def test_the_fast_preset_trains_one_member_and_flags_still_override():
     assert default == Config()
     _, both = parse_args(["--preset", "fast", "--epochs", "2"])
     assert (both.lstm_members, both.epochs) == (1, 2)
+
+
+def test_pair_order_puts_the_two_texts_of_each_pair_side_by_side():
+    from imdb_sentiment.train import pair_order
+
+    # pair_rows: 2 human pairs (originals, then edits) twice, 1 negation pair, antonym reviews
+    report = {"human_pairs": 2, "negation_sentence_pairs": 1, "antonym_reviews": 3}
+    assert pair_order(report, 2).tolist() == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9]
+    assert pair_order({"human_pairs": 0, "negation_sentence_pairs": 2}, 2).tolist() == [0, 1, 2, 3]

@@ -89,6 +89,11 @@ class Config:
     # first 10/20/40 tokens, first and last sentence): fitted on whole reviews alone, it trusts
     # the bag, which has few n-grams to go on in a line.
     blend_on_cuts: bool = True
+    # Times each text of the human pairs of validation reviews (left out of training, as those
+    # reviews are) counts in the blend's fit; 0: not at all. On edits the blend then trusts the
+    # LSTM more, the part that reads them: held-out edits +1.9 points for -0.08 of validation at
+    # 10 (docs/lab/experiments.md, minimal pairs, third round).
+    blend_pair_weight: int = 10
 
     # Minimal pairs (counterfactuals.py, augment.py): texts that differ in a few words and have
     # opposite labels teach the LSTM and the bag what turns a verdict, which whole reviews do not.
@@ -100,6 +105,10 @@ class Config:
     # The antonym reviews teach the LSTM alone: in the bag they cost half a point of validation
     # accuracy and added nothing on the held-out pairs (docs/lab/experiments.md, minimal pairs).
     antonyms_in_bag: bool = False
+    # >0: the LSTM learns the human and negation pairs as pairs, both texts of one in a batch,
+    # with softplus(pair_margin - (log-odds of the positive text - of the negative)) added to their
+    # loss (model.PairedCrossEntropy); 0: they are rows like any other.
+    pair_margin: float = 0.0
 
     # Training
     batch_size: int = 64
@@ -148,6 +157,8 @@ class Config:
             raise ValueError("early_stopping_from must be 0 or more")
         if self.short_copies < 0:
             raise ValueError("short_copies must be 0 or more")
+        if self.pair_margin < 0 or self.blend_pair_weight < 0:
+            raise ValueError("pair_margin and blend_pair_weight must be 0 or more")
         if self.word_polarity_min_reviews < 0:
             raise ValueError("word_polarity_min_reviews must be 0 (off) or more")
         if min(self.counterfactual_repeats, self.made_up_negations, self.made_up_antonyms) < 0:

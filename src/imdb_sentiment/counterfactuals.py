@@ -68,6 +68,9 @@ class Counterfactuals:
     held_out: Pairs  # a fifth of the training pairs, never trained on: for choosing
     dev: Pairs  # read once, for the final report
     report: dict  # where they came from and what was left out, for data_report.json
+    # the training pairs of validation reviews: never trained on, as those reviews are; the
+    # blend is fitted on them beside the validation reviews (train.blend_on_validation)
+    val: Pairs
 
 
 def find(given: str | None, data_source: str, cache_dir: Path) -> Path | None:
@@ -145,7 +148,7 @@ def read_pairs(path: Path, known: set[str] = frozenset()) -> Pairs:
 def load(folder: Path, splits, cfg) -> Counterfactuals:
     """The pairs in `folder` for a run on `splits`: training pairs whose texts are validation or
     test reviews left out and counted, a cfg.counterfactual_holdout share held out by pair
-    (seeded), the dev pairs whole."""
+    (seeded), the dev pairs whole; the pairs of validation reviews apart."""
     seen = {
         name: {normalized(t) for t in getattr(splits, name).review}
         for name in ("train", "val", "test")
@@ -154,14 +157,15 @@ def load(folder: Path, splits, cfg) -> Counterfactuals:
     train = read_pairs(Path(folder) / "train_paired.tsv", known)
     dev = read_pairs(Path(folder) / "dev_paired.tsv", known)
     report = {"source": str(folder), "train_pairs_read": len(train), "dev_pairs": len(dev)}
-    left_out = set()
+    left_out, of = set(), {}
     for name in ("test", "val"):
         hit = {
             i
             for i, texts in enumerate(zip(train.original, train.edit))
             if any(normalized(t) in seen[name] for t in texts)
         }
-        report[f"train_pairs_left_out_{name}"] = len(hit - left_out)
+        of[name] = np.array(sorted(hit - left_out), np.int64)
+        report[f"train_pairs_left_out_{name}"] = len(of[name])
         left_out |= hit
     kept = np.array(sorted(set(range(len(train))) - left_out), np.int64)
     order = np.random.default_rng(cfg.seed).permutation(kept)
@@ -173,4 +177,6 @@ def load(folder: Path, splits, cfg) -> Counterfactuals:
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items() if k != "source")
         + f" (from {folder})"
     )
-    return Counterfactuals(train.subset(used), train.subset(held), dev, report)
+    return Counterfactuals(
+        train.subset(used), train.subset(held), dev, report, train.subset(of["val"])
+    )

@@ -247,20 +247,58 @@ def adam(cfg, peak_lr: float, steps: int) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(learning_rate=lr, clipnorm=cfg.clipnorm)
 
 
+def _labels(y_true):
+    """The labels of a batch, one per row: y_true is [rows], [rows, 1] or, with minimal pairs
+    in batches of their own, [rows, 2] of [label, first of a pair]."""
+    if len(y_true.shape) == 2 and y_true.shape[-1] == 2:
+        return y_true[:, 0]
+    return ops.reshape(y_true, (-1,))
+
+
+def _log_odds(p):
+    p = ops.clip(ops.cast(p, "float32"), 1e-7, 1.0 - 1e-7)
+    return ops.log(p) - ops.log1p(-p)
+
+
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
 def members_cross_entropy(y_true, y_pred):
     """Each member's cross-entropy on the label, averaged over the members (y_pred's columns): a
     member learns from its own errors, not from the average's."""
-    y = ops.broadcast_to(ops.reshape(ops.cast(y_true, y_pred.dtype), (-1, 1)), ops.shape(y_pred))
-    return keras.losses.binary_crossentropy(y, y_pred)
+    y = ops.cast(_labels(y_true), y_pred.dtype)
+    return keras.losses.binary_crossentropy(
+        ops.broadcast_to(ops.reshape(y, (-1, 1)), ops.shape(y_pred)), y_pred
+    )
+
+
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class PairedCrossEntropy(keras.losses.Loss):
+    """members_cross_entropy and, for each minimal pair (two rows one after the other, the first
+    flagged in y_true's second column), softplus(margin - (z_positive - z_negative)) for each
+    member's log-odds z: the edit must move the log-odds by a clear margin, not only across 0."""
+
+    def __init__(self, margin: float, name="paired_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.margin = float(margin)
+
+    def call(self, y_true, y_pred):
+        loss = members_cross_entropy(y_true, y_pred)
+        if not (len(y_true.shape) == 2 and y_true.shape[-1] == 2):
+            return loss  # validation rows: no pairs
+        label, first = ops.cast(y_true[:, 0], "float32"), ops.cast(y_true[:, 1], "float32")
+        z = _log_odds(y_pred)
+        apart = (z - ops.roll(z, -1, axis=0)) * ops.reshape(2.0 * label - 1.0, (-1, 1))
+        pair = ops.mean(ops.softplus(self.margin - apart), axis=-1)
+        return loss + ops.cast(first * pair, loss.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin}
 
 
 def ensemble_accuracy(y_true, y_pred):
     """Accuracy of the mean log-odds of y_pred's columns (each member's P(positive)); with one
     column, plain binary accuracy at 0.5."""
-    p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0 - 1e-7)
-    logit = ops.mean(ops.log(p) - ops.log1p(-p), axis=-1)
-    truth = ops.reshape(ops.cast(y_true, "float32"), (-1,)) > 0.5
+    logit = ops.mean(_log_odds(y_pred), axis=-1)
+    truth = ops.cast(_labels(y_true), "float32") > 0.5
     return ops.cast(ops.equal(logit > 0, truth), "float32")
 
 
@@ -279,7 +317,7 @@ class EnsembleAccuracy(keras.metrics.MeanMetricWrapper):
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int = 1) -> keras.Model:
     model.compile(
         optimizer=adam(cfg, cfg.learning_rate, cfg.epochs * steps_per_epoch),
-        loss=members_cross_entropy,
+        loss=PairedCrossEntropy(cfg.pair_margin) if cfg.pair_margin else members_cross_entropy,
         metrics=[EnsembleAccuracy()],
         jit_compile=cfg.jit_compile,
     )

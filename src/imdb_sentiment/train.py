@@ -61,36 +61,88 @@ def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
 
 
 def make_dataset(
-    features: dict, labels, cfg, training: bool, first_epoch: int = 0
+    features: dict, labels, cfg, training: bool, first_epoch: int = 0, pairs=None
 ) -> tf.data.Dataset:
     """Reviews of similar length share a batch, so little time goes into padding.
 
     Token ids are computed once, before this; the dataset only shuffles, groups and pads them.
     Training data runs through epochs first_epoch .. cfg.epochs - 1, each shuffled with its own
     number as seed: a run resumed at epoch k sees exactly the batches an uninterrupted run sees.
+
+    pairs: (features, labels) of minimal pairs, the two texts of each one after the other. They
+    come in batches of their own, both texts of a pair side by side, mixed among the other
+    batches; every label is then [label, 1 for a pair's first text] (model.PairedCrossEntropy).
     """
-    base = rows(features, np.asarray(labels, np.float32)).cache()
+    labels = np.asarray(labels, np.float32)
+    if pairs is not None:  # [label, not the first of a pair]
+        labels = np.stack([labels, np.zeros_like(labels)], axis=1)
+    base = rows(features, labels).cache()
     bounds = bucket_boundaries(cfg.max_len)
 
-    def batched(ds):
-        return ds.bucket_by_sequence_length(
-            lambda x, y: tf.shape(x["token_ids"])[0], bounds, [cfg.batch_size] * (len(bounds) + 1)
-        )
+    def batched(ds, length=lambda x, y: tf.shape(x["token_ids"])[0], size=cfg.batch_size):
+        return ds.bucket_by_sequence_length(length, bounds, [size] * (len(bounds) + 1))
 
     if not training:
         return batched(base).prefetch(tf.data.AUTOTUNE)
-    n = len(labels)
     epochs = tf.data.Dataset.range(first_epoch, cfg.epochs)
-    return epochs.flat_map(
+    n = len(labels)
+    ordinary = epochs.flat_map(
         lambda e: batched(base.shuffle(n, seed=e, reshuffle_each_iteration=False))
+    )
+    if pairs is None:
+        return ordinary.prefetch(tf.data.AUTOTUNE)
+
+    pair_x, pair_y = pairs
+    both = tf.RaggedTensor.from_uniform_row_length(pair_x["token_ids"], 2)  # [pairs, 2, tokens]
+    y = np.asarray(pair_y, np.float32).reshape(-1, 2)
+    first = np.tile(np.float32([1, 0]), (len(y), 1))
+    pair_labels = np.stack([y, first], axis=2)  # [pairs, 2 texts, (label, first of a pair)]
+    pair_base = (
+        tf.data.Dataset.from_tensor_slices((both, pair_labels))
+        .map(lambda x, y: ({"token_ids": x.to_tensor()}, y))
+        .cache()
+    )
+
+    def pair_batches(e):  # [pairs, 2, tokens] -> [rows, tokens], a pair's texts side by side
+        shuffled = pair_base.shuffle(len(y), seed=e, reshuffle_each_iteration=False)
+        size = max(1, cfg.batch_size // 2)
+        return batched(shuffled, lambda x, y: tf.shape(x["token_ids"])[1], size).map(
+            lambda x, y: (
+                {"token_ids": tf.reshape(x["token_ids"], [-1, tf.shape(x["token_ids"])[-1]])},
+                tf.reshape(y, [-1, 2]),
+            )
+        )
+
+    # Each epoch's pair batches fall among its other batches at places drawn by its number.
+    counts = [steps_per_epoch(features, cfg), _pair_batch_count(pair_x, cfg)]
+    order = np.concatenate(
+        [
+            np.random.default_rng(e).permutation(np.repeat([0, 1], counts))
+            for e in range(first_epoch, cfg.epochs)
+        ]
+    )
+    return tf.data.Dataset.choose_from_datasets(
+        [ordinary, epochs.flat_map(pair_batches)], tf.data.Dataset.from_tensor_slices(order)
     ).prefetch(tf.data.AUTOTUNE)
 
 
-def steps_per_epoch(features: dict, cfg) -> int:
-    """Batches per pass of make_dataset: each length bucket is cut into batches on its own."""
+def _batch_count(lengths: np.ndarray, size: int, max_len: int) -> int:
+    """Batches of make_dataset per pass: each length bucket is cut into batches on its own."""
+    bucket = np.searchsorted(bucket_boundaries(max_len), lengths, side="right")
+    return int(sum(-(-count // size) for count in np.bincount(bucket)))
+
+
+def _pair_batch_count(pair_x: dict, cfg) -> int:
+    """Batches of pairs per pass: cfg.batch_size texts each, bucketed by a pair's longer text."""
+    lengths = pair_x["token_ids"].row_lengths().numpy().reshape(-1, 2).max(axis=1)
+    return _batch_count(lengths, max(1, cfg.batch_size // 2), cfg.max_len)
+
+
+def steps_per_epoch(features: dict, cfg, pairs=None) -> int:
+    """Batches per pass of make_dataset, those of the pairs (make_dataset's) among them."""
     lengths = features["token_ids"].row_lengths().numpy()
-    bucket = np.searchsorted(bucket_boundaries(cfg.max_len), lengths, side="right")
-    return int(sum(-(-count // cfg.batch_size) for count in np.bincount(bucket)))
+    steps = _batch_count(lengths, cfg.batch_size, cfg.max_len)
+    return steps + (_pair_batch_count(pairs[0], cfg) if pairs is not None else 0)
 
 
 def keras_verbosity() -> int:
@@ -187,7 +239,7 @@ def input_vectors(vocabulary, cfg, token_ids: tf.RaggedTensor, labels) -> tuple[
     return np.concatenate([matrix, polarity[:, None]], axis=1), report
 
 
-def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy):
+def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy, pairs=None):
     """The whole model, and its LSTM part compiled for training; fit the latter inside
     strategy.scope().
 
@@ -205,7 +257,7 @@ def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Str
     model = keras.Model(tied.input, tied.output, name=tied.name)
     lstm = lstm_model(model)
     with strategy.scope():
-        compile_model(lstm, cfg, steps_per_epoch(train_x, cfg))
+        compile_model(lstm, cfg, steps_per_epoch(train_x, cfg, pairs))
         lstm.optimizer.build(lstm.trainable_variables)
     return model, lstm, cfg
 
@@ -234,13 +286,15 @@ def train(
     pair_x, pair_y, pairs_report = pair_rows(
         cfg, counterfactuals, vectorizer, tokens, train_x["token_ids"], train_y, matrix
     )
-    lstm_x, lstm_y = lstm_rows(cfg, train_x, train_y, pair_x, pair_y)
+    lstm_x, lstm_y, lstm_pairs = lstm_rows(cfg, train_x, train_y, pair_x, pair_y, pairs_report)
     strategy = strategy or tf.distribute.get_strategy()
-    model, lstm, fit_cfg = build_compiled_model(cfg, matrix, lstm_x, strategy)
+    model, lstm, fit_cfg = build_compiled_model(cfg, matrix, lstm_x, strategy, lstm_pairs)
     if encoder:
         encoder.start(model, cfg, vectorizer.vocabulary, splits.train.review)
         log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
-    history, seconds = fit_lstm(lstm, fit_cfg, lstm_x, lstm_y, val_x, val_y, run_dir, strategy)
+    history, seconds = fit_lstm(
+        lstm, fit_cfg, lstm_x, lstm_y, val_x, val_y, run_dir, strategy, lstm_pairs
+    )
     # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
     # exported, in the float32 it serves in.
     model = as_float32(model)
@@ -259,7 +313,8 @@ def train(
         parts.update(
             bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"], bag_seconds=bag["seconds"]
         )
-        parts["blend"] = blend_on_validation(model, vectorizer, splits.val, val_x, cfg)
+        val_pairs = counterfactuals.val if counterfactuals else None
+        parts["blend"] = blend_on_validation(model, vectorizer, splits.val, val_x, cfg, val_pairs)
     return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
 
 
@@ -281,10 +336,11 @@ def vectorize(cfg, splits, run_dir: Path) -> tuple[text.Vectorizer, tf.RaggedTen
     return vectorizer, tokens, train_x, val_x
 
 
-def lstm_rows(cfg, train_x: dict, train_y, pair_x: dict, pair_y) -> tuple[dict, np.ndarray]:
+def lstm_rows(cfg, train_x: dict, train_y, pair_x: dict, pair_y, pairs_report: dict):
     """What the LSTM trains on: the training reviews, cfg.short_copies cut copies of each (a
     line is what users type; whole reviews never show one) and the minimal pairs' rows.
-    Returns {"token_ids": ragged [rows, tokens]} and the rows' labels."""
+    Returns {"token_ids": ragged [rows, tokens]}, the rows' labels and, with cfg.pair_margin,
+    the human and negation pairs apart from those rows, as make_dataset takes them; else None."""
     ids, y = [train_x["token_ids"]], [train_y]
     if cfg.short_copies:
         cuts = cut_copies(train_x["token_ids"], cfg.short_copies, cfg.seed)
@@ -294,16 +350,40 @@ def lstm_rows(cfg, train_x: dict, train_y, pair_x: dict, pair_y) -> tuple[dict, 
             f"short copies: the LSTM trains on {len(train_y) + int(cuts.nrows())} rows, "
             f"{cuts.nrows()} of them cut"
         )
-    if len(pair_y):
-        ids.append(pair_x["token_ids"])
-        y.append(pair_y)
-    return {"token_ids": tf.concat(ids, axis=0)}, np.concatenate(y)
+    order = pair_order(pairs_report, cfg.counterfactual_repeats) if cfg.pair_margin else []
+    if len(pair_y) > len(order):  # the rows that are no pair's: all of them without pair_margin
+        ids.append(pair_x["token_ids"][len(order) :])
+        y.append(pair_y[len(order) :])
+    pairs = None
+    if len(order):
+        pairs = ({"token_ids": tf.gather(pair_x["token_ids"], order)}, pair_y[order])
+    return {"token_ids": tf.concat(ids, axis=0)}, np.concatenate(y), pairs
+
+
+def pair_order(pairs_report: dict, repeats: int) -> np.ndarray:
+    """Indices of pair_rows' rows that are pairs, the two texts of each one after the other:
+    first come the human pairs' originals, then their edits, once per repeat; then the negation
+    pairs, already side by side."""
+    n = pairs_report["human_pairs"]
+    one = np.stack([np.arange(n), n + np.arange(n)], axis=1).ravel()
+    human = [2 * n * k + one for k in range(repeats if n else 0)]
+    negation = 2 * n * len(human) + np.arange(2 * pairs_report.get("negation_sentence_pairs", 0))
+    return np.concatenate([*human, negation]).astype(np.int64)
 
 
 def fit_lstm(
-    lstm: keras.Model, cfg, lstm_x: dict, lstm_y, val_x: dict, val_y, run_dir: Path, strategy
+    lstm: keras.Model,
+    cfg,
+    lstm_x: dict,
+    lstm_y,
+    val_x: dict,
+    val_y,
+    run_dir: Path,
+    strategy,
+    pairs=None,
 ) -> tuple[dict, float]:
-    """Fits the compiled LSTM part (build_compiled_model) on (lstm_x, lstm_y) under `strategy`,
+    """Fits the compiled LSTM part (build_compiled_model) on (lstm_x, lstm_y) and the `pairs`
+    (lstm_rows) under `strategy`,
     with early stopping on validation accuracy, checkpointing each epoch into run_dir and
     resuming from a checkpoint there. Returns the history (one list per metric, one entry per
     epoch) and the seconds fit took in this process."""
@@ -336,7 +416,7 @@ def fit_lstm(
         checkpoint,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
     ]
-    train_ds = make_dataset(lstm_x, lstm_y, cfg, training=True, first_epoch=first_epoch)
+    train_ds = make_dataset(lstm_x, lstm_y, cfg, True, first_epoch, pairs)
     val_ds = make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False)
     t0 = time.perf_counter()
     try:
@@ -345,7 +425,7 @@ def fit_lstm(
                 train_ds,
                 validation_data=val_ds,
                 initial_epoch=first_epoch,
-                steps_per_epoch=steps_per_epoch(lstm_x, cfg),
+                steps_per_epoch=steps_per_epoch(lstm_x, cfg, pairs),
                 epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
                 callbacks=callbacks,
                 shuffle=False,  # make_dataset shuffles, by epoch number
@@ -383,21 +463,33 @@ def lstm_on_validation(model: keras.Model, val_x: dict, val_y, history: dict, cf
     return parts
 
 
-def blend_on_validation(model: keras.Model, vectorizer, val: pd.DataFrame, val_x: dict, cfg):
+def blend_on_validation(
+    model: keras.Model, vectorizer, val: pd.DataFrame, val_x: dict, cfg, val_pairs=None
+):
     """Fits the blend's weights into `model` on the validation reviews (`val`, their features
-    val_x) and, with cfg.blend_on_cuts, on their cuts (short.CUTS): rows neither part trained
-    on. Returns {"lstm": weight, "bag": weight, "bias": bias}."""
+    val_x), with cfg.blend_on_cuts on their cuts (short.CUTS) and, with cfg.blend_pair_weight,
+    on the texts of `val_pairs` (counterfactuals.Pairs of validation reviews): rows neither part
+    trained on. Returns {"lstm": weight, "bag": weight, "bias": bias}."""
     parts_of = part_logits(model)
     val_y = val.label.to_numpy()
-    logits, labels = predict_features(parts_of, val_x), val_y  # [reviews, 2]: LSTM, bag
+    logits, labels = [predict_features(parts_of, val_x)], [val_y]  # [reviews, 2]: LSTM, bag
+    fitted_on = ["validation"]
     if cfg.blend_on_cuts:
         cut_x = vectorizer.features(text.tokenize_corpus(cut_texts(val.review)))
-        logits = np.concatenate([logits, predict_features(parts_of, cut_x)])
-        labels = np.concatenate([val_y, np.tile(val_y, len(CUTS))])
+        logits.append(predict_features(parts_of, cut_x))
+        labels.append(np.tile(val_y, len(CUTS)))
+        fitted_on.append("its cuts")
+    if cfg.blend_pair_weight and val_pairs is not None and len(val_pairs):
+        texts, pair_y = val_pairs.rows()
+        pair_logits = predict_features(parts_of, vectorizer.features(text.tokenize_corpus(texts)))
+        logits += [pair_logits] * cfg.blend_pair_weight
+        labels += [pair_y] * cfg.blend_pair_weight
+        fitted_on.append(f"{len(val_pairs)} human pairs of its reviews")
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
     weights, bias = fit_blend(logits[:, 0], logits[:, 1], labels)
     set_blend(model, weights, bias)
     log.info(
-        f"blend (fitted on validation{' and its cuts' * cfg.blend_on_cuts}): "
+        f"blend (fitted on {', '.join(fitted_on)}): "
         f"log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag {bias:+.3f}"
     )
     return {"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias}
@@ -422,7 +514,7 @@ def pair_rows(
     training reviews (their `tokens` and `token_ids`, ragged [reviews, tokens], and `labels`),
     the antonym reviews last. matrix: the input vectors, one row per token id. Returns their
     features (as Vectorizer.features), labels, and what they are (report["antonym_reviews"]: how
-    many)."""
+    many; pair_order reads the rest)."""
     rows, y, report = [], [], {"human_pairs": 0}
     if counterfactuals and cfg.counterfactual_repeats:
         texts, pair_y = counterfactuals.train.rows()
