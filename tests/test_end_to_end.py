@@ -64,8 +64,10 @@ def test_metrics_give_each_parts_accuracy_alone_on_each_split(trained):
     assert abs(metrics["val"]["parts"]["bag"] - metrics["parts"]["bag_val_accuracy"]) <= 1 / n
 
 
-def test_the_blend_is_fitted_on_validation_reviews_and_their_cuts(trained, tiny_csv):
-    from imdb_sentiment import data, text
+def test_the_blend_is_fitted_on_validation_reviews_their_cuts_and_pairs(
+    trained, tiny_csv, tiny_pairs
+):
+    from imdb_sentiment import counterfactuals, data, text
     from imdb_sentiment.bag import fit_blend
     from imdb_sentiment.features import predict_features
     from imdb_sentiment.model import part_logits
@@ -73,44 +75,29 @@ def test_the_blend_is_fitted_on_validation_reviews_and_their_cuts(trained, tiny_
     from imdb_sentiment.short import CUTS, cut_texts
 
     art = load_artifacts(trained["run_dir"])
-    assert art.cfg.blend_on_cuts
-    val = data.load(tiny_csv, art.cfg).val
-    texts = val.review.tolist() + cut_texts(val.review)
+    assert art.cfg.blend_on_cuts and art.cfg.blend_pair_weight
+    splits = data.load(tiny_csv, art.cfg)
+    val = splits.val
+    # the tiny pairs' originals are the first training-split reviews, some of them validation's
+    pairs = counterfactuals.load(tiny_pairs, splits, art.cfg).val
+    assert len(pairs) and set(pairs.original) <= set(val.review)
+    pair_texts, pair_y = pairs.rows()
+    texts = val.review.tolist() + cut_texts(val.review) + pair_texts
     logits = predict_features(
         part_logits(art.model), art.vectorizer.features(text.tokenize_corpus(texts))
     )
-    y, n = val.label.to_numpy(), len(val)
-    weights, bias = fit_blend(logits[:, 0], logits[:, 1], np.tile(y, len(CUTS) + 1))
+    y, n, cut = val.label.to_numpy(), len(val), len(val) * (len(CUTS) + 1)
+    w = art.cfg.blend_pair_weight
+    rows = np.concatenate([logits[:cut], *[logits[cut:]] * w])
+    weights, bias = fit_blend(
+        rows[:, 0], rows[:, 1], np.concatenate([np.tile(y, len(CUTS) + 1), *[pair_y] * w])
+    )
     blend = json.loads((trained["run_dir"] / "metrics.json").read_text())["parts"]["blend"]
     assert [blend["lstm"], blend["bag"], blend["bias"]] == pytest.approx([*weights, bias], abs=1e-4)
     whole_only, _ = fit_blend(logits[:n, 0], logits[:n, 1], y)
-    assert np.abs(whole_only - weights).max() > 1e-2  # the cuts are what made these weights
-
-
-def test_the_blend_is_fitted_on_the_pairs_of_validation_reviews_too(trained, tiny_csv):
-    import dataclasses
-
-    from conftest import flipped
-
-    from imdb_sentiment import counterfactuals, data, text
-    from imdb_sentiment.runs import load_artifacts
-    from imdb_sentiment.train import blend_on_validation
-
-    art = load_artifacts(trained["run_dir"])
-    splits = data.load(tiny_csv, art.cfg)
-    val_x = art.vectorizer.features(text.tokenize_corpus(list(splits.val.review)))
-    originals = list(splits.val.review[:20])
-    pairs = counterfactuals.Pairs(
-        originals, [flipped(r) for r in originals], splits.val.label.to_numpy()[:20]
-    )
-
-    def blend(weight, val_pairs):
-        cfg = dataclasses.replace(art.cfg, blend_pair_weight=weight)
-        return blend_on_validation(art.model, art.vectorizer, splits.val, val_x, cfg, val_pairs)
-
-    alone = blend(0, None)
-    assert blend(0, pairs) == alone == blend(10, None)  # no weight, or no pairs: the same fit
-    assert blend(10, pairs) != alone
+    assert np.abs(whole_only - weights).max() > 1e-2  # the cuts and pairs made these weights
+    no_pairs, _ = fit_blend(logits[:cut, 0], logits[:cut, 1], np.tile(y, len(CUTS) + 1))
+    assert np.abs(no_pairs - weights).max() > 1e-3
 
 
 def test_export_is_a_numbered_version_with_info(trained):
