@@ -247,12 +247,15 @@ def adam(cfg, peak_lr: float, steps: int) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(learning_rate=lr, clipnorm=cfg.clipnorm)
 
 
+def _flags_pairs(y_true) -> bool:
+    """y_true is [rows, 2] of [label, first of a pair] (training with cfg.pair_margin), not
+    [rows] or [rows, 1] of labels."""
+    return len(y_true.shape) == 2 and y_true.shape[-1] == 2
+
+
 def _labels(y_true):
-    """The labels of a batch, one per row: y_true is [rows], [rows, 1] or, with minimal pairs
-    in batches of their own, [rows, 2] of [label, first of a pair]."""
-    if len(y_true.shape) == 2 and y_true.shape[-1] == 2:
-        return y_true[:, 0]
-    return ops.reshape(y_true, (-1,))
+    """The labels of a batch, one per row."""
+    return y_true[:, 0] if _flags_pairs(y_true) else ops.reshape(y_true, (-1,))
 
 
 def _log_odds(p):
@@ -282,7 +285,7 @@ class PairedCrossEntropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         loss = members_cross_entropy(y_true, y_pred)
-        if not (len(y_true.shape) == 2 and y_true.shape[-1] == 2):
+        if not _flags_pairs(y_true):
             return loss  # validation rows: no pairs
         label, first = ops.cast(y_true[:, 0], "float32"), ops.cast(y_true[:, 1], "float32")
         z = _log_odds(y_pred)

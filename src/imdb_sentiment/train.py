@@ -105,7 +105,7 @@ def make_dataset(
 
     def pair_batches(e):  # [pairs, 2, tokens] -> [rows, tokens], a pair's texts side by side
         shuffled = pair_base.shuffle(len(y), seed=e, reshuffle_each_iteration=False)
-        size = max(1, cfg.batch_size // 2)
+        size = _pairs_per_batch(cfg)
         return batched(shuffled, lambda x, y: tf.shape(x["token_ids"])[1], size).map(
             lambda x, y: (
                 {"token_ids": tf.reshape(x["token_ids"], [-1, tf.shape(x["token_ids"])[-1]])},
@@ -132,10 +132,15 @@ def _batch_count(lengths: np.ndarray, size: int, max_len: int) -> int:
     return int(sum(-(-count // size) for count in np.bincount(bucket)))
 
 
+def _pairs_per_batch(cfg) -> int:
+    """A batch of pairs holds cfg.batch_size texts, as any other batch does."""
+    return max(1, cfg.batch_size // 2)
+
+
 def _pair_batch_count(pair_x: dict, cfg) -> int:
-    """Batches of pairs per pass: cfg.batch_size texts each, bucketed by a pair's longer text."""
+    """Batches of pairs per pass, bucketed by a pair's longer text."""
     lengths = pair_x["token_ids"].row_lengths().numpy().reshape(-1, 2).max(axis=1)
-    return _batch_count(lengths, max(1, cfg.batch_size // 2), cfg.max_len)
+    return _batch_count(lengths, _pairs_per_batch(cfg), cfg.max_len)
 
 
 def steps_per_epoch(features: dict, cfg, pairs=None) -> int:
@@ -383,10 +388,9 @@ def fit_lstm(
     pairs=None,
 ) -> tuple[dict, float]:
     """Fits the compiled LSTM part (build_compiled_model) on (lstm_x, lstm_y) and the `pairs`
-    (lstm_rows) under `strategy`,
-    with early stopping on validation accuracy, checkpointing each epoch into run_dir and
-    resuming from a checkpoint there. Returns the history (one list per metric, one entry per
-    epoch) and the seconds fit took in this process."""
+    (lstm_rows) under `strategy`, with early stopping on validation accuracy, checkpointing each
+    epoch into run_dir and resuming from a checkpoint there. Returns the history (one list per
+    metric, one entry per epoch) and the seconds fit took in this process."""
     if strategy.num_replicas_in_sync > 1:
         log.info(
             f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}"
