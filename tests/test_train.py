@@ -87,6 +87,18 @@ def test_the_pair_term_wants_a_pair_apart_by_the_margin():
     assert loss.call(tf.constant([1.0, 0.0]), tf.constant([[0.9], [0.1]])).shape == (2,)
 
 
+def test_a_pair_cut_between_replicas_adds_no_pair_term():
+    from imdb_sentiment.model import PairedCrossEntropy, members_cross_entropy
+
+    # tf.distribute cuts a batch of 3 pairs (6 rows) into 3 rows per replica of two: the first
+    # replica's share ends with the first text of a pair whose second text the other one has.
+    share = tf.constant([[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
+    p = tf.constant([[0.9], [0.1], [0.6]])
+    term = (PairedCrossEntropy(margin=2.0).call(share, p) - members_cross_entropy(share, p)).numpy()
+    assert term[0] > 0  # pair 0, both texts here: log1p(exp(2 - 4.4))
+    np.testing.assert_allclose(term[1:], 0.0, atol=1e-6)  # not pair 1's first text and row 0
+
+
 def test_predict_features_returns_input_order():
     class Echo(tf.keras.Model):  # probability = number of real tokens / 100
         def call(self, x):

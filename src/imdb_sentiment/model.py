@@ -291,7 +291,11 @@ class PairedCrossEntropy(keras.losses.Loss):
         z = _log_odds(y_pred)
         apart = (z - ops.roll(z, -1, axis=0)) * ops.reshape(2.0 * label - 1.0, (-1, 1))
         pair = ops.mean(ops.softplus(self.margin - apart), axis=-1)
-        return loss + ops.cast(first * pair, loss.dtype)
+        # tf.distribute cuts a batch into one share per replica, and may cut a pair in two: its
+        # first text then ends a share, whose first row the roll would make its partner.
+        rows = ops.shape(z)[0]
+        has_partner = ops.cast(ops.arange(rows) < rows - 1, "float32")
+        return loss + ops.cast(first * has_partner * pair, loss.dtype)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
