@@ -63,18 +63,20 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+# oneDNN off in every process these tests compare: its kernels change with the CPU's features,
+# and what is tested here is the distribution, not the kernels.
+TF_KERNELS = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_cpus_matches_one_device_with_the_same_global_batch():
-    # oneDNN off: its kernels change with the CPU's features, and what is tested here is the
-    # distribution, not the kernels (both runs use TensorFlow's own, 1e-7 apart here).
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=600,
-        env=env,
+        env={**os.environ, **TF_KERNELS},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     moved, diff = (float(line.split()[-1]) for line in proc.stdout.strip().splitlines()[-2:])
@@ -127,7 +129,12 @@ def start_workers(base: Path, name: str, args: list) -> list[subprocess.Popen]:
     procs = []
     for i in range(2):
         task = {"cluster": cluster, "task": {"type": "worker", "index": i}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(task), "TMPDIR": str(base / f"{name}-tmp")}
+        env = {
+            **os.environ,
+            **TF_KERNELS,
+            "TF_CONFIG": json.dumps(task),
+            "TMPDIR": str(base / f"{name}-tmp"),
+        }
         with open(base / f"{name}{i}.log", "w") as log:
             procs.append(
                 subprocess.Popen(
@@ -172,7 +179,9 @@ def multiworker(tiny_csv, tmp_path_factory):
         base / "one/models",
     )
     with open(base / "one.log", "w") as log:
-        one = subprocess.Popen(single, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        one = subprocess.Popen(
+            single, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **TF_KERNELS}
+        )
     shared = base / "shared"  # the file system both workers see
     args = [
         *common,

@@ -102,10 +102,12 @@ def main(run: str, source: str, cad: str) -> None:
     for label, c in [("whole", 0), ("sentence mean", 2), ("last sentence", 5)]:
         r = (held[:, c] >= 0) == (held_y == 1)
         v = (val[:, c] >= 0) == (y_val == 1)
+        both = r[:n] & r[n:]
         print(
             f"LSTM alone, {label}: val {100 * v.mean():.2f}; held-out "
-            f"{100 * r[:n].mean():.1f} / {100 * r[n:].mean():.1f} / {100 * (r[:n] & r[n:]).mean():.1f}"
+            f"{100 * r[:n].mean():.1f} / {100 * r[n:].mean():.1f} / {100 * both.mean():.1f}"
         )
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
