@@ -92,6 +92,17 @@ def right_by_scorer(
     return right
 
 
+def pair_accuracy(right) -> dict[str, float]:
+    """{"originals", "edits", "both"}: the share right of each, from right answers on a set of
+    pairs' rows as Pairs.rows() gives them (the originals, then their edits in the same order)."""
+    n = len(right) // 2
+    return {
+        "originals": float(right[:n].mean()),
+        "edits": float(right[n:].mean()),
+        "both": float((right[:n] & right[n:]).mean()),
+    }
+
+
 def edits(model, vectorizer, pairs, baseline=None) -> dict:
     """Accuracy on minimal pairs (counterfactuals.Pairs): {"pairs": n, scorer: {"originals",
     "edits", "both"}} for the whole model ("blend"), each of its parts alone (log-odds >= 0) and
@@ -106,16 +117,9 @@ def edits(model, vectorizer, pairs, baseline=None) -> dict:
     texts, labels = pairs.rows()
     scores = predict_features(scorer, vectorizer.features(tokenize_corpus(texts)))
     right = right_by_scorer(scores, parts, labels, baseline(texts) if baseline else None)
-    n = len(pairs)
-    out = {"pairs": n}
-    for key, r in right.items():
-        out[key] = {
-            "originals": float(r[:n].mean()),
-            "edits": float(r[n:].mean()),
-            "both": float((r[:n] & r[n:]).mean()),
-        }
+    out = {"pairs": len(pairs)} | {key: pair_accuracy(r) for key, r in right.items()}
     log.info(
-        f"minimal pairs ({n}), originals/edits/both: "
+        f"minimal pairs ({len(pairs)}), originals/edits/both: "
         + ", ".join(
             f"{k} {v['originals']:.3f}/{v['edits']:.3f}/{v['both']:.3f}"
             for k, v in out.items()

@@ -20,6 +20,7 @@ import numpy as np
 
 from imdb_sentiment import cli, counterfactuals, data, text
 from imdb_sentiment.bag import fit_blend
+from imdb_sentiment.evaluate import pair_accuracy
 from imdb_sentiment.features import predict_features
 from imdb_sentiment.model import part_logits
 from imdb_sentiment.runs import load_artifacts
@@ -44,8 +45,7 @@ def main(run: str, source: str, cad: str, *weights: str) -> None:
     held_logits, pair_logits = logits(held_texts), logits(pair_texts)
     base_x = np.concatenate([val, cuts])
     base_y = np.tile(y_val, 1 + len(CUTS))
-    n = len(held)
-    print(f"validation pairs: {len(on_val)}; held-out pairs: {n}")
+    print(f"validation pairs: {len(on_val)}; held-out pairs: {len(held)}")
     for weight in [0.0, *map(float, weights or ["1", "5"])]:
         x = np.concatenate([base_x, *[pair_logits] * int(weight)]) if weight else base_x
         y = np.concatenate([base_y, *[pair_y] * int(weight)]) if weight else base_y
@@ -60,11 +60,7 @@ def main(run: str, source: str, cad: str, *weights: str) -> None:
                     "blend": {"lstm": round(float(w[0]), 3), "bag": round(float(w[1]), 3)},
                     "val": round(100 * by_cut[0], 2),
                     "cuts": [round(100 * a, 1) for a in by_cut[1:]],
-                    "held_out": [
-                        round(100 * r[:n].mean(), 1),
-                        round(100 * r[n:].mean(), 1),
-                        round(100 * (r[:n] & r[n:]).mean(), 1),
-                    ],
+                    "held_out": [round(100 * a, 1) for a in pair_accuracy(r).values()],
                 }
             )
         )

@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from imdb_sentiment import cli, counterfactuals, data, text
+from imdb_sentiment.evaluate import pair_accuracy
 from imdb_sentiment.features import predict_features
 from imdb_sentiment.model import part_logits
 from imdb_sentiment.runs import load_artifacts
@@ -63,7 +64,6 @@ def main(run: str, source: str, cad: str) -> None:
     base_x, base_y = np.concatenate([val, cuts]), np.tile(y_val, 1 + len(CUTS))
     x = np.concatenate([base_x, *[on_val] * 10])
     y = np.concatenate([base_y, *[pair_y] * 10])
-    n = len(pairs.held_out)
     names = ["lstm", "bag", "sent_mean", "sent_min", "sent_max", "sent_last", "sent_bag_mean"]
     sets = {
         "whole (the default)": [0, 1],
@@ -89,23 +89,18 @@ def main(run: str, source: str, cad: str) -> None:
                     "weights": dict(zip([names[c] for c in cols], np.round(clf.coef_[0], 3))),
                     "val": round(100 * by_cut[0], 2),
                     "cuts": [round(100 * a, 1) for a in by_cut[1:]],
-                    "held_out": [
-                        round(100 * r[:n].mean(), 1),
-                        round(100 * r[n:].mean(), 1),
-                        round(100 * (r[:n] & r[n:]).mean(), 1),
-                    ],
+                    "held_out": [round(100 * a, 1) for a in pair_accuracy(r).values()],
                 },
                 default=float,
             ),
             flush=True,
         )
     for label, c in [("whole", 0), ("sentence mean", 2), ("last sentence", 5)]:
-        r = (held[:, c] >= 0) == (held_y == 1)
+        held_out = pair_accuracy((held[:, c] >= 0) == (held_y == 1)).values()
         v = (val[:, c] >= 0) == (y_val == 1)
-        both = r[:n] & r[n:]
         print(
             f"LSTM alone, {label}: val {100 * v.mean():.2f}; held-out "
-            f"{100 * r[:n].mean():.1f} / {100 * r[n:].mean():.1f} / {100 * both.mean():.1f}"
+            + " / ".join(f"{100 * a:.1f}" for a in held_out)
         )
 
 
