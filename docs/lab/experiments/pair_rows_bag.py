@@ -26,6 +26,7 @@ import tensorflow as tf
 from imdb_sentiment import cli, counterfactuals, data, text
 from imdb_sentiment.augment import made_up_pairs
 from imdb_sentiment.bag import binary_matrix, fit_bag, fit_blend
+from imdb_sentiment.evaluate import pair_accuracy
 from imdb_sentiment.features import predict_features
 from imdb_sentiment.model import part_logits
 from imdb_sentiment.runs import load_artifacts
@@ -52,7 +53,6 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
         data.read_unlabelled(data.find_unlabelled(source)), splits.val.review, splits.test.review
     )
     held_texts, held_y = pairs.held_out.rows()
-    n_held = len(pairs.held_out)
     texts = {
         "val": list(splits.val.review),
         "cuts": cut_texts(splits.val.review),
@@ -111,11 +111,8 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
         by_cut = right_blend.reshape(1 + len(CUTS), len(y_val)).mean(axis=1)
 
         def on_pairs(log_odds):
-            r = (log_odds >= 0) == (held_y == 1)
-            return [
-                round(100 * float(x), 1)
-                for x in (r[:n_held].mean(), r[n_held:].mean(), (r[:n_held] & r[n_held:]).mean())
-            ]
+            right = (log_odds >= 0) == (held_y == 1)
+            return [round(100 * a, 1) for a in pair_accuracy(right).values()]
 
         lstm_made = np.concatenate([lstm_blend, logits["val_made"][:, 0]])
         bag_made = np.concatenate([bag["val"], bag["cuts"], bag["val_made"]])

@@ -43,16 +43,17 @@ def main(run: str, source: str, cad: str) -> None:
         whole = logits(texts)
         split = [sentences(row) for row in text.token_lists(text.tokenize_corpus(texts))]
         split = [s or [[]] for s in split]
-        owner = np.repeat(np.arange(len(split)), [len(s) for s in split])
+        counts = np.array([len(s) for s in split])
+        owner = np.repeat(np.arange(len(split)), counts)
         each = logits([as_text(s) for review in split for s in review])
         lstm = each[:, 0]
-        mean = np.bincount(owner, lstm) / np.bincount(owner)
-        bag_mean = np.bincount(owner, each[:, 1]) / np.bincount(owner)
+        mean = np.bincount(owner, lstm) / counts
+        bag_mean = np.bincount(owner, each[:, 1]) / counts
         lo = np.full(len(split), np.inf)
         hi = np.full(len(split), -np.inf)
         np.minimum.at(lo, owner, lstm)
         np.maximum.at(hi, owner, lstm)
-        last = lstm[np.cumsum([len(s) for s in split]) - 1]
+        last = lstm[np.cumsum(counts) - 1]
         return np.column_stack([whole, mean, lo, hi, last, bag_mean])
 
     y_val = splits.val.label.to_numpy()
