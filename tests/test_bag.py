@@ -168,19 +168,3 @@ def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_the
 
     np.testing.assert_allclose(saved, bag_weights((lstm >= 0).astype(int)), atol=1e-6)
     assert not np.allclose(saved, bag_weights((lstm < 0).astype(int)), atol=1e-3)
-
-
-def test_the_antonym_reviews_teach_the_lstm_alone_unless_asked():
-    from imdb_sentiment.train import bag_rows
-
-    train_x = {"ngram_ids": tf.ragged.constant([[2, 3], [4]])}
-    # pair_rows' order: human pairs and negation pairs, then the antonym reviews
-    pair_x = {"ngram_ids": tf.ragged.constant([[5], [6, 7], [8], [9]])}
-    pair_y = np.array([1, 0, 0, 1])
-    made = {"antonym_reviews": 2}
-    ids, y = bag_rows(Config(), train_x, np.array([1, 0]), pair_x, pair_y, made)
-    assert ids.to_list() == [[2, 3], [4], [5], [6, 7]] and y.tolist() == [1, 0, 1, 0]
-    ids, y = bag_rows(Config(antonyms_in_bag=True), train_x, np.array([1, 0]), pair_x, pair_y, made)
-    assert ids.nrows() == 6 and y.tolist() == [1, 0, 1, 0, 0, 1]
-    ids, _ = bag_rows(Config(), train_x, np.array([1, 0]), pair_x, pair_y, {"human_pairs": 2})
-    assert ids.nrows() == 6  # no made-up pairs: every pair row is a human one

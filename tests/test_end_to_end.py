@@ -180,6 +180,20 @@ def test_predict_errors_are_clear(trained, tmp_path):
     assert proc.returncode == 2 and "--intra-op-threads must be 0 or more" in proc.stderr
 
 
+def test_predict_card_prints_the_versions_model_card_and_reads_no_review(trained):
+    from imdb_sentiment.commands.predict import main  # as scripts/predict.py runs it
+
+    card = (trained["version"] / "model_card.md").read_text()
+    for model in (trained["version"], trained["models"]):  # a version, or the newest of a folder
+        proc = run_main(main, "--model", model, "--card", input="A review on stdin.\n")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout == card  # exactly the card: no prediction line
+    proc = run_main(main, "--help")
+    assert "--card" in proc.stdout and "model card" in " ".join(proc.stdout.split())
+    proc = run_main(main, "--card", "--server", "http://localhost:8501")
+    assert proc.returncode == 2 and "--card reads the local model" in proc.stderr
+
+
 def test_tensorflow_alone_loads_the_export_and_agrees_with_predict_py(trained):
     texts = [
         "A wonderful, moving film.",

@@ -12,6 +12,7 @@ import pytest
 from conftest import TINY_CONFIG, graph_nodes, graph_ops, run_script, synthetic_reviews, train_tiny
 from tensorflow.core.framework import types_pb2
 
+from imdb_sentiment import model as _registers_the_custom_layers  # noqa: F401
 from imdb_sentiment.config import Config
 
 
@@ -127,7 +128,7 @@ def test_the_checkpoint_holds_the_loss_scale_and_its_counter(mixed_policy, tmp_p
     """A tiny run never changes its loss scale (it grows every 2,000 steps, and halves on an
     overflow), so the kill-and-resume test could not see it lost: set it here and read it back."""
     from imdb_sentiment.model import build_model, compile_model, lstm_model
-    from imdb_sentiment.train import Checkpoint
+    from imdb_sentiment.resume import Checkpoint
 
     cfg = Config.from_dict(TINY_CONFIG)
 

@@ -101,9 +101,13 @@ def test_resume_with_another_config_or_data_is_refused_and_the_run_left_untouche
 
 def finished_run(folder, cfg: Config, csv) -> None:
     """What a finished train.py leaves, as far as the finished-run check reads it."""
+    from imdb_sentiment.evaluate import evaluate
+    from imdb_sentiment.results import Results
+
     unfinished_run(folder, cfg, csv)
     (folder / CHECKPOINT).unlink()
-    (folder / "metrics.json").write_text(json.dumps({"val": {"accuracy": 0.5}}))
+    scores = evaluate([0, 1], [0.4, 0.4])  # a real metrics.json, of a model right half the time
+    (folder / "metrics.json").write_text(json.dumps(Results(val=scores).to_dict()))
     (folder / "model.keras").write_bytes(b"the earlier run's model")
     (folder / "report.md").write_text("# Run report")
 

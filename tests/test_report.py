@@ -8,6 +8,7 @@ import pytest
 from conftest import NEGATIVE, POSITIVE, run_main, run_script
 
 from imdb_sentiment.evaluate import evaluate, expected_calibration_error, mcnemar, pair_accuracy
+from imdb_sentiment.results import PairScores
 
 PLOTS = ("curves.png", "confusion.png", "roc_pr.png", "reliability.png", "accuracy_by_length.png")
 
@@ -82,13 +83,13 @@ def test_ece_of_calibrated_and_overconfident_predictions():
     # Always 99% sure, right 70% of the time: ECE = 0.29
     y = np.r_[np.ones(700), np.zeros(300)]
     assert expected_calibration_error(y, np.full(1000, 0.99))[0] == pytest.approx(0.29)
-    assert evaluate(y, np.full(1000, 0.99))["ece"] == pytest.approx(0.29)
+    assert evaluate(y, np.full(1000, 0.99)).ece == pytest.approx(0.29)
 
 
 def test_pair_accuracy_counts_a_pair_read_only_when_both_its_texts_are_right():
     # Four pairs: originals right, right, right, wrong; their edits right, wrong, wrong, right.
     right = np.array([1, 1, 1, 0, 1, 0, 0, 1], bool)
-    assert pair_accuracy(right) == {"originals": 0.75, "edits": 0.5, "both": 0.25}
+    assert pair_accuracy(right) == PairScores(originals=0.75, edits=0.5, both=0.25)
 
 
 def test_mcnemar_exact_p_value_by_hand_and_without_discordant_reviews():

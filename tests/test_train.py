@@ -1,6 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
+from imdb_sentiment.augment import HUMAN, NEGATION, PairRows
 from imdb_sentiment.config import Config
 from imdb_sentiment.features import predict_features
 from imdb_sentiment.train import make_dataset, steps_per_epoch
@@ -15,11 +16,11 @@ def ragged(lengths):
 
 
 def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
-    cfg = Config(batch_size=4, max_len=100, epochs=3)
+    batching = {"batch_size": 4, "max_len": 100}
     lengths = np.random.default_rng(0).integers(1, 100, size=53)
     ids = ragged(lengths)
-    batches = list(make_dataset(ids, np.arange(53), cfg, training=True))
-    steps = steps_per_epoch(ids, cfg)
+    batches = list(make_dataset(ids, np.arange(53), training=True, epochs=3, **batching))
+    steps = steps_per_epoch(ids, **batching)
     assert len(batches) == 3 * steps
     epochs = [
         np.concatenate([y for _, y in batches[e * steps : (e + 1) * steps]]) for e in range(3)
@@ -28,7 +29,9 @@ def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
         assert sorted(order) == list(range(53))
     assert len({tuple(o) for o in epochs}) == 3
     # The order depends on the epoch's number only: a run resumed at epoch 2 gets epoch 2's batches.
-    resumed = list(make_dataset(ids, np.arange(53), cfg, training=True, first_epoch=2))
+    resumed = list(
+        make_dataset(ids, np.arange(53), training=True, epochs=3, first_epoch=2, **batching)
+    )
     np.testing.assert_array_equal(np.concatenate([y for _, y in resumed]), epochs[2])
     for x, _ in batches:  # each batch is padded only to its own longest review, within one bucket
         real = (x["token_ids"].numpy() != 0).sum(axis=1)
@@ -36,16 +39,20 @@ def test_buckets_group_similar_lengths_and_the_step_count_is_exact():
 
 
 def test_pairs_come_side_by_side_in_batches_of_their_own():
-    cfg = Config(batch_size=4, max_len=100, epochs=3)
+    batching = {"batch_size": 4, "max_len": 100}
     rng = np.random.default_rng(1)
     ids = ragged(rng.integers(1, 100, size=30))
     # 11 pairs: the two texts of pair k hold token 100 + k, and differ in length by one token
     lengths = np.repeat(rng.integers(2, 90, size=11), 2) + np.tile([0, 1], 11)
     pair_ids = tf.ragged.constant([[100 + i // 2] * n for i, n in enumerate(lengths)])
     pair_y = np.tile([1, 0], 11)
-    pairs = ({"token_ids": pair_ids}, pair_y)
-    batches = list(make_dataset(ids, np.zeros(30), cfg, training=True, pairs=pairs))
-    steps = steps_per_epoch(ids, cfg, pairs)
+    pairs = PairRows(
+        {"token_ids": pair_ids}, pair_y, [NEGATION], np.zeros(22, int), np.arange(22) // 2
+    )
+    batches = list(
+        make_dataset(ids, np.zeros(30), training=True, epochs=3, pairs=pairs, **batching)
+    )
+    steps = steps_per_epoch(ids, pairs=pairs, **batching)
     assert len(batches) == 3 * steps
     seen = []
     for x, y in batches:
@@ -59,7 +66,11 @@ def test_pairs_come_side_by_side_in_batches_of_their_own():
             assert first[0] == second[0] and (second != 0).sum() == (first != 0).sum() + 1
             seen.append(first[0] - 100)
     assert sorted(seen) == sorted(list(range(11)) * 3)
-    resumed = list(make_dataset(ids, np.zeros(30), cfg, True, first_epoch=2, pairs=pairs))
+    resumed = list(
+        make_dataset(
+            ids, np.zeros(30), training=True, epochs=3, first_epoch=2, pairs=pairs, **batching
+        )
+    )
     for (a, ya), (b, yb) in zip(resumed, batches[2 * steps :]):
         np.testing.assert_array_equal(a["token_ids"], b["token_ids"])
 
@@ -124,10 +135,87 @@ def test_the_fast_preset_trains_one_member_and_flags_still_override():
     assert (both.lstm_members, both.epochs) == (1, 2)
 
 
-def test_pair_order_puts_the_two_texts_of_each_pair_side_by_side():
-    from imdb_sentiment.train import pair_order
+class Words:
+    """What pair rows need of a text.Vectorizer: a row of ids per row of tokens (each token's id
+    is its number after its first letter, so a test can read the rows back)."""
 
-    # pair_rows: 2 human pairs (originals, then edits) twice, 1 negation pair, antonym reviews
-    report = {"human_pairs": 2, "negation_sentence_pairs": 1, "antonym_reviews": 3}
-    assert pair_order(report, 2).tolist() == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9]
-    assert pair_order({"human_pairs": 0, "negation_sentence_pairs": 2}, 2).tolist() == [0, 1, 2, 3]
+    vocabulary = ["good", "bad", "film", "is"]
+
+    def features(self, tokens):
+        ids = tf.strings.to_number(tf.strings.substr(tokens, 1, 3), tf.int32)
+        return {"token_ids": ids, "ngram_ids": ids}
+
+
+def as_lists(rows) -> list[list[int]]:
+    return rows.features["token_ids"].to_list()
+
+
+def test_pair_rows_are_masks_on_one_table_and_pairs_come_side_by_side():
+    """Which rows the LSTM and the bag read, and the pairs the pair term sees, all from each
+    row's kind and pair id: no position in a list decides."""
+    from imdb_sentiment import augment
+    from imdb_sentiment.train import lstm_rows
+
+    made = [  # human pairs: the originals, then their edits; negation pairs two by two
+        augment.MadeUp(
+            HUMAN, [["o0"], ["o1"], ["e0"], ["e1"]], np.array([1, 0, 0, 1]), np.array([0, 1, 0, 1])
+        ),
+        augment.MadeUp(NEGATION, [["n0"], ["n1"]], np.array([1, 0])),
+        augment.MadeUp(augment.ANTONYM, [["a0"], ["a1"], ["a2"]], np.array([0, 1, 0])),
+    ]
+    rows = PairRows.of(made, Words())
+    assert rows.counts() == {"human_pairs": 2, "negation_sentence_pairs": 1, "antonym_reviews": 3}
+    twice = rows.repeated(HUMAN, 2)  # each copy of a human pair is a pair of its own
+    assert as_lists(twice) == [[0], [1], [0], [1]] * 2 + [[0], [1], [0], [1], [2]]
+    side = twice.side_by_side()
+    # each copy's pairs, an original beside its edit, then the negation pair; no antonym review
+    assert side.labels.tolist() == [1, 0, 0, 1, 1, 0, 0, 1, 1, 0]
+    assert as_lists(side) == [[0], [0], [1], [1]] * 2 + [[0], [1]]
+    assert (side.pair[0::2] == side.pair[1::2]).all() and len(set(side.pair)) == 5
+    in_bag = twice.mask(lambda kind: kind.in_bag(Config()))
+    assert in_bag.sum() == 10 and not in_bag[-3:].any()  # antonym reviews teach the LSTM alone
+    assert twice.mask(lambda kind: kind.in_bag(Config(antonyms_in_bag=True))).all()
+    corpus = type("Corpus", (), {})()
+    corpus.train_x = {"token_ids": tf.ragged.constant([[1, 2], [3]])}
+    corpus.train_y = np.array([1, 0])
+    with_margin = lstm_rows(Config(short_copies=0, pair_margin=1.0), corpus, twice)
+    assert len(with_margin.labels) == 2 + 3 and len(with_margin.pairs) == 10  # antonyms apart
+    plain = lstm_rows(Config(short_copies=0), corpus, twice)
+    assert len(plain.labels) == 2 + 13 and plain.pairs is None
+
+
+def test_a_new_kind_of_made_up_pair_needs_no_change_outside_augment(monkeypatch):
+    """A kind declared in augment.py and made by made_up_pairs reaches the LSTM's and the bag's
+    rows and the pair term by its Kind alone."""
+    from imdb_sentiment import augment
+    from imdb_sentiment.train import lstm_rows
+
+    SWAP = augment.Kind("swap", paired=True, counted_as="swap_pairs", in_bag=lambda cfg: False)
+    made_by_augment = augment.made_up_pairs
+
+    def made_up_pairs(*args):
+        made, report = made_by_augment(*args)
+        return [*made, augment.MadeUp(SWAP, [["s7"], ["t8"]], np.array([1, 0]))], report
+
+    monkeypatch.setattr(augment, "made_up_pairs", made_up_pairs)
+    monkeypatch.setattr("imdb_sentiment.train.made_up_pairs", made_up_pairs)
+
+    from imdb_sentiment.train import pair_rows
+
+    corpus = type("Corpus", (), {})()
+    corpus.vectorizer = Words()
+    corpus.tokens = tf.ragged.constant([["f1", "i2"], ["b3"]])
+    corpus.train_x = {"token_ids": tf.ragged.constant([[1, 2], [3]])}
+    corpus.train_y = np.array([1, 0])
+    cfg = Config(
+        made_up_negations=5,
+        made_up_antonyms=0,
+        word_polarity_min_reviews=1,
+        pair_margin=1.0,
+        short_copies=0,
+    )
+    rows, _ = pair_rows(cfg, None, corpus, np.zeros((6, 51), np.float32))
+    assert rows.counts()["swap_pairs"] == 1
+    assert as_lists(rows.take(rows.mask(lambda kind: not kind.in_bag(cfg)))) == [[7], [8]]
+    lstm = lstm_rows(cfg, corpus, rows)
+    assert as_lists(lstm.pairs) == [[7], [8]] and lstm.pairs.labels.tolist() == [1, 0]

@@ -19,10 +19,14 @@ ten people; vaderSentiment, MIT): the log-count ratios of the training reviews
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from .short import sentences
 
@@ -38,6 +42,135 @@ NOT_VERDICTS = frozenset(
     {"like", "likes", "pretty", "kind", "well", "yes", "no", "please", "share"}
 )
 MAX_SENTENCE = 30  # tokens: longer sentences rarely turn on one word
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of minimal-pair row, and how training treats it."""
+
+    name: str
+    # Rows come two by two, a text and then its edit: pair_margin compares the two.
+    paired: bool
+    counted_as: str  # its count's key in metrics.json's pairs_trained_on
+    # Whether the n-gram bag trains on it too (it always teaches the LSTM); given the Config.
+    in_bag: Callable[[Any], bool] = lambda cfg: True
+
+
+HUMAN = Kind("human", paired=True, counted_as="human_pairs")  # counterfactuals.py's
+NEGATION = Kind("negation", paired=True, counted_as="negation_sentence_pairs")
+# A whole review with its verdict words swapped teaches the bag wrong n-grams ("awful acting"
+# in a positive review) unless asked for (Config.antonyms_in_bag).
+ANTONYM = Kind(
+    "antonym", paired=False, counted_as="antonym_reviews", in_bag=lambda cfg: cfg.antonyms_in_bag
+)
+
+
+@dataclass
+class MadeUp:
+    """The rows of one kind (token lists), their labels and, for a paired kind, each row's pair
+    (a text and its edit share one number)."""
+
+    kind: Kind
+    rows: list[list[str]]
+    labels: np.ndarray
+    pair: np.ndarray | None = None  # None: a paired kind's rows come two by two
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) // 2 if self.kind.paired else len(self.rows)
+
+    def pair_ids(self) -> np.ndarray:
+        if not self.kind.paired:
+            return np.full(len(self.rows), -1, np.int64)
+        return np.arange(len(self.rows)) // 2 if self.pair is None else np.asarray(self.pair)
+
+
+@dataclass
+class PairRows:
+    """The minimal-pair rows both parts train on beside the training reviews, one table: each
+    row's features (text.Vectorizer.features, ragged), label, kind and pair id (the same for a
+    text and its edit; -1 for a row of no pair). The LSTM's and the bag's rows are masks on it."""
+
+    features: dict[str, tf.RaggedTensor]
+    labels: np.ndarray
+    kinds: list[Kind]  # the kinds the rows' `kind` indices point into
+    kind: np.ndarray  # per row: its index in `kinds`
+    pair: np.ndarray
+
+    @classmethod
+    def of(cls, made: list[MadeUp], vectorizer, dtype=np.int64) -> "PairRows":
+        """The rows of every kind in `made`, in that order, as `vectorizer` (text.Vectorizer)
+        gives their features; pair ids kept apart between kinds."""
+        rows = [row for m in made for row in m.rows]
+        flat = tf.constant([t for row in rows for t in row], tf.string)
+        features = vectorizer.features(
+            tf.RaggedTensor.from_row_lengths(flat, [len(row) for row in rows])
+        )
+        pair, offset = [], 0
+        for m in made:
+            ids = m.pair_ids()
+            pair.append(np.where(ids >= 0, ids + offset, -1))
+            offset += int(ids.max()) + 1 if len(ids) else 0
+        return cls(
+            features,
+            np.concatenate([np.asarray(m.labels) for m in made] or [[]]).astype(dtype),
+            [m.kind for m in made],
+            np.concatenate([np.full(len(m.rows), i) for i, m in enumerate(made)] or [[]]).astype(
+                np.int64
+            ),
+            np.concatenate(pair or [[]]).astype(np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index) -> "PairRows":
+        """The rows at `index` (a boolean mask or positions), in that order."""
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index)
+        index = index.astype(np.int64)
+        return PairRows(
+            {k: tf.gather(v, index) for k, v in self.features.items()},
+            self.labels[index],
+            self.kinds,
+            self.kind[index],
+            self.pair[index],
+        )
+
+    def mask(self, keep: Callable[[Kind], bool]) -> np.ndarray:
+        """Rows whose kind `keep` accepts."""
+        return np.isin(self.kind, [i for i, k in enumerate(self.kinds) if keep(k)])
+
+    def side_by_side(self) -> "PairRows":
+        """The rows of paired kinds, the two texts of each pair one after the other, pairs in the
+        order their first texts come."""
+        paired = np.flatnonzero(self.mask(lambda k: k.paired))
+        ids, first = np.unique(self.pair[paired], return_index=True)
+        rank = np.empty(len(ids), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(ids))
+        return self.take(
+            paired[np.lexsort((paired, rank[np.searchsorted(ids, self.pair[paired])]))]
+        )
+
+    def repeated(self, kind: Kind, times: int) -> "PairRows":
+        """The rows of `kind` `times` times over (each copy a block of its own, where that kind's
+        rows are), every copy's pairs their own; `times` 0 leaves them out."""
+        at = np.flatnonzero(self.mask(lambda k: k == kind))
+        if times == 1 or not len(at):
+            return self
+        rest = np.setdiff1d(np.arange(len(self)), at)
+        before, after = rest[rest < at[0]], rest[rest > at[0]]
+        index = np.concatenate([before, *[at] * times, after])
+        rows = self.take(index)
+        copy = np.concatenate([np.zeros(len(before)), *[np.full(len(at), c) for c in range(times)]])
+        copy = np.concatenate([copy, np.zeros(len(after))]).astype(np.int64)
+        span = int(self.pair.max()) + 1 if len(self) else 1
+        rows.pair = np.where(rows.pair >= 0, rows.pair + copy * span, -1)
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        """How many pairs (or rows, of a kind that is not paired) of each kind."""
+        n = np.bincount(self.kind, minlength=len(self.kinds))
+        return {k.counted_as: int(c // 2 if k.paired else c) for k, c in zip(self.kinds, n)}
 
 
 @cache
@@ -160,24 +293,23 @@ def antonym_reviews(
 
 def made_up_pairs(
     tokens: list[list[str]], labels, vocabulary: list[str], vectors: np.ndarray, ratios, cfg
-) -> tuple[list[list[str]], np.ndarray, dict]:
-    """Both kinds, as many as cfg asks, from the training reviews' tokens; vectors (GloVe) and
-    ratios (bag.word_polarity) have one row per token id. Returns the rows, their labels and
-    what was made."""
+) -> tuple[list[MadeUp], dict]:
+    """Every made-up kind, as many as cfg asks, from the training reviews' tokens; vectors (GloVe)
+    and ratios (bag.word_polarity) have one row per token id. Returns the rows of each kind and
+    what the antonym map holds. A new kind is one more maker here, with its Kind above."""
     polar = polarity_of(vocabulary)
-    rows, y = negation_pairs(tokens, labels, polar, cfg.made_up_negations, cfg.seed)
     swap = antonyms(vocabulary, vectors, polar, ratios) if cfg.made_up_antonyms else {}
-    more, more_y = antonym_reviews(tokens, labels, polar, swap, cfg.made_up_antonyms, cfg.seed)
-    report = {
-        "negation_sentence_pairs": len(rows) // 2,
-        "antonym_reviews": len(more),
-        "antonym_map_size": len(swap),
-        "antonym_examples": dict(
-            list(sorted(swap.items(), key=lambda kv: -abs(polar[kv[0]])))[:12]
+    made = [
+        MadeUp(NEGATION, *negation_pairs(tokens, labels, polar, cfg.made_up_negations, cfg.seed)),
+        MadeUp(
+            ANTONYM,
+            *antonym_reviews(tokens, labels, polar, swap, cfg.made_up_antonyms, cfg.seed),
         ),
-    }
+    ]
+    examples = sorted(swap.items(), key=lambda kv: -abs(polar[kv[0]]))[:12]
     log.info(
-        f"made-up pairs: {report['negation_sentence_pairs']} sentence pairs by negation, "
-        f"{len(more)} reviews with {len(swap)} polar words swapped for antonyms"
+        "made-up pairs: "
+        + ", ".join(f"{m.count} {m.kind.counted_as.replace('_', ' ')}" for m in made)
+        + f" ({len(swap)} polar words swapped for antonyms)"
     )
-    return rows + more, np.concatenate([y, more_y]).astype(np.int64), report
+    return made, {"antonym_map_size": len(swap), "antonym_examples": dict(examples)}

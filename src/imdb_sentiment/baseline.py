@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from .data import strip_html
 from .evaluate import evaluate
+from .results import Baseline, SplitScores
 from .selection import fit_on_validation
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -40,8 +41,8 @@ def fit_tfidf(splits) -> Pipeline:
 
 def fit_baseline(
     splits, with_test: bool = True, model: Pipeline | None = None
-) -> tuple[dict, dict]:
-    """Metrics of fit_tfidf's model, or of `model` when it was fitted already ("seconds" then
+) -> tuple[Baseline, dict[str, np.ndarray]]:
+    """Metrics of fit_tfidf's model, or of `model` when it was fitted already (`seconds` then
     counts the scoring only), and P(positive) of each split's reviews, in order (for pairing with
     the model's on the same reviews)."""
     t0 = time.perf_counter()
@@ -51,9 +52,7 @@ def fit_baseline(
         name: model.predict_proba(getattr(splits, name).review)[:, 1]
         for name in (("val", "test") if with_test else ("val",))
     }
-    result = {
-        "C": model[-1].C,
-        **{name: evaluate(getattr(splits, name).label, p) for name, p in probabilities.items()},
+    scores: dict[str, SplitScores] = {
+        name: evaluate(getattr(splits, name).label, p) for name, p in probabilities.items()
     }
-    result["seconds"] = time.perf_counter() - t0
-    return result, probabilities
+    return Baseline(C=model[-1].C, **scores, seconds=time.perf_counter() - t0), probabilities

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import load_tensorflow
@@ -107,6 +108,12 @@ def _bad(batch):
     return batch.loc[batch["reason"] != "", ["file", "line", "reason", "raw"]]
 
 
+@dataclass
+class Counts:
+    files: int  # read
+    dead_letter: int  # malformed records
+
+
 def run(
     inputs: list[str],
     out: str,
@@ -117,42 +124,24 @@ def run(
     cpus_per_worker: float = 1.0,
     batch_size: int = 256,
     intra_op_threads: int = 1,
-) -> dict:
+) -> Counts:
     """Predicts every review of the inputs into out/predictions/*.json (JSON lines of file, line,
     label, probability; in no particular order) and writes malformed records to
-    out/dead_letter/*.json (file, line, reason, raw). Returns the counts."""
+    out/dead_letter/*.json (file, line, reason, raw)."""
     ray = require_ray()
-    import fsspec
-
     from .export import resolve_version  # TensorFlow: only the driver and the model workers
 
     version = resolve_version(model)  # the driver checks it before any worker starts
     files = expand(inputs)
-    fs, root = fsspec.core.url_to_fs(out)
-    for name in (PREDICTIONS, DEAD_LETTER):
-        if fs.exists(f"{root}/{name}") and fs.ls(f"{root}/{name}"):
-            raise UserError(f"{out}/{name} is not empty: give another --out or remove it")
+    _refuse_written(out)
     log.info(f"{len(files)} input file(s); model {version}")
-
     quiet = not log.isEnabledFor(logging.DEBUG)  # Ray's own INFO lines only with -v
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     # The model workers hold their CPUs for the whole job; with no CPU left over, the tasks that
     # read the files never start and the job waits forever (seen with 2 workers on 2 cores).
     needed = math.ceil(workers * cpus_per_worker) + 1
-    address = address or os.environ.get("RAY_ADDRESS")  # as ray.init reads it
-    started = not ray.is_initialized()
-    if started:
-        try:
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                logging_level=logging.WARNING if quiet else logging.INFO,
-                # A local Ray's CPUs are scheduling slots: one more than the cores costs nothing.
-                num_cpus=None if address else max(os.cpu_count() or 1, needed),
-            )
-        except ConnectionError as e:
-            raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
+    started = _start_ray(ray, address or os.environ.get("RAY_ADDRESS"), needed, quiet)
     try:
         if ray.cluster_resources().get("CPU", 0) < needed:
             log.warning(
@@ -168,28 +157,86 @@ def run(
         ).flat_map(read_file)
         # Reading and parsing twice (once per output) costs far less than keeping every parsed
         # review in the object store until both outputs are written.
-        dead = rows.map_batches(_bad, batch_format="pandas").materialize()
-        n_dead = dead.count()
-        if n_dead:
-            dead.write_json(f"{out}/{DEAD_LETTER}", **JSON_ARGS)
-            log.warning(f"{n_dead} malformed record(s) written to {out}/{DEAD_LETTER}")
-        start = time.perf_counter()
-        rows.map_batches(_good, batch_format="pandas").map_batches(
-            Scorer,
-            fn_constructor_kwargs={
-                "model": str(version),
-                "batch_size": batch_size,
-                "intra_op_threads": intra_op_threads,
-            },
+        dead = _write_dead_letter(rows, out)
+        _write_predictions(
+            ray,
+            rows,
+            out,
+            version,
             batch_size=batch_size,
-            batch_format="pandas",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=cpus_per_worker,
-        ).write_json(f"{out}/{PREDICTIONS}", **JSON_ARGS)
-        log.info(
-            f"predictions written to {out}/{PREDICTIONS} in {time.perf_counter() - start:.1f}s"
+            intra_op_threads=intra_op_threads,
+            workers=workers,
+            cpus_per_worker=cpus_per_worker,
         )
     finally:
         if started:
             ray.shutdown()
-    return {"files": len(files), "dead_letter": n_dead}
+    return Counts(len(files), dead)
+
+
+def _refuse_written(out: str) -> None:
+    """A UserError when either output folder under out holds files already."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(out)
+    for name in (PREDICTIONS, DEAD_LETTER):
+        if fs.exists(f"{root}/{name}") and fs.ls(f"{root}/{name}"):
+            raise UserError(f"{out}/{name} is not empty: give another --out or remove it")
+
+
+def _start_ray(ray, address: str | None, needed: int, quiet: bool) -> bool:
+    """Joins the Ray at address (None: starts a local one with at least `needed` CPUs) unless
+    this process has joined one already; whether it did."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.WARNING if quiet else logging.INFO,
+            # A local Ray's CPUs are scheduling slots: one more than the cores costs nothing.
+            num_cpus=None if address else max(os.cpu_count() or 1, needed),
+        )
+    except ConnectionError as e:
+        raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
+    return True
+
+
+def _write_dead_letter(rows, out: str) -> int:
+    """Writes the malformed records of the Ray dataset rows (read_file's) to out/dead_letter,
+    if any; how many."""
+    dead = rows.map_batches(_bad, batch_format="pandas").materialize()
+    n_dead = dead.count()
+    if n_dead:
+        dead.write_json(f"{out}/{DEAD_LETTER}", **JSON_ARGS)
+        log.warning(f"{n_dead} malformed record(s) written to {out}/{DEAD_LETTER}")
+    return n_dead
+
+
+def _write_predictions(
+    ray,
+    rows,
+    out: str,
+    version: Path,
+    *,
+    batch_size: int,
+    intra_op_threads: int,
+    workers: int,
+    cpus_per_worker: float,
+) -> None:
+    """Scores the good records of the Ray dataset rows (read_file's) on `workers` Scorer actors
+    of the model `version` and writes them to out/predictions."""
+    start = time.perf_counter()
+    rows.map_batches(_good, batch_format="pandas").map_batches(
+        Scorer,
+        fn_constructor_kwargs={
+            "model": str(version),
+            "batch_size": batch_size,
+            "intra_op_threads": intra_op_threads,
+        },
+        batch_size=batch_size,
+        batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker,
+    ).write_json(f"{out}/{PREDICTIONS}", **JSON_ARGS)
+    log.info(f"predictions written to {out}/{PREDICTIONS} in {time.perf_counter() - start:.1f}s")

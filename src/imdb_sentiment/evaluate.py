@@ -1,4 +1,4 @@
-"""Metrics on a labelled split, as a dict for metrics.json and as a printed table."""
+"""Metrics on a labelled split (results.SplitScores), on minimal pairs, and as a printed table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 from sklearn import metrics as skm
+
+from .results import EditScores, LineRead, MissedEdit, PairScores, SplitScores
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ class SplitPredictions:
     lengths: np.ndarray
 
 
-def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
+def evaluate(labels, probabilities, threshold: float = 0.5) -> SplitScores:
     y = np.asarray(labels, dtype=int)
     p = np.asarray(probabilities, dtype=np.float64)
     pred = (p >= threshold).astype(int)
@@ -32,25 +34,27 @@ def evaluate(labels, probabilities, threshold: float = 0.5) -> dict:
     acc = float((pred == y).mean()) if n else float("nan")
     lo, hi = wilson_interval(acc, n)
     tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
-    return {
-        "n": n,
-        "accuracy": acc,
-        "accuracy_95ci": [lo, hi],
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
-        "roc_auc": float(skm.roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan"),
-        "ece": expected_calibration_error(y, p)[0] if n else float("nan"),
-        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-        "threshold": threshold,
-    }
+    return SplitScores(
+        n=n,
+        accuracy=acc,
+        accuracy_95ci=[lo, hi],
+        precision=float(skm.precision_score(y, pred, zero_division=0)),
+        recall=float(skm.recall_score(y, pred, zero_division=0)),
+        f1=float(skm.f1_score(y, pred, zero_division=0)),
+        roc_auc=float(skm.roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan"),
+        ece=expected_calibration_error(y, p)[0] if n else float("nan"),
+        confusion_matrix={"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        threshold=threshold,
+    )
 
 
-def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[dict, dict]:
+def evaluate_splits(
+    model, vectorizer, splits, names=("val", "test")
+) -> tuple[dict[str, SplitScores], dict[str, SplitPredictions]]:
     """Metrics and, for the report, the predictions of each named split (in that order).
 
-    Each split's metrics also give each part's accuracy alone (its log-odds >= 0) under
-    "parts": reported, never chosen on."""
+    Each split's metrics also give each part's accuracy alone (its log-odds >= 0) in `parts`:
+    reported, never chosen on."""
     # TensorFlow loads only when a model is evaluated: the baseline's command never needs it.
     from .features import predict_features
     from .model import scores_and_parts
@@ -65,12 +69,12 @@ def evaluate_splits(model, vectorizer, splits, names=("val", "test")) -> tuple[d
         p = scores[:, 0]
         results[name] = evaluate(df.label, p)
         y = df.label.to_numpy() == 1
-        results[name]["parts"] = {
+        results[name].parts = {
             part: float(((scores[:, i] >= 0) == y).mean()) for i, part in enumerate(parts, 1)
         }
         log.info(
             f"{name}: each part alone, "
-            + ", ".join(f"{k} {v:.4f}" for k, v in results[name]["parts"].items())
+            + ", ".join(f"{k} {v:.4f}" for k, v in results[name].parts.items())
         )
         predictions[name] = SplitPredictions(
             df.review.tolist(), df.label.to_numpy(), p, tokens.row_lengths().numpy()
@@ -92,21 +96,21 @@ def right_by_scorer(
     return right
 
 
-def pair_accuracy(right) -> dict[str, float]:
-    """{"originals", "edits", "both"}: the share right of each, from right answers on a set of
+def pair_accuracy(right) -> PairScores:
+    """The share right of originals, of edits and of both, from right answers on a set of
     pairs' rows as Pairs.rows() gives them (the originals, then their edits in the same order)."""
     n = len(right) // 2
-    return {
-        "originals": float(right[:n].mean()),
-        "edits": float(right[n:].mean()),
-        "both": float((right[:n] & right[n:]).mean()),
-    }
+    return PairScores(
+        originals=float(right[:n].mean()),
+        edits=float(right[n:].mean()),
+        both=float((right[:n] & right[n:]).mean()),
+    )
 
 
-def edits(model, vectorizer, pairs, baseline=None) -> dict:
-    """Accuracy on minimal pairs (counterfactuals.Pairs): {"pairs": n, scorer: {"originals",
-    "edits", "both"}} for the whole model ("blend"), each of its parts alone (log-odds >= 0) and
-    the baseline (a function of raw texts -> P(positive); left out when None). A model that
+def edits(model, vectorizer, pairs, baseline=None) -> EditScores:
+    """Accuracy on minimal pairs (counterfactuals.Pairs) of the whole model ("blend"), each of
+    its parts alone (log-odds >= 0) and the baseline (a function of raw texts -> P(positive);
+    left out when None). A model that
     recalls reviews it has seen gets originals right and their edits wrong; "both" is the share
     of pairs it reads."""
     from .features import predict_features
@@ -117,16 +121,54 @@ def edits(model, vectorizer, pairs, baseline=None) -> dict:
     texts, labels = pairs.rows()
     scores = predict_features(scorer, vectorizer.features(tokenize_corpus(texts)))
     right = right_by_scorer(scores, parts, labels, baseline(texts) if baseline else None)
-    out = {"pairs": len(pairs)} | {key: pair_accuracy(r) for key, r in right.items()}
+    scored = {key: pair_accuracy(r) for key, r in right.items()}
     log.info(
         f"minimal pairs ({len(pairs)}), originals/edits/both: "
-        + ", ".join(
-            f"{k} {v['originals']:.3f}/{v['edits']:.3f}/{v['both']:.3f}"
-            for k, v in out.items()
-            if k != "pairs"
-        )
+        + ", ".join(f"{k} {v.originals:.3f}/{v.edits:.3f}/{v.both:.3f}" for k, v in scored.items())
     )
-    return out
+    return EditScores(pairs=len(pairs), **scored)
+
+
+# Short lines a reader labels at once, which turn on a negation or a hedge: each model card
+# shows how the model reads them. The first two the default model has long read wrong.
+HARD_LINES = (
+    ("I can't say I enjoyed it.", 0),
+    ("Hardly a masterpiece.", 0),
+    ("Not bad, actually.", 1),
+    ("The film is not good.", 0),
+    ("I expected to hate it, but I loved it.", 1),
+    ("Great cast, terrible movie.", 0),
+)
+
+
+def _probabilities(model, vectorizer, texts: list[str]) -> np.ndarray:
+    """P(positive) of raw texts, as the exported model gives it."""
+    from .features import predict_features
+    from .text import tokenize_corpus
+
+    return predict_features(model, vectorizer.features(tokenize_corpus(texts)))[:, 0]
+
+
+def hard_lines(model, vectorizer) -> list[LineRead]:
+    """The model's reading of HARD_LINES."""
+    p = _probabilities(model, vectorizer, [text for text, _ in HARD_LINES])
+    return [LineRead(text, label, float(q)) for (text, label), q in zip(HARD_LINES, p)]
+
+
+def missed_edits(model, vectorizer, pairs, k: int = 5) -> list[MissedEdit]:
+    """Up to k pairs (counterfactuals.Pairs) whose edit the model reads wrong, the shortest
+    first: what the model card shows of the edits it still gets wrong."""
+    texts, labels = pairs.rows()
+    p = _probabilities(model, vectorizer, texts)
+    n = len(pairs)
+    wrong = np.flatnonzero((p[n:] >= 0.5) != (labels[n:] == 1))
+    shortest = sorted(wrong, key=lambda i: len(pairs.edit[i]))[:k]
+    return [
+        MissedEdit(
+            pairs.original[i], pairs.edit[i], int(pairs.label[i]), float(p[i]), float(p[n + i])
+        )
+        for i in shortest
+    ]
 
 
 def expected_calibration_error(labels, probabilities, bins: int = 10) -> tuple[float, list[dict]]:
@@ -194,7 +236,7 @@ def mcnemar(first_correct, second_correct, names=("first", "second")) -> dict:
     }
 
 
-def format_table(columns: dict[str, dict]) -> str:
+def format_table(columns: dict[str, SplitScores]) -> str:
     """Side-by-side table, one column per evaluated split or model."""
     names = list(columns)
     rows = [
@@ -210,13 +252,14 @@ def format_table(columns: dict[str, dict]) -> str:
     lines = ["metric".ljust(12) + "".join(n.rjust(width) for n in names)]
     for key, fmt in rows:
         lines.append(
-            key.ljust(12) + "".join(fmt.format(columns[n][key]).rjust(width) for n in names)
+            key.ljust(12)
+            + "".join(fmt.format(getattr(columns[n], key)).rjust(width) for n in names)
         )
     lines.append(
         "acc 95% CI".ljust(12)
-        + "".join("{:.3f}-{:.3f}".format(*columns[n]["accuracy_95ci"]).rjust(width) for n in names)
+        + "".join("{:.3f}-{:.3f}".format(*columns[n].accuracy_95ci).rjust(width) for n in names)
     )
     for n in names:
-        cm = columns[n]["confusion_matrix"]
+        cm = columns[n].confusion_matrix
         lines.append(f"confusion ({n}): TN {cm['tn']}  FP {cm['fp']}  FN {cm['fn']}  TP {cm['tp']}")
     return "\n".join(lines)

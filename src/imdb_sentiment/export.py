@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from .card import CARD_FILE
 from .config import DEFAULT_EXPORT_DIR
 from .files import UserError, atomic_dir, write_json
 from .model import as_float32, logit_model
@@ -46,9 +48,21 @@ def serving_archive(
     ExportArchive saves only the model's weights and the vocabulary table (no optimizer state),
     in the form TF Serving's C++ loader restores.
     """
-    spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
     logits = logit_model(model)
     net = kernel_lstms(logits) if kernel else logits
+    archive = keras.export.ExportArchive()
+    archive.track(net)
+    archive.track(vectorizer.table)
+    for name, (endpoint, spec) in _endpoints(net, vectorizer, sub_batch).items():
+        archive.add_endpoint(name, endpoint, input_signature=spec)
+    return archive
+
+
+def _endpoints(
+    net: keras.Model, vectorizer: Vectorizer, sub_batch: int
+) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
+    """serving_archive's signatures, by name: each one's function and its input."""
+    reviews = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
 
     def run(review: tf.Tensor) -> tf.Tensor:
         """Log-odds of "positive" per review, [batch] float32."""
@@ -57,45 +71,36 @@ def serving_archive(
             return by_length(net, features, sub_batch)
         return _flat(net(dense(features), training=False))
 
-    def serve(review):
+    def serve(review: tf.Tensor) -> dict[str, tf.Tensor]:
         probability = tf.sigmoid(run(review))
         label = tf.where(probability >= 0.5, tf.constant("positive"), tf.constant("negative"))
         return {"probability": probability, "label": label}
 
-    def token_ids(review):
+    def token_ids(review: tf.Tensor) -> dict[str, tf.Tensor]:
         """The ids the model sees for each review: lets anyone check serving against training."""
         return vectorizer(review)
 
-    def log_odds(features):
-        return {"logit": _flat(net(features, training=False))}
-
-    def logit(review):
+    def logit(review: tf.Tensor) -> dict[str, tf.Tensor]:
         """Log-odds of "positive": explanations compare these, as probabilities saturate at 0
         and 1."""
         return {"logit": run(review)}
 
-    def tokens(review):
+    def tokens(review: tf.Tensor) -> dict[str, tf.Tensor]:
         """The review's tokens as the model reads them, right-padded with "" (no token is empty)."""
         return {TOKENS_NAME: tokenize(review).to_tensor(default_value="")}
 
-    def token_logit(tokens):
+    def token_logit(tokens: tf.Tensor) -> dict[str, tf.Tensor]:
         """logit of reviews given as tokens (as `tokens` returns them), through the same features:
         an explanation removes one token at a time without the text being tokenized again."""
-        return log_odds(vectorizer.from_tokens(tokens))
+        return {"logit": _flat(net(vectorizer.from_tokens(tokens), training=False))}
 
-    archive = keras.export.ExportArchive()
-    archive.track(net)
-    archive.track(vectorizer.table)
-    archive.add_endpoint("serving_default", serve, input_signature=spec)
-    archive.add_endpoint("token_ids", token_ids, input_signature=spec)
-    archive.add_endpoint("logit", logit, input_signature=spec)
-    archive.add_endpoint("tokens", tokens, input_signature=spec)
-    archive.add_endpoint(
-        "token_logit",
-        token_logit,
-        input_signature=[tf.TensorSpec([None, None], tf.string, name=TOKENS_NAME)],
-    )
-    return archive
+    return {
+        "serving_default": (serve, reviews),
+        "token_ids": (token_ids, reviews),
+        "logit": (logit, reviews),
+        "tokens": (tokens, reviews),
+        "token_logit": (token_logit, [tf.TensorSpec([None, None], tf.string, name=TOKENS_NAME)]),
+    }
 
 
 def by_length(net: keras.Model, features: dict[str, tf.RaggedTensor], size: int) -> tf.Tensor:
@@ -229,8 +234,10 @@ def export(
     vectorizer: Vectorizer,
     info: dict,
     base: Path = DEFAULT_EXPORT_DIR,
+    card: str | None = None,
 ) -> Path:
     """Write the next numbered version atomically: TF Serving never sees a half-written one.
+    `card`: the model card (Markdown), written as CARD_FILE beside model_info.json.
 
     The model is exported in float32 whatever policy trained it, and its serving graph without
     cuDNN ops wherever it is exported (model.as_float32), so it serves on CPUs.
@@ -254,6 +261,8 @@ def export(
                 "packages": package_versions(),
             },
         )
+        if card is not None:
+            (tmp / CARD_FILE).write_text(card, encoding="utf-8")
     log.info(f"export: {final}")
     return final
 

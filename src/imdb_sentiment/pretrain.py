@@ -18,7 +18,6 @@ out of the corpus to measure the language models after each epoch.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -40,15 +39,9 @@ from .config import Config
 from .embeddings import embedding_matrix
 from .files import UserError, atomic_dir, atomic_write_text, write_json
 from .model import adam, lstm_layer, recurrent_encoders
+from .resume import Fitted, resumable_fit
 from .runs import CHECKPOINT
-from .train import (
-    Checkpoint,
-    keras_verbosity,
-    make_dataset,
-    setup_devices,
-    steps_per_epoch,
-    truncate_csv,
-)
+from .train import keras_verbosity, make_dataset, setup_devices, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +338,7 @@ def _fill(initial: np.ndarray, pretrained: np.ndarray) -> np.ndarray:
 
 def pretrain(
     cfg: Config,
-    splits,
+    splits: data.Splits,
     unlabelled: list[str],
     out: Path,
     fresh: bool = False,
@@ -365,15 +358,60 @@ def pretrain(
             )
         log.info(f"pretrain: the encoder in {out} was made with these settings and data; using it")
         return found
+    work = _work_folder(out, key, fresh)
+    keras.utils.set_random_seed(cfg.seed)
+    setup_devices(cfg)
+    lm = _language_corpus(cfg, splits, unlabelled)
+    matrix, emb_report = embedding_matrix(lm.vocabulary, cfg)
+    model = LanguageModels(cfg, matrix)
+    fitted = _fit_language_models(model, cfg, lm, len(matrix), work)
+    history = pd.DataFrame(fitted.history)
+    for row in history.itertuples():
+        log.info(
+            f"pretrain: epoch {row.epoch + 1}: loss {row.loss:.4f}, held-out {row.val_loss:.4f}, "
+            f"{row.seconds:.0f}s ({lm.tokens / row.seconds:,.0f} tokens/s, both directions)"
+        )
+    report = {
+        "key": key,
+        "objective": cfg.pretrain_objective,
+        "epochs": len(history),
+        "held_out_loss": float(history.val_loss.iloc[-1]),
+        "corpus": {**lm.counts, "tokens": lm.tokens},
+        "seconds_per_epoch": history.seconds.round(1).tolist(),
+        "unlabelled_source": unlabelled_source,
+        "train_checksum": reviews_checksum(splits.train.review),
+        "data_checksum": splits.checksum,
+        "embedding": emb_report,
+    }
+    _write_encoder(model, cfg, lm.vocabulary, report, work, out)
+    return Encoder.load(out)
+
+
+def _work_folder(out: Path, key: str, fresh: bool) -> Path:
+    """The folder beside `out` a pretraining run keeps its checkpoint and history in until the
+    encoder is written: this run's (same key) is kept to resume from, another's emptied."""
     work = out.parent / f".{out.name}.work"
     same_run = (work / "key").exists() and (work / "key").read_text() == key
     if work.exists() and (fresh or not same_run):
         shutil.rmtree(work)  # another run's leftovers, or not wanted
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(work / "key", key)
+    return work
 
-    keras.utils.set_random_seed(cfg.seed)
-    setup_devices(cfg)
+
+@dataclass
+class LanguageCorpus:
+    """What the language models read: the classifier's vocabulary, the token ids of the corpus
+    and of the held-out training reviews, and what the corpus holds."""
+
+    vocabulary: list[str]
+    ids: tf.RaggedTensor
+    held_ids: tf.RaggedTensor
+    counts: dict[str, int]
+    tokens: int
+
+
+def _language_corpus(cfg: Config, splits: data.Splits, unlabelled: list[str]) -> LanguageCorpus:
     t0 = time.perf_counter()
     _, vocabulary = text.training_vocabulary(splits.train.review, cfg)  # the classifier's
     vectorizer = text.Vectorizer(vocabulary, cfg.max_len, cfg.head_tokens)  # token ids, no n-grams
@@ -388,69 +426,60 @@ def pretrain(
         f"test reviews), {tokens} tokens; {len(held_out)} training reviews held out; tokenized in "
         f"{time.perf_counter() - t0:.1f}s"
     )
-    matrix, emb_report = embedding_matrix(vocabulary, cfg)
+    return LanguageCorpus(vocabulary, ids, held_ids, counts, tokens)
 
-    lm_cfg = dataclasses.replace(
-        cfg, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size
-    )
+
+def _fit_language_models(
+    model: LanguageModels, cfg: Config, lm: LanguageCorpus, vocabulary_rows: int, work: Path
+) -> Fitted:
+    """Fits both language models on the corpus, resuming from a checkpoint in `work`."""
+    batches = {"batch_size": cfg.pretrain_batch_size, "max_len": cfg.max_len}
     # Evaluation's full softmax holds [tokens, vocabulary] logits: small batches keep them ~256 MB.
-    held_cfg = (
-        lm_cfg
+    held_batch = (
+        cfg.pretrain_batch_size
         if cfg.pretrain_objective == "glove_cosine"
-        else dataclasses.replace(
-            lm_cfg, batch_size=max(1, min(lm_cfg.batch_size, 2**26 // (len(matrix) * cfg.max_len)))
-        )
+        else max(1, min(cfg.pretrain_batch_size, 2**26 // (vocabulary_rows * cfg.max_len)))
     )
-    steps = steps_per_epoch({"token_ids": ids}, lm_cfg)
-    model = LanguageModels(cfg, matrix)
-    model.compile(optimizer=adam(cfg, cfg.pretrain_learning_rate, lm_cfg.epochs * steps))
+    steps = steps_per_epoch({"token_ids": lm.ids}, **batches)
+    model.compile(optimizer=adam(cfg, cfg.pretrain_learning_rate, cfg.pretrain_epochs * steps))
     model({"token_ids": tf.ones([1, 2], tf.int32)})  # creates the weights, which restore assigns
-    checkpoint = Checkpoint(work / CHECKPOINT)
-    first_epoch = checkpoint.restore(model)
-    if first_epoch:
-        log.info(f"pretrain: resuming after epoch {first_epoch} from {work / CHECKPOINT}")
-        truncate_csv(work / "history.csv", first_epoch)  # rows logged after that checkpoint go
-    # As in train.train: the history row first, then the checkpoint.
-    callbacks = [
-        EpochSeconds(),
-        keras.callbacks.CSVLogger(str(work / "history.csv"), append=first_epoch > 0),
-        checkpoint,
-    ]
-    train_ds = make_dataset(
-        {"token_ids": ids}, np.zeros(len(texts)), lm_cfg, training=True, first_epoch=first_epoch
-    )
-    held_ds = make_dataset(
-        {"token_ids": held_ids}, np.zeros(len(held_out)), held_cfg, training=False
-    )
-    model.fit(
-        train_ds,
-        validation_data=held_ds,
-        steps_per_epoch=steps,
-        initial_epoch=first_epoch,
-        epochs=lm_cfg.epochs,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=keras_verbosity(),
-    )
-    history = pd.read_csv(work / "history.csv")
-    for row in history.itertuples():
-        log.info(
-            f"pretrain: epoch {row.epoch + 1}: loss {row.loss:.4f}, held-out {row.val_loss:.4f}, "
-            f"{row.seconds:.0f}s ({tokens / row.seconds:,.0f} tokens/s, both directions)"
+    no_labels = np.zeros(int(lm.ids.nrows()))
+
+    def train_data(first_epoch: int) -> tf.data.Dataset:
+        return make_dataset(
+            {"token_ids": lm.ids},
+            no_labels,
+            training=True,
+            epochs=cfg.pretrain_epochs,
+            first_epoch=first_epoch,
+            **batches,
         )
 
-    report = {
-        "key": key,
-        "objective": cfg.pretrain_objective,
-        "epochs": len(history),
-        "held_out_loss": float(history.val_loss.iloc[-1]),
-        "corpus": {**counts, "tokens": tokens},
-        "seconds_per_epoch": history.seconds.round(1).tolist(),
-        "unlabelled_source": unlabelled_source,
-        "train_checksum": reviews_checksum(splits.train.review),
-        "data_checksum": splits.checksum,
-        "embedding": emb_report,
-    }
+    held = make_dataset(
+        {"token_ids": lm.held_ids},
+        np.zeros(int(lm.held_ids.nrows())),
+        batch_size=held_batch,
+        max_len=cfg.max_len,
+        training=False,
+    )
+    return resumable_fit(
+        model,
+        work,
+        CHECKPOINT,
+        train_data,
+        epochs=cfg.pretrain_epochs,
+        steps=steps,
+        validation_data=held,
+        before=[EpochSeconds()],
+        verbose=keras_verbosity(),
+        log_as="pretrain",
+    )
+
+
+def _write_encoder(
+    model: LanguageModels, cfg: Config, vocabulary: list[str], report: dict, work: Path, out: Path
+) -> None:
+    """The encoder folder, written whole; the work folder goes once it is."""
     weights = {
         f"{d}_{w.name}": w.numpy() for d, lstm in zip(DIRECTIONS, model.lstms) for w in lstm.weights
     }
@@ -464,7 +493,6 @@ def pretrain(
             shutil.rmtree(out)
     shutil.rmtree(work)
     log.info(f"pretrain: encoder written to {out}")
-    return Encoder.load(out)
 
 
 def find_or_make(

@@ -21,6 +21,7 @@ from sklearn.manifold import TSNE  # noqa: E402
 from .data import strip_html  # noqa: E402
 from .evaluate import SplitPredictions, expected_calibration_error  # noqa: E402
 from .files import atomic_file, atomic_write_text  # noqa: E402
+from .results import CutScores, EditScores, Paired, Parts, Results, SplitScores  # noqa: E402
 
 LENGTH_BINS = (0, 100, 200, 300, 500, 800, np.inf)  # tokens per review
 PLOTS = {
@@ -36,7 +37,7 @@ SPLIT_NAMES = {"val": "validation", "test": "test"}
 def write_report(
     run_dir: Path,
     splits: dict[str, SplitPredictions],
-    metrics: dict,
+    results: Results,
     history_csv: Path | None = None,
     title: str = "Run report",
 ) -> Path:
@@ -52,9 +53,9 @@ def write_report(
     drawn["accuracy_by_length"] = plot_accuracy_by_length(
         splits, run_dir / "accuracy_by_length.png"
     )
-    lines = [f"# {title}", "", metrics_table(metrics), ""] + parts_note(metrics.get("parts", {}))
-    if "model_vs_baseline" in metrics:
-        lines += [paired_note(metrics["model_vs_baseline"]), ""]
+    lines = [f"# {title}", "", metrics_table(results), ""] + parts_note(results.parts)
+    if results.model_vs_baseline:
+        lines += [paired_note(results.model_vs_baseline), ""]
     for key, path in drawn.items():
         lines += [f"## {PLOTS[key]}", "", f"![{PLOTS[key]}]({path.name})", ""]
     # Measures on inputs made from the data: a plot and a table each.
@@ -62,9 +63,9 @@ def write_report(
         ("short_inputs", SHORT_TITLE, plot_short_inputs, short_inputs_table),
         ("edits", EDITS_TITLE, plot_edits, edits_table),
     ):
-        if metrics.get(key):
-            path = plot(metrics[key], run_dir / f"{key}.png")
-            lines += [f"## {title}", "", f"![{title}]({path.name})", "", table(metrics[key]), ""]
+        if measured := getattr(results, key):
+            path = plot(measured, run_dir / f"{key}.png")
+            lines += [f"## {title}", "", f"![{title}]({path.name})", "", table(measured), ""]
     if "val" in splits:
         lines += [
             "## Most confidently wrong validation reviews",
@@ -77,20 +78,22 @@ def write_report(
     return path
 
 
-def metrics_table(metrics: dict) -> str:
+def metrics_table(results: Results) -> str:
     """Markdown: one column per split of the model, then the baseline's when it was run."""
-    columns = {f"model {SPLIT_NAMES[s]}": metrics[s] for s in SPLIT_NAMES if s in metrics}
+    columns: dict[str, SplitScores] = {
+        f"model {SPLIT_NAMES[s]}": scores for s, scores in results.splits().items()
+    }
     for s in SPLIT_NAMES:
-        if s in metrics.get("baseline", {}):
-            columns[f"baseline {SPLIT_NAMES[s]}"] = metrics["baseline"][s]
+        if results.baseline and getattr(results.baseline, s):
+            columns[f"baseline {SPLIT_NAMES[s]}"] = getattr(results.baseline, s)
     rows = [
-        ("accuracy", lambda m: "{:.4f} ({:.3f}-{:.3f})".format(m["accuracy"], *m["accuracy_95ci"])),
-        ("precision", lambda m: f"{m['precision']:.4f}"),
-        ("recall", lambda m: f"{m['recall']:.4f}"),
-        ("F1", lambda m: f"{m['f1']:.4f}"),
-        ("ROC-AUC", lambda m: f"{m['roc_auc']:.4f}"),
-        ("ECE", lambda m: f"{m['ece']:.4f}" if "ece" in m else "-"),
-        ("reviews", lambda m: str(m["n"])),
+        ("accuracy", lambda m: "{:.4f} ({:.3f}-{:.3f})".format(m.accuracy, *m.accuracy_95ci)),
+        ("precision", lambda m: f"{m.precision:.4f}"),
+        ("recall", lambda m: f"{m.recall:.4f}"),
+        ("F1", lambda m: f"{m.f1:.4f}"),
+        ("ROC-AUC", lambda m: f"{m.roc_auc:.4f}"),
+        ("ECE", lambda m: f"{m.ece:.4f}" if m.ece is not None else "-"),
+        ("reviews", lambda m: str(m.n)),
     ]
     out = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     out += [
@@ -111,21 +114,21 @@ INDEPENDENCE_NOTE = (
 )
 
 
-def paired_note(paired: dict) -> str:
+def paired_note(paired: Paired) -> str:
     """McNemar's test of the model against the baseline on the same test reviews, in a sentence."""
     return (
-        f"Paired on the same {paired['n']} test reviews ({paired['test']}): only the model "
-        f"right on {paired['model_only_correct']}, only the baseline on "
-        f"{paired['baseline_only_correct']}; p = {paired['p_value']:.2g}."
+        f"Paired on the same {paired.n} test reviews ({paired.test}): only the model "
+        f"right on {paired.model_only_correct}, only the baseline on "
+        f"{paired.baseline_only_correct}; p = {paired.p_value:.2g}."
     )
 
 
-def parts_note(parts: dict) -> list[str]:
+def parts_note(parts: Parts | None) -> list[str]:
     """What each part of the model reached alone on validation, and how the blend weighs them."""
-    if "blend" not in parts:
+    if parts is None or parts.blend is None:
         return []
-    b = parts["blend"]
-    members = parts.get("lstm_member_val_accuracy")
+    b = parts.blend
+    members = parts.lstm_member_val_accuracy
     of_members = (
         f" (the average of {len(members)} LSTMs, each alone "
         + ", ".join(f"{a:.4f}" for a in members)
@@ -133,18 +136,18 @@ def parts_note(parts: dict) -> list[str]:
         if members
         else ""
     )
-    unlabelled = parts.get("bag_unlabelled_reviews")
+    unlabelled = parts.bag_unlabelled_reviews
     fitted_on = (
         f"; fitted on the training reviews and {unlabelled} unlabelled ones the LSTM labelled"
         if unlabelled
         else ""
     )
     return [
-        f"Parts alone on validation: the LSTM {parts['lstm_val_accuracy']:.4f}{of_members}, "
+        f"Parts alone on validation: the LSTM {parts.lstm_val_accuracy:.4f}{of_members}, "
         "the n-gram bag "
-        f"{parts['bag_val_accuracy']:.4f} (C={parts['bag_C']:g}{fitted_on}). "
+        f"{parts.bag_val_accuracy:.4f} (C={parts.bag_C:g}{fitted_on}). "
         "Blend, fitted on validation: "
-        f"log-odds = {b['lstm']:.3f} × LSTM + {b['bag']:.3f} × bag {b['bias']:+.3f}. "
+        f"log-odds = {b.lstm:.3f} × LSTM + {b.bag:.3f} × bag {b.bias:+.3f}. "
         "The training curves are the LSTM part's: the bag is fitted outside the network.",
         "",
     ]
@@ -159,17 +162,17 @@ SHORT_SERIES = {
 }
 
 
-def short_inputs_table(short: dict[str, dict]) -> str:
+def short_inputs_table(short: dict[str, CutScores]) -> str:
     """Markdown: one row per cut of the validation reviews, one column per scored model."""
-    series = [s for s in SHORT_SERIES if any(s in row for row in short.values())]
+    series = [s for s in SHORT_SERIES if any(getattr(row, s) is not None for row in short.values())]
     header = ["cut", "tokens (mean)", *(SHORT_SERIES[s] for s in series), "reviews"]
     out = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * (len(header) - 1)]
     for cut, row in short.items():
-        cells = [f"{row[s]:.4f}" if s in row else "-" for s in series]
+        cells = [f"{getattr(row, s):.4f}" if getattr(row, s) is not None else "-" for s in series]
         out.append(
-            f"| {cut.replace('_', ' ')} | {row['mean_tokens']:.1f} | "
+            f"| {cut.replace('_', ' ')} | {row.mean_tokens:.1f} | "
             + " | ".join(cells)
-            + f" | {row['n']} |"
+            + f" | {row.n} |"
         )
     note = (
         "Validation reviews cut to their first tokens, or to their first or last sentence, "
@@ -178,13 +181,13 @@ def short_inputs_table(short: dict[str, dict]) -> str:
     return "\n".join(out + ["", note])
 
 
-def plot_short_inputs(short: dict[str, dict], path: Path) -> Path:
+def plot_short_inputs(short: dict[str, CutScores], path: Path) -> Path:
     df = pd.DataFrame(
         [
-            {"cut": cut.replace("_", " "), "series": label, "accuracy": row[key]}
+            {"cut": cut.replace("_", " "), "series": label, "accuracy": getattr(row, key)}
             for cut, row in short.items()
             for key, label in SHORT_SERIES.items()
-            if key in row
+            if getattr(row, key) is not None
         ]
     )
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -204,16 +207,15 @@ EDITS_TITLE = "Minimal edits: counterfactual review pairs"
 EDITS_SETS = {"held_out": "held-out training pairs", "dev": "dev pairs"}
 
 
-def edits_table(edits: dict[str, dict]) -> str:
+def edits_table(edits: dict[str, EditScores]) -> str:
     """Markdown: one row per pair set and scorer; originals, edits and both of a pair right."""
     out = ["| pairs | scorer | originals | edits | both |", "| --- | --- | --- | --- | --- |"]
     for name, result in edits.items():
         for key, label in SHORT_SERIES.items():
-            if key in result:
-                row = result[key]
+            if (row := getattr(result, key)) is not None:
                 out.append(
-                    f"| {EDITS_SETS.get(name, name)} ({result['pairs']}) | {label} | "
-                    f"{row['originals']:.4f} | {row['edits']:.4f} | {row['both']:.4f} |"
+                    f"| {EDITS_SETS.get(name, name)} ({result.pairs}) | {label} | "
+                    f"{row.originals:.4f} | {row.edits:.4f} | {row.both:.4f} |"
                 )
     note = (
         "Counterfactually revised reviews (Kaushik, Hovy & Lipton, 2020): each original and its "
@@ -223,18 +225,18 @@ def edits_table(edits: dict[str, dict]) -> str:
     return "\n".join(out + ["", note])
 
 
-def plot_edits(edits: dict[str, dict], path: Path) -> Path:
+def plot_edits(edits: dict[str, EditScores], path: Path) -> Path:
     df = pd.DataFrame(
         [
             {
                 "set": f"{EDITS_SETS.get(name, name)}: {what}",
                 "series": label,
-                "accuracy": result[key][what],
+                "accuracy": getattr(getattr(result, key), what),
             }
             for name, result in edits.items()
             for what in ("originals", "edits", "both")
             for key, label in SHORT_SERIES.items()
-            if key in result
+            if getattr(result, key) is not None
         ]
     )
     fig, ax = plt.subplots(figsize=(9, 4.5))

@@ -19,6 +19,7 @@ import tensorflow as tf
 from .evaluate import right_by_scorer
 from .features import predict_features
 from .model import scores_and_parts
+from .results import CutScores
 from .text import token_lists, tokenize_corpus
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,8 @@ def short_inputs(
     reviews: Sequence[str],
     labels,
     baseline: Callable[[list[str]], np.ndarray] | None = None,
-) -> dict[str, dict]:
-    """{cut: {"n", "mean_tokens", "blend", "lstm", "bag", "baseline"}}: accuracy of the whole model,
+) -> dict[str, CutScores]:
+    """{cut: its scores}: accuracy of the whole model,
     of each part alone (its log-odds >= 0) and of the baseline (P(positive) for raw texts; left
     out when None) on every cut of the reviews. "bag" is left out for a model without one."""
     y = np.asarray(labels)
@@ -132,11 +133,11 @@ def short_inputs(
         base = baseline([for_baseline(t) for t in texts]) if baseline is not None else None
         right = right_by_scorer(scores, names, y, base)
         lengths = [len(c) for c in cuts]
-        out[name] = {
-            "n": len(y),
-            "mean_tokens": float(np.mean(lengths)) if lengths else 0.0,
+        out[name] = CutScores(
+            n=len(y),
+            mean_tokens=float(np.mean(lengths)) if lengths else 0.0,
             **{key: float(r.mean()) for key, r in right.items()},
-        }
+        )
         log.info(
             f"short inputs, {name.replace('_', ' ')}: "
             + ", ".join(f"{key} {r.mean():.4f}" for key, r in right.items())

@@ -4,7 +4,6 @@ the LSTM labels -> the blend of the two on validation."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import sys
@@ -14,6 +13,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -21,11 +21,13 @@ import pandas as pd
 import tensorflow as tf
 
 from . import data, text
-from .augment import made_up_pairs
+from .augment import HUMAN, MadeUp, PairRows, made_up_pairs
 from .bag import fit_bag, fit_blend, word_polarity
+from .config import Config
+from .counterfactuals import Counterfactuals, Pairs
 from .embeddings import embedding_matrix
 from .features import predict_features, rows
-from .files import UserError, atomic_file, atomic_write_text
+from .files import UserError
 from .model import (
     as_float32,
     build_model,
@@ -35,8 +37,19 @@ from .model import (
     set_bag,
     set_blend,
 )
+from .results import Blend, Parts
+from .resume import Fitted, resumable_fit
 from .runs import CHECKPOINT
 from .short import CUTS, cut_copies, cut_texts
+
+
+class StartingWeights(Protocol):
+    """Weights the LSTM starts from (pretrain.Encoder, which builds on this module)."""
+
+    path: Path
+
+    def start(self, model: keras.Model, cfg: Config, vocabulary: list[str], reviews) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +63,10 @@ class Trained:
     model: keras.Model
     vectorizer: text.Vectorizer
     embedding_report: dict
-    history: dict
+    history: dict[str, list]  # one list per metric, one entry per epoch
     train_seconds: float
-    parts: dict  # what each part reached alone on validation, and the blend's weights
-    pairs: dict  # the minimal pairs trained on: how many of each kind
+    parts: Parts  # what each part reached alone on validation, and the blend's weights
+    pairs: dict  # the minimal pairs trained on: how many of each kind, the antonym map
 
 
 def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
@@ -61,40 +74,68 @@ def bucket_boundaries(max_len: int, step: int = 25) -> list[int]:
 
 
 def make_dataset(
-    features: dict, labels, cfg, training: bool, first_epoch: int = 0, pairs=None
+    features: dict,
+    labels,
+    *,
+    batch_size: int,
+    max_len: int,
+    training: bool,
+    epochs: int = 1,
+    first_epoch: int = 0,
+    pairs: PairRows | None = None,
 ) -> tf.data.Dataset:
-    """Reviews of similar length share a batch, so little time goes into padding.
+    """Reviews of similar length (at most max_len tokens) share a batch, so little time goes into
+    padding.
 
     Token ids are computed once, before this; the dataset only shuffles, groups and pads them.
-    Training data runs through epochs first_epoch .. cfg.epochs - 1, each shuffled with its own
+    Training data runs through epochs first_epoch .. epochs - 1, each shuffled with its own
     number as seed: a run resumed at epoch k sees exactly the batches an uninterrupted run sees.
 
-    pairs: (features, labels) of minimal pairs, the two texts of each one after the other. They
-    come in batches of their own, both texts of a pair side by side, mixed among the other
-    batches; every label is then [label, 1 for a pair's first text] (model.PairedCrossEntropy).
+    pairs: minimal pairs, side by side (PairRows.side_by_side). They come in batches of their
+    own, both texts of a pair side by side, mixed among the other batches; every label is then
+    [label, 1 for a pair's first text] (model.PairedCrossEntropy).
     """
     labels = np.asarray(labels, np.float32)
     if pairs is not None:  # [label, not the first of a pair]
         labels = np.stack([labels, np.zeros_like(labels)], axis=1)
     base = rows(features, labels).cache()
-    bounds = bucket_boundaries(cfg.max_len)
+    bounds = bucket_boundaries(max_len)
 
-    def batched(ds, length=lambda x, y: tf.shape(x["token_ids"])[0], size=cfg.batch_size):
+    def batched(ds, length=lambda x, y: tf.shape(x["token_ids"])[0], size=batch_size):
         return ds.bucket_by_sequence_length(length, bounds, [size] * (len(bounds) + 1))
 
     if not training:
         return batched(base).prefetch(tf.data.AUTOTUNE)
-    epochs = tf.data.Dataset.range(first_epoch, cfg.epochs)
+    numbers = tf.data.Dataset.range(first_epoch, epochs)
     n = len(labels)
-    ordinary = epochs.flat_map(
+    ordinary = numbers.flat_map(
         lambda e: batched(base.shuffle(n, seed=e, reshuffle_each_iteration=False))
     )
     if pairs is None:
         return ordinary.prefetch(tf.data.AUTOTUNE)
 
-    pair_x, pair_y = pairs
-    both = tf.RaggedTensor.from_uniform_row_length(pair_x["token_ids"], 2)  # [pairs, 2, tokens]
-    y = np.asarray(pair_y, np.float32).reshape(-1, 2)
+    # Each epoch's pair batches fall among its other batches at places drawn by its number.
+    counts = [
+        steps_per_epoch(features, batch_size, max_len),
+        _pair_batch_count(pairs, batch_size, max_len),
+    ]
+    order = np.concatenate(
+        [
+            np.random.default_rng(e).permutation(np.repeat([0, 1], counts))
+            for e in range(first_epoch, epochs)
+        ]
+    )
+    pair_batches = _pair_batches(pairs, batched, _pairs_per_batch(batch_size))
+    return tf.data.Dataset.choose_from_datasets(
+        [ordinary, numbers.flat_map(pair_batches)], tf.data.Dataset.from_tensor_slices(order)
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _pair_batches(pairs: PairRows, batched, size: int):
+    """The function of an epoch's number to its batches of `size` pairs, shuffled by that
+    number: [pairs, 2, tokens] -> [rows, tokens], a pair's texts side by side."""
+    both = tf.RaggedTensor.from_uniform_row_length(pairs.features["token_ids"], 2)  # [pairs, 2, ..]
+    y = np.asarray(pairs.labels, np.float32).reshape(-1, 2)
     first = np.tile(np.float32([1, 0]), (len(y), 1))
     pair_labels = np.stack([y, first], axis=2)  # [pairs, 2 texts, (label, first of a pair)]
     pair_base = (
@@ -103,9 +144,8 @@ def make_dataset(
         .cache()
     )
 
-    def pair_batches(e):  # [pairs, 2, tokens] -> [rows, tokens], a pair's texts side by side
+    def batches(e):
         shuffled = pair_base.shuffle(len(y), seed=e, reshuffle_each_iteration=False)
-        size = _pairs_per_batch(cfg)
         return batched(shuffled, lambda x, y: tf.shape(x["token_ids"])[1], size).map(
             lambda x, y: (
                 {"token_ids": tf.reshape(x["token_ids"], [-1, tf.shape(x["token_ids"])[-1]])},
@@ -113,17 +153,7 @@ def make_dataset(
             )
         )
 
-    # Each epoch's pair batches fall among its other batches at places drawn by its number.
-    counts = [steps_per_epoch(features, cfg), _pair_batch_count(pair_x, cfg)]
-    order = np.concatenate(
-        [
-            np.random.default_rng(e).permutation(np.repeat([0, 1], counts))
-            for e in range(first_epoch, cfg.epochs)
-        ]
-    )
-    return tf.data.Dataset.choose_from_datasets(
-        [ordinary, epochs.flat_map(pair_batches)], tf.data.Dataset.from_tensor_slices(order)
-    ).prefetch(tf.data.AUTOTUNE)
+    return batches
 
 
 def _batch_count(lengths: np.ndarray, size: int, max_len: int) -> int:
@@ -132,22 +162,24 @@ def _batch_count(lengths: np.ndarray, size: int, max_len: int) -> int:
     return int(sum(-(-count // size) for count in np.bincount(bucket)))
 
 
-def _pairs_per_batch(cfg) -> int:
-    """A batch of pairs holds cfg.batch_size texts, as any other batch does."""
-    return max(1, cfg.batch_size // 2)
+def _pairs_per_batch(batch_size: int) -> int:
+    """A batch of pairs holds batch_size texts, as any other batch does."""
+    return max(1, batch_size // 2)
 
 
-def _pair_batch_count(pair_x: dict, cfg) -> int:
+def _pair_batch_count(pairs: PairRows, batch_size: int, max_len: int) -> int:
     """Batches of pairs per pass, bucketed by a pair's longer text."""
-    lengths = pair_x["token_ids"].row_lengths().numpy().reshape(-1, 2).max(axis=1)
-    return _batch_count(lengths, _pairs_per_batch(cfg), cfg.max_len)
+    lengths = pairs.features["token_ids"].row_lengths().numpy().reshape(-1, 2).max(axis=1)
+    return _batch_count(lengths, _pairs_per_batch(batch_size), max_len)
 
 
-def steps_per_epoch(features: dict, cfg, pairs=None) -> int:
+def steps_per_epoch(
+    features: dict, batch_size: int, max_len: int, pairs: PairRows | None = None
+) -> int:
     """Batches per pass of make_dataset, those of the pairs (make_dataset's) among them."""
     lengths = features["token_ids"].row_lengths().numpy()
-    steps = _batch_count(lengths, cfg.batch_size, cfg.max_len)
-    return steps + (_pair_batch_count(pairs[0], cfg) if pairs is not None else 0)
+    steps = _batch_count(lengths, batch_size, max_len)
+    return steps + (_pair_batch_count(pairs, batch_size, max_len) if pairs is not None else 0)
 
 
 def keras_verbosity() -> int:
@@ -158,7 +190,7 @@ def keras_verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def setup_devices(cfg) -> None:
+def setup_devices(cfg: Config) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus and cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -228,7 +260,9 @@ def writable_run_dir(run_dir: Path, strategy: tf.distribute.Strategy):
         yield Path(tmp)
 
 
-def input_vectors(vocabulary, cfg, token_ids: tf.RaggedTensor, labels) -> tuple[np.ndarray, dict]:
+def input_vectors(
+    vocabulary: list[str], cfg: Config, token_ids: tf.RaggedTensor, labels
+) -> tuple[np.ndarray, dict]:
     """The frozen vectors the LSTM reads, one row per token id: GloVe and, with
     cfg.word_polarity_min_reviews, each word's polarity over the training reviews beside it."""
     matrix, report = embedding_matrix(vocabulary, cfg)
@@ -244,9 +278,11 @@ def input_vectors(vocabulary, cfg, token_ids: tf.RaggedTensor, labels) -> tuple[
     return np.concatenate([matrix, polarity[:, None]], axis=1), report
 
 
-def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Strategy, pairs=None):
-    """The whole model, and its LSTM part compiled for training; fit the latter inside
-    strategy.scope().
+def build_compiled_model(
+    cfg: Config, matrix: np.ndarray, rows: LstmRows, strategy: tf.distribute.Strategy
+) -> tuple[keras.Model, keras.Model, int]:
+    """The whole model, its LSTM part compiled for training (fit the latter inside
+    strategy.scope()), and the global batch size.
 
     The variables are made under the strategy, the model objects outside it: Keras ties a model
     to the strategy in scope when the object is made, and then fails to fit it across workers
@@ -256,77 +292,85 @@ def build_compiled_model(cfg, matrix, train_x: dict, strategy: tf.distribute.Str
     cfg.batch_size is per replica, so the global batch grows with the replicas (the learning rate
     is left as configured).
     """
-    cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * strategy.num_replicas_in_sync)
+    batch_size = cfg.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         tied = build_model(cfg, matrix)
     model = keras.Model(tied.input, tied.output, name=tied.name)
     lstm = lstm_model(model)
     with strategy.scope():
-        compile_model(lstm, cfg, steps_per_epoch(train_x, cfg, pairs))
+        steps = steps_per_epoch(rows.features, batch_size, cfg.max_len, rows.pairs)
+        compile_model(lstm, cfg, steps)
         lstm.optimizer.build(lstm.trainable_variables)
-    return model, lstm, cfg
+    return model, lstm, batch_size
 
 
 def train(
-    cfg,
-    splits,
+    cfg: Config,
+    splits: data.Splits,
     run_dir: Path,
     strategy: tf.distribute.Strategy | None = None,
-    encoder=None,
+    encoder: StartingWeights | None = None,
     unlabelled: list[str] | None = None,
-    counterfactuals=None,
+    counterfactuals: Counterfactuals | None = None,
 ) -> Trained:
     """The default model, step by step: vectorize the reviews, make the minimal pairs, fit the
     LSTM part, then the n-gram bag (on the training reviews, the pairs and the unlabelled reviews
     the LSTM labels), then the blend of the two on validation.
 
-    encoder: a pretrain.Encoder the LSTM starts from (it refuses one that does not match).
-    unlabelled: reviews without labels, for the bag (cfg.bag_unlabelled). counterfactuals: a
-    counterfactuals.Counterfactuals, whose training pairs both parts train on."""
+    encoder: a pretrained encoder the LSTM starts from (it refuses one that does not match).
+    unlabelled: reviews without labels, for the bag (cfg.bag_unlabelled). counterfactuals: the
+    human pairs, whose training pairs both parts train on."""
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg)
-    vectorizer, tokens, train_x, val_x = vectorize(cfg, splits, run_dir)
-    train_y, val_y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
-    matrix, emb_report = input_vectors(vectorizer.vocabulary, cfg, train_x["token_ids"], train_y)
-    pair_x, pair_y, pairs_report = pair_rows(
-        cfg, counterfactuals, vectorizer, tokens, train_x["token_ids"], train_y, matrix
+    corpus = vectorize(cfg, splits, run_dir)
+    matrix, emb_report = input_vectors(
+        corpus.vectorizer.vocabulary, cfg, corpus.train_x["token_ids"], corpus.train_y
     )
-    lstm_x, lstm_y, lstm_pairs = lstm_rows(cfg, train_x, train_y, pair_x, pair_y, pairs_report)
+    pairs, made_report = pair_rows(cfg, counterfactuals, corpus, matrix)
+    trained_pairs = pairs.repeated(HUMAN, cfg.counterfactual_repeats)
+    rows = lstm_rows(cfg, corpus, trained_pairs)
     strategy = strategy or tf.distribute.get_strategy()
-    model, lstm, fit_cfg = build_compiled_model(cfg, matrix, lstm_x, strategy, lstm_pairs)
+    model, lstm, batch_size = build_compiled_model(cfg, matrix, rows, strategy)
     if encoder:
-        encoder.start(model, cfg, vectorizer.vocabulary, splits.train.review)
+        encoder.start(model, cfg, corpus.vectorizer.vocabulary, splits.train.review)
         log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
-    history, seconds = fit_lstm(
-        lstm, fit_cfg, lstm_x, lstm_y, val_x, val_y, run_dir, strategy, lstm_pairs
-    )
+    fitted = fit_lstm(lstm, cfg, batch_size, rows, corpus, run_dir, strategy)
     # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
     # exported, in the float32 it serves in.
     model = as_float32(model)
-    parts = lstm_on_validation(model, val_x, val_y, history, cfg)
+    parts = lstm_on_validation(model, corpus, fitted.history, cfg)
     if cfg.ngram_buckets:
         # After the LSTM, which labels the unlabelled reviews the bag also fits. Deterministic,
         # so a resumed run fits the same bag again rather than checkpointing 4M weights.
-        bag_ids, bag_y = bag_rows(cfg, train_x, train_y, pair_x, pair_y, pairs_report)
-        if cfg.bag_unlabelled and unlabelled:
-            ids, y = lstm_labelled(model, vectorizer, unlabelled, splits)
-            if len(y):
-                bag_ids, bag_y = tf.concat([bag_ids, ids], 0), np.concatenate([bag_y, y])
-                parts["bag_unlabelled_reviews"] = len(y)
-        bag = fit_bag(bag_ids, bag_y, val_x["ngram_ids"], val_y, cfg)
-        set_bag(model, bag["weights"], bag["bias"])
-        parts.update(
-            bag_val_accuracy=bag["val_accuracy"], bag_C=bag["C"], bag_seconds=bag["seconds"]
-        )
+        fit_bag_part(model, cfg, corpus, trained_pairs, unlabelled, splits, parts)
         val_pairs = counterfactuals.val if counterfactuals else None
-        parts["blend"] = blend_on_validation(model, vectorizer, splits.val, val_x, cfg, val_pairs)
-    return Trained(model, vectorizer, emb_report, history, seconds, parts, pairs_report)
+        parts.blend = blend_on_validation(model, corpus, splits.val, cfg, val_pairs)
+    return Trained(
+        model,
+        corpus.vectorizer,
+        emb_report,
+        fitted.history,
+        fitted.seconds,
+        parts,
+        {**pairs.counts(), **made_report},
+    )
 
 
-def vectorize(cfg, splits, run_dir: Path) -> tuple[text.Vectorizer, tf.RaggedTensor, dict, dict]:
-    """The vocabulary of the training reviews (saved in run_dir), the Vectorizer over it, the
-    training reviews' tokens (ragged, [reviews, tokens]) and both splits' features
-    (Vectorizer.features: "token_ids" and "ngram_ids", ragged, one row per review)."""
+@dataclass
+class Corpus:
+    """The training and validation reviews as the model reads them."""
+
+    vectorizer: text.Vectorizer  # over the training reviews' vocabulary
+    tokens: tf.RaggedTensor  # the training reviews' tokens, [reviews, tokens]
+    train_x: dict[str, tf.RaggedTensor]  # Vectorizer.features: "token_ids", "ngram_ids"
+    val_x: dict[str, tf.RaggedTensor]
+    train_y: np.ndarray
+    val_y: np.ndarray
+
+
+def vectorize(cfg: Config, splits: data.Splits, run_dir: Path) -> Corpus:
+    """The vocabulary of the training reviews (saved in run_dir), the Vectorizer over it, and
+    both splits as it reads them."""
     t0 = time.perf_counter()
     tokens, vocabulary = text.training_vocabulary(splits.train.review, cfg)
     vectorizer = text.Vectorizer.from_config(vocabulary, cfg)
@@ -338,63 +382,58 @@ def vectorize(cfg, splits, run_dir: Path) -> tuple[text.Vectorizer, tf.RaggedTen
         f"tokenized {len(splits.train) + len(splits.val)} reviews in "
         f"{time.perf_counter() - t0:.1f}s"
     )
-    return vectorizer, tokens, train_x, val_x
+    y = splits.train.label.to_numpy(), splits.val.label.to_numpy()
+    return Corpus(vectorizer, tokens, train_x, val_x, *y)
 
 
-def lstm_rows(cfg, train_x: dict, train_y, pair_x: dict, pair_y, pairs_report: dict):
-    """What the LSTM trains on: the training reviews, cfg.short_copies cut copies of each (a
-    line is what users type; whole reviews never show one) and the minimal pairs' rows.
-    Returns {"token_ids": ragged [rows, tokens]}, the rows' labels and, with cfg.pair_margin,
-    the human and negation pairs apart from those rows, as make_dataset takes them; else None."""
-    ids, y = [train_x["token_ids"]], [train_y]
+@dataclass
+class LstmRows:
+    """What the LSTM part trains on: rows of token ids and their labels, and with pair_margin
+    the paired rows apart from those, side by side (make_dataset's `pairs`)."""
+
+    features: dict[str, tf.RaggedTensor]  # {"token_ids": ragged [rows, tokens]}
+    labels: np.ndarray
+    pairs: PairRows | None
+
+
+def lstm_rows(cfg: Config, corpus: Corpus, pairs: PairRows) -> LstmRows:
+    """The training reviews, cfg.short_copies cut copies of each (a line is what users type;
+    whole reviews never show one) and the minimal pairs' rows."""
+    ids, y = [corpus.train_x["token_ids"]], [corpus.train_y]
     if cfg.short_copies:
-        cuts = cut_copies(train_x["token_ids"], cfg.short_copies, cfg.seed)
+        cuts = cut_copies(corpus.train_x["token_ids"], cfg.short_copies, cfg.seed)
         ids.append(cuts)
-        y.append(np.repeat(train_y, cfg.short_copies))
+        y.append(np.repeat(corpus.train_y, cfg.short_copies))
         log.info(
-            f"short copies: the LSTM trains on {len(train_y) + int(cuts.nrows())} rows, "
+            f"short copies: the LSTM trains on {len(corpus.train_y) + int(cuts.nrows())} rows, "
             f"{cuts.nrows()} of them cut"
         )
-    order = pair_order(pairs_report, cfg.counterfactual_repeats) if cfg.pair_margin else []
-    if len(pair_y) > len(order):  # the rows that are no pair's: all of them without pair_margin
-        ids.append(pair_x["token_ids"][len(order) :])
-        y.append(pair_y[len(order) :])
-    pairs = None
-    if len(order):
-        pairs = ({"token_ids": tf.gather(pair_x["token_ids"], order)}, pair_y[order])
-    return {"token_ids": tf.concat(ids, axis=0)}, np.concatenate(y), pairs
-
-
-def pair_order(pairs_report: dict, repeats: int) -> np.ndarray:
-    """Indices of pair_rows' rows that are pairs, the two texts of each one after the other:
-    first come the human pairs' originals, then their edits, once per repeat; then the negation
-    pairs, already side by side."""
-    n = pairs_report["human_pairs"]
-    one = np.stack([np.arange(n), n + np.arange(n)], axis=1).ravel()
-    human = [2 * n * k + one for k in range(repeats if n else 0)]
-    negation = 2 * n * len(human) + np.arange(2 * pairs_report.get("negation_sentence_pairs", 0))
-    return np.concatenate([*human, negation]).astype(np.int64)
+    side_by_side = None
+    if cfg.pair_margin:
+        side_by_side = pairs.side_by_side()
+        pairs = pairs.take(~pairs.mask(lambda kind: kind.paired))
+    if len(pairs):
+        ids.append(pairs.features["token_ids"])
+        y.append(pairs.labels)
+    if side_by_side is not None and not len(side_by_side):
+        side_by_side = None
+    return LstmRows({"token_ids": tf.concat(ids, axis=0)}, np.concatenate(y), side_by_side)
 
 
 def fit_lstm(
     lstm: keras.Model,
-    cfg,
-    lstm_x: dict,
-    lstm_y,
-    val_x: dict,
-    val_y,
+    cfg: Config,
+    batch_size: int,
+    rows: LstmRows,
+    corpus: Corpus,
     run_dir: Path,
-    strategy,
-    pairs=None,
-) -> tuple[dict, float]:
-    """Fits the compiled LSTM part (build_compiled_model) on (lstm_x, lstm_y) and the `pairs`
-    (lstm_rows) under `strategy`, with early stopping on validation accuracy, checkpointing each
-    epoch into run_dir and resuming from a checkpoint there. Returns the history (one list per
-    metric, one entry per epoch) and the seconds fit took in this process."""
+    strategy: tf.distribute.Strategy,
+) -> Fitted:
+    """Fits the compiled LSTM part (build_compiled_model) on `rows` in global batches of
+    batch_size under `strategy`, with early stopping on validation accuracy, checkpointing each
+    epoch into run_dir and resuming from a checkpoint there."""
     if strategy.num_replicas_in_sync > 1:
-        log.info(
-            f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {cfg.batch_size}"
-        )
+        log.info(f"distribute: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}")
     early = keras.callbacks.EarlyStopping(
         monitor="val_accuracy",
         mode="max",
@@ -403,85 +442,103 @@ def fit_lstm(
         restore_best_weights=True,
         verbose=min(keras_verbosity(), 1),
     )
-    checkpoint = Checkpoint(run_dir / CHECKPOINT, early)
-    first_epoch = checkpoint.restore(lstm)
-    if first_epoch:
-        log.info(
-            f"resume: {run_dir / CHECKPOINT} holds the state after epoch {first_epoch}; "
-            "continuing from there"
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))
+    batches = {"batch_size": batch_size, "max_len": cfg.max_len}
+
+    def train_data(first_epoch: int) -> tf.data.Dataset:
+        return make_dataset(
+            rows.features,
+            rows.labels,
+            training=True,
+            epochs=cfg.epochs,
+            first_epoch=first_epoch,
+            pairs=rows.pairs,
+            **batches,
         )
-        truncate_csv(run_dir / "history.csv", first_epoch)  # rows logged after that checkpoint go
-    # Order matters at each epoch's end: early stopping and the history row first, then the
-    # checkpoint. A kill between row and checkpoint leaves an extra row, which resuming drops; the
-    # other order would lose the row of an epoch the checkpoint holds.
-    callbacks = [
-        early,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first_epoch > 0),
-        checkpoint,
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
-    ]
-    train_ds = make_dataset(lstm_x, lstm_y, cfg, True, first_epoch, pairs)
-    val_ds = make_dataset({"token_ids": val_x["token_ids"]}, val_y, cfg, training=False)
-    t0 = time.perf_counter()
-    try:
-        with strategy.scope():
-            lstm.fit(
-                train_ds,
-                validation_data=val_ds,
-                initial_epoch=first_epoch,
-                steps_per_epoch=steps_per_epoch(lstm_x, cfg, pairs),
-                epochs=cfg.epochs if not checkpoint.stopped else first_epoch,
-                callbacks=callbacks,
-                shuffle=False,  # make_dataset shuffles, by epoch number
-                verbose=keras_verbosity(),
-            )
-    except tf.errors.UnavailableError as e:  # how TensorFlow aborts collectives when a peer is lost
-        raise UserError(
-            f"training stopped: a worker of the cluster in TF_CONFIG is gone "
-            f"({_abort_reason(e)}). Start every worker again with the same command: "
-            f"they resume after the last finished epoch"
-        ) from None
-    seconds = time.perf_counter() - t0
-    checkpoint.path.unlink(missing_ok=True)  # finished: the best weights are in the model now
-    history = pd.read_csv(run_dir / "history.csv").to_dict("list")
+
+    val_ids = {"token_ids": corpus.val_x["token_ids"]}
+    with strategy.scope(), _lost_workers_told():
+        fitted = resumable_fit(
+            lstm,
+            run_dir,
+            CHECKPOINT,
+            train_data,
+            epochs=cfg.epochs,
+            steps=steps_per_epoch(rows.features, pairs=rows.pairs, **batches),
+            validation_data=make_dataset(val_ids, corpus.val_y, training=False, **batches),
+            before=[early],
+            after=[tensorboard],
+            early=early,
+            verbose=keras_verbosity(),
+        )
+    epochs, best = len(fitted.history["loss"]), max(fitted.history["val_accuracy"])
     log.info(
-        f"train: {len(history['loss'])} epochs "
-        f"({len(history['loss']) - first_epoch} in this process) in "
-        f"{seconds:.0f}s; best val accuracy {max(history['val_accuracy']):.4f} (LSTM alone)"
+        f"train: {epochs} epochs ({epochs - fitted.first_epoch} in this process) in "
+        f"{fitted.seconds:.0f}s; best val accuracy {best:.4f} (LSTM alone)"
     )
-    return history, seconds
+    return fitted
 
 
-def lstm_on_validation(model: keras.Model, val_x: dict, val_y, history: dict, cfg) -> dict:
+def lstm_on_validation(model: keras.Model, corpus: Corpus, history: dict, cfg: Config) -> Parts:
     """What the LSTM part reached alone on validation, and each member alone when there are
-    several: {"lstm_val_accuracy": float, "lstm_member_val_accuracy": [float, ...]}."""
-    parts = {"lstm_val_accuracy": max(history["val_accuracy"])}
+    several."""
+    parts = Parts(lstm_val_accuracy=max(history["val_accuracy"]))
     if cfg.lstm_members > 1:
-        members = predict_features(lstm_model(model), {"token_ids": val_x["token_ids"]})
-        alone = [float(((members[:, k] >= 0.5) == val_y).mean()) for k in range(members.shape[1])]
-        parts["lstm_member_val_accuracy"] = alone
+        members = predict_features(lstm_model(model), {"token_ids": corpus.val_x["token_ids"]})
+        parts.lstm_member_val_accuracy = [
+            float(((members[:, k] >= 0.5) == corpus.val_y).mean()) for k in range(members.shape[1])
+        ]
         log.info(
-            f"LSTM members alone on validation: {', '.join(f'{a:.4f}' for a in alone)}; "
-            f"their average {parts['lstm_val_accuracy']:.4f}"
+            "LSTM members alone on validation: "
+            + ", ".join(f"{a:.4f}" for a in parts.lstm_member_val_accuracy)
+            + f"; their average {parts.lstm_val_accuracy:.4f}"
         )
     return parts
 
 
+def fit_bag_part(
+    model: keras.Model,
+    cfg: Config,
+    corpus: Corpus,
+    pairs: PairRows,
+    unlabelled: list[str] | None,
+    splits: data.Splits,
+    parts: Parts,
+) -> None:
+    """Fits the n-gram bag into `model` on the training reviews, the minimal pairs of kinds the
+    bag reads and (cfg.bag_unlabelled) the unlabelled reviews the LSTM labels; notes in
+    `parts` what it reached on validation."""
+    in_bag = pairs.take(pairs.mask(lambda kind: kind.in_bag(cfg)))
+    ids = tf.concat([corpus.train_x["ngram_ids"], in_bag.features["ngram_ids"]], axis=0)
+    y = np.concatenate([corpus.train_y, in_bag.labels])
+    if cfg.bag_unlabelled and unlabelled:
+        more_ids, more_y = lstm_labelled(model, corpus.vectorizer, unlabelled, splits)
+        if len(more_y):
+            ids, y = tf.concat([ids, more_ids], 0), np.concatenate([y, more_y])
+            parts.bag_unlabelled_reviews = len(more_y)
+    bag = fit_bag(ids, y, corpus.val_x["ngram_ids"], corpus.val_y, cfg)
+    set_bag(model, bag["weights"], bag["bias"])
+    parts.bag_val_accuracy, parts.bag_C = bag["val_accuracy"], bag["C"]
+    parts.bag_seconds = bag["seconds"]
+
+
 def blend_on_validation(
-    model: keras.Model, vectorizer, val: pd.DataFrame, val_x: dict, cfg, val_pairs=None
-):
-    """Fits the blend's weights into `model` on the validation reviews (`val`, their features
-    val_x), with cfg.blend_on_cuts on their cuts (short.CUTS) and, with cfg.blend_pair_weight,
-    on the texts of `val_pairs` (counterfactuals.Pairs of validation reviews): rows neither part
-    trained on. Returns {"lstm": weight, "bag": weight, "bias": bias}."""
-    parts_of = part_logits(model)
-    val_y = val.label.to_numpy()
-    logits, labels = [predict_features(parts_of, val_x)], [val_y]  # [reviews, 2]: LSTM, bag
+    model: keras.Model,
+    corpus: Corpus,
+    val: pd.DataFrame,
+    cfg: Config,
+    val_pairs: Pairs | None = None,
+) -> Blend:
+    """Fits the blend's weights into `model` on the validation reviews (`val`), with
+    cfg.blend_on_cuts on their cuts (short.CUTS) and, with cfg.blend_pair_weight, on the texts
+    of `val_pairs` (the human pairs of validation reviews): rows neither part trained on."""
+    parts_of, vectorizer = part_logits(model), corpus.vectorizer
+    logits, labels = [predict_features(parts_of, corpus.val_x)], [corpus.val_y]  # LSTM, bag
     fitted_on = ["validation"]
     if cfg.blend_on_cuts:
         cut_x = vectorizer.features(text.tokenize_corpus(cut_texts(val.review)))
         logits.append(predict_features(parts_of, cut_x))
-        labels.append(np.tile(val_y, len(CUTS)))
+        labels.append(np.tile(corpus.val_y, len(CUTS)))
         fitted_on.append("its cuts")
     if cfg.blend_pair_weight and val_pairs is not None and len(val_pairs):
         texts, pair_y = val_pairs.rows()
@@ -496,7 +553,7 @@ def blend_on_validation(
         f"blend (fitted on {', '.join(fitted_on)}): "
         f"log-odds = {weights[0]:.3f} * LSTM + {weights[1]:.3f} * bag {bias:+.3f}"
     )
-    return {"lstm": float(weights[0]), "bag": float(weights[1]), "bias": bias}
+    return Blend(float(weights[0]), float(weights[1]), float(bias))
 
 
 # With the polarity column off, the made-up pairs still want word ratios: over the words in this
@@ -505,63 +562,44 @@ MADE_UP_MIN_REVIEWS = 100
 
 
 def pair_rows(
-    cfg,
-    counterfactuals,
-    vectorizer,
-    tokens: tf.RaggedTensor,
-    token_ids: tf.RaggedTensor,
-    labels,
-    matrix: np.ndarray,
-) -> tuple[dict, np.ndarray, dict]:
-    """The minimal pairs both parts train on beside the training reviews: the human training
-    pairs (both texts, cfg.counterfactual_repeats times) and the made-up ones (augment.py) of the
-    training reviews (their `tokens` and `token_ids`, ragged [reviews, tokens], and `labels`),
-    the antonym reviews last. matrix: the input vectors, one row per token id. Returns their
-    features (as Vectorizer.features), labels, and what they are (report["antonym_reviews"]: how
-    many; pair_order reads the rest)."""
-    rows, y, report = [], [], {"human_pairs": 0}
+    cfg: Config, counterfactuals: Counterfactuals | None, corpus: Corpus, matrix: np.ndarray
+) -> tuple[PairRows, dict]:
+    """The minimal pairs both parts train on beside the training reviews, each once: the human
+    training pairs (with cfg.counterfactual_repeats) and the made-up ones (augment.py) of the
+    training reviews. matrix: the input vectors, one row per token id. Returns the rows and what
+    the antonym map holds."""
+    made, report = [], {}
     if counterfactuals and cfg.counterfactual_repeats:
-        texts, pair_y = counterfactuals.train.rows()
-        rows += text.token_lists(text.tokenize_corpus(texts)) * cfg.counterfactual_repeats
-        y += list(pair_y) * cfg.counterfactual_repeats
-        report["human_pairs"] = len(counterfactuals.train)
+        texts, pair_y = counterfactuals.train.rows()  # the originals, then their edits
+        n = len(counterfactuals.train)
+        tokens = text.token_lists(text.tokenize_corpus(texts))
+        made.append(MadeUp(HUMAN, tokens, pair_y, np.tile(np.arange(n), 2)))
+    else:
+        made.append(MadeUp(HUMAN, [], np.zeros(0, np.int64)))
     if cfg.made_up_negations or cfg.made_up_antonyms:
         ratios = (  # the polarity input column, or the same ratios computed for this alone
             matrix[:, -1]
             if cfg.word_polarity_min_reviews
-            else word_polarity(token_ids, labels, len(matrix), MADE_UP_MIN_REVIEWS, cfg.ngram_alpha)
+            else word_polarity(
+                corpus.train_x["token_ids"],
+                corpus.train_y,
+                len(matrix),
+                MADE_UP_MIN_REVIEWS,
+                cfg.ngram_alpha,
+            )
         )
-        made, made_y, made_report = made_up_pairs(
-            text.token_lists(tokens),
-            labels,
-            vectorizer.vocabulary,
-            matrix[:, : cfg.glove_dim],
-            ratios,
-            cfg,
+        vocabulary, vectors = corpus.vectorizer.vocabulary, matrix[:, : cfg.glove_dim]
+        more, report = made_up_pairs(
+            text.token_lists(corpus.tokens), corpus.train_y, vocabulary, vectors, ratios, cfg
         )
-        rows += made
-        y += list(made_y)
-        report.update(made_report)
-    flat = tf.constant([t for row in rows for t in row], tf.string)
-    tokens_of_rows = tf.RaggedTensor.from_row_lengths(flat, [len(row) for row in rows])
-    log.info(f"minimal pairs: both parts train on {len(rows)} more rows")
-    return vectorizer.features(tokens_of_rows), np.asarray(y, labels.dtype), report
-
-
-def bag_rows(
-    cfg, train_x: dict, train_y, pair_x: dict, pair_y, pairs_report: dict
-) -> tuple[tf.RaggedTensor, np.ndarray]:
-    """The bag's labelled rows: the training reviews' n-gram ids (ragged, one row per review)
-    and the minimal pairs' (the antonym reviews, pair_rows' last, only with
-    cfg.antonyms_in_bag), with their labels."""
-    antonyms = 0 if cfg.antonyms_in_bag else pairs_report.get("antonym_reviews", 0)
-    kept = len(pair_y) - antonyms
-    ids = tf.concat([train_x["ngram_ids"], pair_x["ngram_ids"][:kept]], axis=0)
-    return ids, np.concatenate([train_y, pair_y[:kept]])
+        made += more
+    rows = PairRows.of(made, corpus.vectorizer, corpus.train_y.dtype)
+    log.info(f"minimal pairs: both parts train on {len(rows)} more rows (each once)")
+    return rows, report
 
 
 def lstm_labelled(
-    model: keras.Model, vectorizer, unlabelled: list[str], splits
+    model: keras.Model, vectorizer: text.Vectorizer, unlabelled: list[str], splits: data.Splits
 ) -> tuple[tf.RaggedTensor, np.ndarray]:
     """The unlabelled reviews as rows for the bag: their n-gram ids (ragged, one row per review)
     and the labels the trained LSTM part gives them (its log-odds >= 0), less reviews with the
@@ -586,6 +624,19 @@ def lstm_labelled(
     return x["ngram_ids"], pseudo
 
 
+@contextmanager
+def _lost_workers_told():
+    """A cluster that lost a worker as a UserError saying how to go on."""
+    try:
+        yield
+    except tf.errors.UnavailableError as e:  # how TensorFlow aborts collectives when a peer is lost
+        raise UserError(
+            f"training stopped: a worker of the cluster in TF_CONFIG is gone "
+            f"({_abort_reason(e)}). Start every worker again with the same command: "
+            f"they resume after the last finished epoch"
+        ) from None
+
+
 def _abort_reason(error: tf.errors.OpError) -> str:
     """TensorFlow's own words, e.g. "recvmsg:Connection reset by peer", or "... unhealthy
     (stopped sending heartbeats): /job:worker/replica:0/task:1"."""
@@ -597,84 +648,3 @@ def _abort_reason(error: tf.errors.OpError) -> str:
             break
         reason += " " + line
     return reason
-
-
-class Checkpoint(keras.callbacks.Callback):
-    """The whole training state after each epoch, in one file replaced atomically.
-
-    Keras' BackupAndRestore writes weights and metadata as two files, not atomically, and leaves
-    out the random-seed state of dropout and EarlyStopping's best weights and patience counter;
-    a run resumed from it does not end where an uninterrupted one does. Here every model variable
-    (seed states included), every optimizer variable (step count included) and the early-stopping
-    state (when there is one) go into one .npz written under a temporary name and renamed.
-    """
-
-    def __init__(self, path: Path, early_stopping: keras.callbacks.EarlyStopping | None = None):
-        super().__init__()
-        self.path = Path(path)
-        self.early = early_stopping
-        self.stopped = False
-        self._early_state = None
-
-    def _variables(self, model) -> list:
-        return list(model.variables) + list(model.optimizer.variables)
-
-    def restore(self, model) -> int:
-        """Loads the state into `model` if a checkpoint exists; returns the epoch to start from."""
-        if not self.path.exists():
-            return 0
-        # Built once: LossScaleOptimizer (mixed precision) adds its loss-scale variables again on
-        # every build, and the variables would no longer line up with the checkpoint's.
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        with np.load(self.path, allow_pickle=False) as z:
-            variables = self._variables(model)
-            if int(z["n_variables"]) != len(variables):
-                raise UserError(
-                    f"{self.path}: checkpoint of a different model; delete it or use another "
-                    "--run-dir"
-                )
-            for i, v in enumerate(variables):
-                v.assign(z[f"v{i}"])
-            if self.early:
-                best = [z[f"best{i}"] for i in range(int(z["n_best"]))]
-                self._early_state = {
-                    "wait": int(z["wait"]),
-                    "best_epoch": int(z["best_epoch"]),
-                    "best": None if np.isnan(z["best"]) else float(z["best"]),
-                    "best_weights": best or None,
-                }
-            self.stopped = bool(z["stopped"])
-            return int(z["epoch"])
-
-    def on_train_begin(self, logs=None):
-        # EarlyStopping resets itself in its own on_train_begin, which ran first.
-        if self._early_state:
-            for key, value in self._early_state.items():
-                setattr(self.early, key, value)
-
-    def on_epoch_end(self, epoch, logs=None):
-        arrays = {f"v{i}": v.numpy() for i, v in enumerate(self._variables(self.model))}
-        if self.early:
-            best = self.early.best_weights or []
-            arrays.update(
-                {f"best{i}": w for i, w in enumerate(best)},
-                n_best=len(best),
-                wait=self.early.wait,
-                best_epoch=self.early.best_epoch,
-                best=np.nan if self.early.best is None else self.early.best,
-            )
-        with atomic_file(self.path) as tmp:
-            np.savez(
-                tmp,
-                n_variables=len(self._variables(self.model)),
-                epoch=epoch + 1,
-                stopped=bool(self.model.stop_training),
-                **arrays,
-            )
-
-
-def truncate_csv(path: Path, rows: int) -> None:
-    if path.exists():
-        lines = path.read_text().splitlines(keepends=True)
-        atomic_write_text(path, "".join(lines[: rows + 1]))

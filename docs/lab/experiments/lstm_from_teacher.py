@@ -76,17 +76,21 @@ def main(run: str, source: str, out: str, teacher: str, epochs: str, lr: str) ->
     cuts = cut_copies(x["train"]["token_ids"], cfg.short_copies, cfg.seed)
     ids = {"token_ids": tf.concat([x["train"]["token_ids"], cuts, x["unlabelled"]["token_ids"]], 0)}
     labels = np.concatenate([y_train, np.repeat(y_train, cfg.short_copies), pseudo])
+    # The schedule the LSTM is compiled with: Adam from LR, decayed to 0 over EPOCHS.
     more = dataclasses.replace(cfg, epochs=int(epochs), learning_rate=float(lr))
+    batches = {"batch_size": cfg.batch_size, "max_len": cfg.max_len}
+    steps = steps_per_epoch(ids, **batches)
     lstm = lstm_model(model)
-    compile_model(lstm, more, steps_per_epoch(ids, more))
+    compile_model(lstm, more, steps)
     early = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=more.epochs, restore_best_weights=True
     )
+    val_ids = {"token_ids": x["val"]["token_ids"]}
     t0 = time.perf_counter()
     history = lstm.fit(
-        make_dataset(ids, labels, more, training=True),
-        validation_data=make_dataset({"token_ids": x["val"]["token_ids"]}, y_val, more, False),
-        steps_per_epoch=steps_per_epoch(ids, more),
+        make_dataset(ids, labels, training=True, epochs=more.epochs, **batches),
+        validation_data=make_dataset(val_ids, y_val, training=False, **batches),
+        steps_per_epoch=steps,
         epochs=more.epochs,
         callbacks=[early],
         shuffle=False,

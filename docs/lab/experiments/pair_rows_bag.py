@@ -24,14 +24,14 @@ import numpy as np
 import tensorflow as tf
 
 from imdb_sentiment import cli, counterfactuals, data, text
-from imdb_sentiment.augment import made_up_pairs
+from imdb_sentiment.augment import HUMAN, PairRows, made_up_pairs
 from imdb_sentiment.bag import binary_matrix, fit_bag, fit_blend
 from imdb_sentiment.evaluate import pair_accuracy
 from imdb_sentiment.features import predict_features
 from imdb_sentiment.model import part_logits
 from imdb_sentiment.runs import load_artifacts
 from imdb_sentiment.short import CUTS, cut_texts
-from imdb_sentiment.train import input_vectors, pair_rows
+from imdb_sentiment.train import Corpus, input_vectors, pair_rows
 
 VARIANTS = {
     "none": "counterfactual_repeats=0,made_up_negations=0,made_up_antonyms=0",
@@ -63,15 +63,14 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
     train_x = vec.features(tokens)
     y_train, y_val = splits.train.label.to_numpy(), splits.val.label.to_numpy()
     matrix, _ = input_vectors(vec.vocabulary, cfg, train_x["token_ids"], y_train)
-    val_made, val_made_y, _ = made_up_pairs(
+    made, _ = made_up_pairs(
         text.token_lists(text.tokenize_corpus(texts["val"])), y_val, vec.vocabulary,
         matrix[:, : cfg.glove_dim], matrix[:, -1], cfg,
     )  # fmt: skip
+    val_made = PairRows.of(made, vec, y_val.dtype)
     feats = {k: vec.features(text.tokenize_corpus(t)) for k, t in texts.items()}
-    flat = tf.constant([t for row in val_made for t in row], tf.string)
-    feats["val_made"] = vec.features(
-        tf.RaggedTensor.from_row_lengths(flat, [len(row) for row in val_made])
-    )
+    feats["val_made"] = val_made.features
+    corpus = Corpus(vec, tokens, train_x, feats["val"], y_train, y_val)
     cache = out / "logits.npz"
     if cache.exists() and "val_made" not in np.load(cache):
         parts = part_logits(art.model)
@@ -92,13 +91,13 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
             ngram_c_grid=(0.03, 0.1, 0.3),
             **{k: int(v) for k, v in (kv.split("=") for kv in keys.split(",") if kv)},
         )
-        pair_x, pair_y, _ = pair_rows(
-            vcfg, pairs, vec, tokens, train_x["token_ids"], y_train, matrix
-        )
-        bag_ids = tf.concat(
-            [train_x["ngram_ids"], pair_x["ngram_ids"], feats["unlabelled"]["ngram_ids"]], axis=0
-        )
-        bag_y = np.concatenate([y_train, pair_y, lstm_labels])
+        # Every pair row of the variant, the human pairs' counterfactual_repeats times, as the
+        # recorded round fitted them (antonym reviews too, whatever antonyms_in_bag says).
+        bag_pairs, _ = pair_rows(vcfg, pairs, corpus, matrix)
+        bag_pairs = bag_pairs.repeated(HUMAN, vcfg.counterfactual_repeats)
+        bag_x = [train_x, bag_pairs.features, feats["unlabelled"]]
+        bag_ids = tf.concat([x["ngram_ids"] for x in bag_x], axis=0)
+        bag_y = np.concatenate([y_train, bag_pairs.labels, lstm_labels])
         fitted = fit_bag(bag_ids, bag_y, feats["val"]["ngram_ids"], y_val, vcfg)
         bag = {
             k: binary_matrix(feats[k]["ngram_ids"], cfg.ngram_buckets) @ fitted["weights"]
@@ -116,13 +115,13 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
 
         lstm_made = np.concatenate([lstm_blend, logits["val_made"][:, 0]])
         bag_made = np.concatenate([bag["val"], bag["cuts"], bag["val_made"]])
-        w2, b2 = fit_blend(lstm_made, bag_made, np.concatenate([y_blend, val_made_y]))
+        w2, b2 = fit_blend(lstm_made, bag_made, np.concatenate([y_blend, val_made.labels]))
         blend2 = {k: w2[0] * logits[k][:, 0] + w2[1] * bag[k] + b2 for k in ("val", "cuts", "held")}
         right2 = (np.concatenate([blend2["val"], blend2["cuts"]]) >= 0) == (y_blend == 1)
         by_cut2 = right2.reshape(1 + len(CUTS), len(y_val)).mean(axis=1)
         results[name] = {
             "keys": keys,
-            "pair_rows": len(pair_y),
+            "pair_rows": len(bag_pairs),
             "C": fitted["C"],
             "bag_val": round(100 * fitted["val_accuracy"], 2),
             "blend": {"lstm": float(w[0]), "bag": float(w[1]), "bias": b},
@@ -134,7 +133,7 @@ def main(run: str, source: str, cad: str, out: str, *chosen: str) -> None:
                 "lstm": on_pairs(logits["held"][:, 0]),
             },
             "with_validation_pairs": {
-                "made_up_rows": len(val_made_y),
+                "made_up_rows": len(val_made),
                 "blend": {"lstm": float(w2[0]), "bag": float(w2[1]), "bias": b2},
                 "blend_val": round(100 * float(by_cut2[0]), 2),
                 "blend_cuts": {k: round(100 * float(a), 2) for k, a in zip(CUTS, by_cut2[1:])},

@@ -10,13 +10,12 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
 from imdb_sentiment import cli, data
-from imdb_sentiment.commands.benchmark import sub_batching
+from imdb_sentiment.benchmark import sub_batching
 from imdb_sentiment.runs import load_artifacts
 
 
@@ -25,16 +24,18 @@ def main(run: str, version: str, source: str, rounds: str = "5") -> None:
     tf = cli.load_tensorflow()
     art = load_artifacts(Path(run))
     sample = data.load(source, art.cfg).val.review.tolist()
-    bench = types.SimpleNamespace(
-        model=art.model,
-        vec=art.vectorizer,
-        cfg=art.cfg,
-        sample=sample,
-        args=types.SimpleNamespace(repeats=int(rounds)),
-    )
     signatures = tf.saved_model.load(version).signatures
     with tempfile.TemporaryDirectory() as tmp:
-        print(sub_batching(bench, signatures["serving_default"], Path(tmp) / "unsorted"))
+        figures = sub_batching(
+            art.model,
+            art.vectorizer,
+            signatures["serving_default"],
+            sample,
+            art.cfg.seed,
+            int(rounds),
+            Path(tmp) / "unsorted",
+        )
+        print(figures.to_dict())
     rng = np.random.default_rng(0)
     batches = [tf.constant([sample[i] for i in rng.choice(len(sample), 256)]) for _ in range(8)]
     for name in ("token_ids", "serving_default"):

@@ -29,10 +29,10 @@ def main(argv=None) -> int:
 
     splits = data.load(args.data, Config(seed=args.seed, max_rows=args.max_rows), args.cache_dir)
     result, _ = fit_baseline(splits)
-    print(format_table({"baseline val": result["val"], "baseline test": result["test"]}))
-    print(f"C={result['C']:g}, {result['seconds']:.0f}s")
+    print(format_table({"baseline val": result.val, "baseline test": result.test}))
+    print(f"C={result.C:g}, {result.seconds:.0f}s")
     if args.json:
         from imdb_sentiment.files import write_json
 
-        write_json(args.json, result)
+        write_json(args.json, result.to_dict())
     return 0

@@ -31,6 +31,26 @@ log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
+    args = parse_args(argv)
+    from imdb_sentiment.batch import require_ray, run
+
+    require_ray()  # before anything slow: a missing extra is a one-line error
+    cli.load_tensorflow()  # the driver checks the model; its start-up notices held back
+    counts = run(
+        args.inputs,
+        args.out.rstrip("/"),
+        args.model,
+        address=args.address,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        batch_size=args.batch_size,
+        intra_op_threads=args.intra_op_threads,
+    )
+    log.info(f"done: {counts.files} file(s), {counts.dead_letter} malformed record(s)")
+    return 0
+
+
+def parse_args(argv):
     p = cli.Parser(__doc__)
     p.add_argument("inputs", nargs="+", help="review files or globs (quote a glob)")
     p.add_argument("--out", required=True, help="output folder (local path or URL)")
@@ -56,20 +76,4 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.workers < 1 or args.batch_size < 1:
         p.error("--workers and --batch-size must be at least 1")
-
-    from imdb_sentiment.batch import require_ray, run
-
-    require_ray()  # before anything slow: a missing extra is a one-line error
-    cli.load_tensorflow()  # the driver checks the model; its start-up notices held back
-    counts = run(
-        args.inputs,
-        args.out.rstrip("/"),
-        args.model,
-        address=args.address,
-        workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker,
-        batch_size=args.batch_size,
-        intra_op_threads=args.intra_op_threads,
-    )
-    log.info(f"done: {counts['files']} file(s), {counts['dead_letter']} malformed record(s)")
-    return 0
+    return args

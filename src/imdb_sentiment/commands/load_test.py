@@ -10,6 +10,7 @@ the run ends by itself. Loopback use only:
   python scripts/load_test.py --url grpc://127.0.0.1:8500 --batch 1
 """
 
+import dataclasses
 import json
 import logging
 import socket
@@ -18,7 +19,9 @@ import sys
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,24 @@ def reviews_from(path: str | None, n: int) -> list[str]:
 
 
 def main(argv=None) -> int:
+    args = parse_args(argv)
+    pool = reviews_from(args.data, 4096)
+    grpc = args.url.startswith("grpc://")
+    connect = (grpc_client if grpc else rest_client)(args.url, args.model_name)
+    warm_up(connect, pool[: args.batch], args.url)
+    result = load(connect, pool, clients=args.clients, requests=args.requests, batch=args.batch)
+    figures = dataclasses.asdict(result)
+    print(json.dumps(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if result.errors:
+        failed = sum(result.errors.values())
+        log.error(f"{failed} of {args.requests} requests failed: {result.errors}")
+        return 1
+    return 0
+
+
+def parse_args(argv):
     p = cli.Parser(__doc__)
     p.add_argument(
         "--url",
@@ -58,15 +79,43 @@ def main(argv=None) -> int:
         "--data", help="a CSV with a review column to sample from (default: a fixed sentence)"
     )
     p.add_argument("--json", type=Path, help="also write the figures here")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    pool = reviews_from(args.data, 4096)
+
+# connect() -> (send, close): send(reviews) gives None or why the request failed.
+Connect = Callable[[], tuple[Callable[[list[str]], str | None], Callable[[], None]]]
+
+
+@dataclass
+class Figures:
+    """What a load test measured (its JSON line)."""
+
+    clients: int
+    requests: int  # answered
+    batch: int
+    seconds: float
+    requests_per_s: float
+    reviews_per_s: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    latency_ms_mean: float
+    errors: dict[str, int]  # failed requests by why
+
+
+def warm_up(connect: Connect, reviews: list[str], url: str) -> None:
+    """A first request, so that the run does not time the model's warm-up."""
+    send, close = connect()
+    error = send(reviews)
+    close()
+    if error:
+        raise UserError(f"{url}: the first request failed: {error}")
+
+
+def load(connect: Connect, pool: list[str], *, clients: int, requests: int, batch: int) -> Figures:
+    """`requests` requests of `batch` reviews of pool, split between `clients` concurrent
+    clients, each on a connection of its own."""
     wrapped = pool * 2  # a request's reviews may run past the pool's end
-    per_client = [
-        args.requests // args.clients + (i < args.requests % args.clients)
-        for i in range(args.clients)
-    ]
-    connect = grpc_client(args) if args.url.startswith("grpc://") else rest_client(args)
+    per_client = [requests // clients + (i < requests % clients) for i in range(clients)]
 
     def client(i: int) -> tuple[list[float], Counter]:
         """One connection; a failed request is counted rather than ending the run: under
@@ -74,9 +123,9 @@ def main(argv=None) -> int:
         send, close = connect()
         latencies, errors = [], Counter()
         for j in range(per_client[i]):
-            start = (i * 7919 + j * args.batch) % len(pool)
+            start = (i * 7919 + j * batch) % len(pool)
             t = time.perf_counter()
-            error = send(wrapped[start : start + args.batch])
+            error = send(wrapped[start : start + batch])
             if error:
                 errors[error] += 1
             else:
@@ -84,52 +133,40 @@ def main(argv=None) -> int:
         close()
         return latencies, errors
 
-    send, close = connect()  # a first request, so that the run does not time the model's warm-up
-    error = send(pool[: args.batch])
-    close()
-    if error:
-        raise UserError(f"{args.url}: the first request failed: {error}")
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(args.clients) as ex:
-        parts = list(ex.map(client, range(args.clients)))
+    with ThreadPoolExecutor(clients) as ex:
+        parts = list(ex.map(client, range(clients)))
     wall = time.perf_counter() - t0
     latencies = [x for part, _ in parts for x in part]
     errors = sum((e for _, e in parts), Counter())
     if not latencies:
         raise UserError(f"no request succeeded: {dict(errors)}")
     ms = np.array(latencies) * 1000
-    result = {
-        "clients": args.clients,
-        "requests": len(latencies),
-        "batch": args.batch,
-        "seconds": round(wall, 2),
-        "requests_per_s": round(len(latencies) / wall, 1),
-        "reviews_per_s": round(len(latencies) * args.batch / wall, 1),
-        "latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
-        "latency_ms_p99": round(float(np.percentile(ms, 99)), 2),
-        "latency_ms_mean": round(statistics.fmean(ms), 2),
-        "errors": dict(errors),
-    }
-    print(json.dumps(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    if errors:
-        log.error(f"{sum(errors.values())} of {args.requests} requests failed: {dict(errors)}")
-        return 1
-    return 0
+    return Figures(
+        clients=clients,
+        requests=len(latencies),
+        batch=batch,
+        seconds=round(wall, 2),
+        requests_per_s=round(len(latencies) / wall, 1),
+        reviews_per_s=round(len(latencies) * batch / wall, 1),
+        latency_ms_p50=round(float(np.percentile(ms, 50)), 2),
+        latency_ms_p99=round(float(np.percentile(ms, 99)), 2),
+        latency_ms_mean=round(statistics.fmean(ms), 2),
+        errors=dict(errors),
+    )
 
 
-def rest_client(args):
+def rest_client(url: str, model_name: str) -> Connect:
     """connect() -> (send, close) over one keep-alive HTTP/1.1 connection, replaced when it breaks;
     send(reviews) gives None or why the request failed.
 
     A socket and HTTP/1.1's framing written out, not http.client: on loopback the client shares
     the cores with the server it measures, and http.client (which parses each answer's headers
     through the email package) took 2.6 times the CPU per request (docs/lab/serving-rounds.md)."""
-    url = urllib.parse.urlparse(args.url)
-    address = (url.hostname, url.port or 80)
+    parts = urllib.parse.urlparse(url)
+    address = (parts.hostname, parts.port or 80)
     head = (
-        f"POST /v1/models/{args.model_name}:predict HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"POST /v1/models/{model_name}:predict HTTP/1.1\r\nHost: {parts.netloc}\r\n"
         "Content-Type: application/json\r\nContent-Length: "
     ).encode()
 
@@ -195,7 +232,7 @@ def read_response(rfile) -> tuple[int, bool]:
     return status, keep
 
 
-def grpc_client(args):
+def grpc_client(url: str, model_name: str) -> Connect:
     """connect() -> (send, close) over a gRPC channel of its own (TF Serving's PredictionService);
     send(reviews) gives None or the status code of a failed call."""
     import grpc
@@ -204,7 +241,7 @@ def grpc_client(args):
     from imdb_sentiment.predict import GrpcPredictor
 
     def connect():
-        predictor = GrpcPredictor(args.url.removeprefix("grpc://"), args.model_name, timeout=60)
+        predictor = GrpcPredictor(url.removeprefix("grpc://"), model_name, timeout=60)
 
         def send(reviews: list[str]) -> str | None:
             try:

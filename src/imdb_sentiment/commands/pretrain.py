@@ -16,6 +16,9 @@ pretrain_report.json. It is written whole or not at all. Killed, the same comman
 the last finished epoch. Use it with: train.py --pretrained DIR (same --data and --config).
 """
 
+from __future__ import annotations
+
+import argparse
 import dataclasses
 import logging
 from pathlib import Path
@@ -25,10 +28,9 @@ from imdb_sentiment import cli
 log = logging.getLogger(__name__)
 
 
-def main(argv=None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from imdb_sentiment import data
     from imdb_sentiment.config import Config
-    from imdb_sentiment.files import UserError
 
     d = Config()
     p = cli.Parser(__doc__)
@@ -60,24 +62,39 @@ def main(argv=None) -> int:
         action="store_true",
         help="start over, ignoring an interrupted run's checkpoint, and replace a finished encoder",
     )
-    args = p.parse_args(argv)
-    cli.load_tensorflow()
-    from imdb_sentiment import pretrain  # TensorFlow loads here, after --help
+    return p.parse_args(argv)
 
-    cfg = Config.load(args.config) if args.config else d
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.load_tensorflow()
+    from imdb_sentiment import data, pretrain  # TensorFlow loads here, after --help
+    from imdb_sentiment.config import Config
+
+    cfg = Config.load(args.config) if args.config else Config()
     overrides = {"pretrain_epochs": args.epochs, "seed": args.seed}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
     splits = data.load(args.data, cfg, args.cache_dir)
-    source = data.find_unlabelled(splits.source, args.unlabelled)
+    source, unlabelled = unlabelled_reviews(splits.source, args.unlabelled)
+    out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
+    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source))
+    return 0
+
+
+def unlabelled_reviews(data_source: str, given: str | None) -> tuple[Path, list[str]]:
+    """The reviews to pretrain on and where they are: `given` (--unlabelled), else beside the
+    labelled data. Pretraining without any would learn nothing, so it stops here."""
+    from imdb_sentiment import data
+    from imdb_sentiment.files import UserError
+
+    source = data.find_unlabelled(data_source, given)
     unlabelled = data.read_unlabelled(source) if source else []
     if not unlabelled:
-        where = f"in {source}" if source else f"beside {splits.source}"
+        where = f"in {source}" if source else f"beside {data_source}"
         raise UserError(
             f"no unlabelled reviews found {where}; give them with --unlabelled PATH ("
             f"{data.UNSUP_CSV}, an aclImdb folder or aclImdb_v1.tar.gz)"
         )
     log.info(f"pretrain: {len(unlabelled)} unlabelled reviews from {source}")
-    out = args.out or pretrain.default_dir(cfg, splits, unlabelled, args.cache_dir)
-    pretrain.pretrain(cfg, splits, unlabelled, out, fresh=args.fresh, unlabelled_source=str(source))
-    return 0
+    return source, unlabelled

@@ -7,13 +7,10 @@ dataclass (src/imdb_sentiment/config.py); the flags below override the common on
 
 import argparse
 import dataclasses
-import logging
-import time
+import sys
 from pathlib import Path
 
 from imdb_sentiment import cli
-
-log = logging.getLogger(__name__)
 
 
 def parse_args(argv=None):
@@ -147,143 +144,38 @@ def parse_args(argv=None):
     return args, dataclasses.replace(cfg, **overrides)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv)
     cli.load_tensorflow(run_an_op=args.distribute != "multiworker")
-    from imdb_sentiment import counterfactuals, data
-    from imdb_sentiment.baseline import fit_baseline, fit_tfidf
-    from imdb_sentiment.evaluate import correct, edits, evaluate_splits, format_table, mcnemar
-    from imdb_sentiment.export import export
-    from imdb_sentiment.files import UserError, save_model, write_json
-    from imdb_sentiment.pretrain import Encoder, find_or_make
-    from imdb_sentiment.report import paired_note, write_report
-    from imdb_sentiment.runs import choose_run_dir, finished_run
-    from imdb_sentiment.short import short_inputs
-    from imdb_sentiment.train import is_chief, make_strategy, train, writable_run_dir
+    from imdb_sentiment.evaluate import format_table
+    from imdb_sentiment.pipeline import Sources, Steps, fit
+    from imdb_sentiment.report import paired_note
 
-    if args.distribute == "multiworker" and not args.run_dir:
-        raise UserError(
-            "--distribute multiworker needs --run-dir: give every worker the same "
-            "folder, on a file system they share (the chief writes it; the others "
-            "resume from it)"
-        )
-    if args.distribute == "multiworker" and args.fresh:  # one worker would empty it under another
-        raise UserError(
-            "--distribute multiworker does not take --fresh: delete the run folder "
-            "before starting the workers"
-        )
-    strategy = make_strategy(args.distribute)
-    splits = data.load(args.data, cfg, args.cache_dir)
-    if finished_run(args.run_dir, args.fresh, cfg, splits.checksum):
+    sources = Sources(args.cache_dir, args.counterfactuals, args.unlabelled, args.pretrained)
+    steps = Steps(
+        export_dir=None if args.no_export else args.export_dir,
+        compare_baseline=args.compare_baseline,
+        skip_test=args.skip_test,
+        fresh=args.fresh,
+        distribute=args.distribute,
+        argv=list(sys.argv[1:] if argv is None else argv),
+    )
+    run = fit(args.data, cfg, run_dir=args.run_dir, sources=sources, steps=steps)
+    if run is None:  # a worker other than the chief: the chief reports
+        return 0
+    if not run.trained:
         print(
-            f"{args.run_dir}: this run is finished, with this config and data: its model is "
-            f"{args.run_dir / 'model.keras'}, its metrics {args.run_dir / 'metrics.json'} and "
-            f"its report {args.run_dir / 'report.md'}. Nothing was trained; add --fresh to "
+            f"{run.run_dir}: this run is finished, with this config and data: its model is "
+            f"{run.run_dir / 'model.keras'}, its metrics {run.run_dir / 'metrics.json'} and "
+            f"its report {run.run_dir / 'report.md'}. Nothing was trained; add --fresh to "
             "train it again (the run is replaced)"
         )
         return 0
-    run_dir = choose_run_dir(args.run_dir, args.fresh, cfg, splits.checksum)
-    log.info(f"run: {run_dir}")
-    pairs_folder = counterfactuals.find(args.counterfactuals, splits.source, args.cache_dir)
-    pairs = counterfactuals.load(pairs_folder, splits, cfg) if pairs_folder else None
-    unlabelled_path = data.find_unlabelled(splits.source, args.unlabelled)
-    encoder = None
-    if args.pretrained:
-        encoder = Encoder.load(args.pretrained)
-    elif cfg.pretrain:
-        if args.distribute == "multiworker":  # every worker would pretrain into the same cache
-            raise UserError(
-                "--distribute multiworker cannot pretrain: make the encoder first with "
-                "scripts/pretrain.py and give it with --pretrained DIR, or --no-pretrain"
-            )
-        encoder = find_or_make(cfg, splits, unlabelled_path, args.cache_dir)
-    unlabelled = None
-    if cfg.bag_unlabelled and cfg.ngram_buckets:
-        unlabelled = data.read_unlabelled(unlabelled_path) if unlabelled_path else []
-        unlabelled = unlabelled[: cfg.max_rows or None]  # a quick run stays quick
-        log.info(
-            f"bag: {len(unlabelled)} unlabelled reviews from {unlabelled_path}"
-            if unlabelled
-            else "bag: no unlabelled reviews found (give them with --unlabelled PATH); "
-            "it fits the training reviews alone"
-        )
-    # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
-    with writable_run_dir(run_dir, strategy) as out:
-        cfg.save(out / "config.json")
-        write_json(
-            out / "data_report.json",
-            {
-                "source": splits.source,
-                "checksum": splits.checksum,
-                **splits.report,
-                "counterfactuals": pairs.report if pairs else None,
-            },
-        )
-        trained = train(
-            cfg,
-            splits,
-            out,
-            strategy=strategy,
-            encoder=encoder,
-            unlabelled=unlabelled,
-            counterfactuals=pairs,
-        )
-    if not is_chief(strategy):
-        return 0  # the rest needs no other worker: the trained model predicts in this process
-    vec = trained.vectorizer
-    # The test split is read here, once, after every choice was made on validation.
-    results, predictions = evaluate_splits(
-        trained.model, vec, splits, ("val",) if args.skip_test else ("val", "test")
-    )
-    metrics = {
-        **results,
-        "epochs_run": len(trained.history["loss"]),
-        "train_seconds": trained.train_seconds,
-        "parts": trained.parts,
-        "encoder": encoder.describe() if encoder else None,
-        "pairs_trained_on": trained.pairs,
-    }
-    table = {f"model {k}": v for k, v in results.items()}
-    # Always fitted (about 30 s on the full data): the short-input measure is judged against it.
-    tfidf = fit_tfidf(splits)
-
-    def baseline(texts):
-        return tfidf.predict_proba(texts)[:, 1]
-
-    metrics["short_inputs"] = short_inputs(
-        trained.model, vec, splits.val.review, splits.val.label, baseline
-    )
-    if pairs:  # the held-out training pairs for choosing; the dev pairs read once, like test
-        metrics["edits"] = {"held_out": edits(trained.model, vec, pairs.held_out, baseline)}
-        if not args.skip_test:
-            metrics["edits"]["dev"] = edits(trained.model, vec, pairs.dev, baseline)
-    if args.compare_baseline:
-        metrics["baseline"], base_p = fit_baseline(
-            splits, with_test=not args.skip_test, model=tfidf
-        )
-        table.update({f"baseline {k}": metrics["baseline"][k] for k in results})
-        if "test" in results:  # paired: both scored on the same test reviews
-            y, p = predictions["test"].labels, predictions["test"].probabilities
-            metrics["model_vs_baseline"] = mcnemar(
-                correct(y, p), correct(y, base_p["test"]), names=("model", "baseline")
-            )
-    write_json(run_dir / "metrics.json", metrics)
-    save_model(trained.model, run_dir / "model.keras")
+    r = run.results
+    table = {f"model {k}": v for k, v in r.splits().items()}
+    if r.baseline:
+        table |= {f"baseline {k}": getattr(r.baseline, k) for k in r.splits()}
     print(format_table(table))
-    if "model_vs_baseline" in metrics:
-        print(paired_note(metrics["model_vs_baseline"]))
-    t = time.perf_counter()
-    report = write_report(run_dir, predictions, metrics, run_dir / "history.csv")
-    log.info(f"report: {report} and its plots in {time.perf_counter() - t:.1f}s")
-
-    if not args.no_export:
-        info = {
-            "config": cfg.to_dict(),
-            "vocabulary_size": vec.size,
-            "embedding": trained.embedding_report,
-            "metrics": metrics,
-            "data": {"source": splits.source, "checksum": splits.checksum, **splits.report},
-            "run_dir": str(run_dir.resolve()),
-        }
-        export(trained.model, vec, info, args.export_dir)
+    if r.model_vs_baseline:
+        print(paired_note(r.model_vs_baseline))
     return 0
