@@ -21,6 +21,7 @@ STATUS = "/v1/models/imdb_sentiment"
 @pytest.fixture(scope="module")
 def server(sleeper):
     flags = ["--read-timeout", "2", "--idle-timeout", "2", "--max-queued", "1", "--access-log"]
+    flags.append("--no-page")  # TF Serving's routes alone
     with serving(sleeper, *flags) as s:
         yield s
 
@@ -190,6 +191,15 @@ def test_a_500_tells_the_client_only_a_request_id_which_the_log_has_with_the_tra
     assert text and "Traceback" in text and "StringToNumber" in text, "".join(server["log"])
 
 
+def test_no_page_leaves_out_the_page_and_the_explain_route(server):
+    with Conn(server["port"]) as c:
+        status, _, body = c.send(request("GET", "/")).response()
+        assert status == 404 and "no such route" in body["error"]
+        status, _, body = c.send(post(STATUS + ":explain", {"instances": ["1"]})).response()
+        assert status == 404 and "no such route" in body["error"]
+        assert c.send(post(PREDICT, {"instances": ["0"]})).response()[0] == 200
+
+
 def test_a_lone_surrogate_is_the_clients_mistake(server):
     with Conn(server["port"]) as c:
         body = b'{"instances": ["\\ud800 film"]}'
@@ -325,6 +335,13 @@ def test_batching_merges_concurrent_requests_into_one_model_call(batching_server
     ]
     for c in conns:
         c.sock.close()
+
+
+@pytest.mark.slow
+def test_a_version_without_the_token_signatures_cannot_explain(batching_server):
+    with Conn(batching_server["port"]) as c:
+        status, _, body = c.send(post(STATUS + ":explain", {"instances": ["1"]})).response()
+        assert status == 400 and "cannot explain" in body["error"] and "export it" in body["error"]
 
 
 @pytest.mark.slow

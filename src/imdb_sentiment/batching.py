@@ -1,6 +1,7 @@
 """The servers' model calls, each on a thread of its own so that no front end waits on the model:
-a cap on the requests waiting for it (503 beyond), and with batching on, concurrent predict
-requests merged into one model call, as TF Serving's --enable_batching does (Batcher)."""
+a cap on the requests waiting for it (503 beyond), predict and explain alike, and with batching
+on, concurrent predict requests merged into one model call, as TF Serving's --enable_batching
+does (Batcher)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,16 @@ from .serving_requests import RETRY_AFTER_SECONDS, ClientError
 log = logging.getLogger(__name__)
 
 
-def in_thread(loaded, reviews: list[bytes]) -> Future:
-    """predict() on a thread of its own. A daemon thread: a call still running when the server has
-    drained for its --drain-seconds must not hold the process's exit."""
+def in_thread(fn, *args) -> Future:
+    """fn(*args) (a model call) on a thread of its own. A daemon thread: a call still running when
+    the server has drained for its --drain-seconds must not hold the process's exit."""
     done = Future()
 
     def run():
         if not done.set_running_or_notify_cancel():
             return
         try:
-            done.set_result(predict(loaded, reviews))
+            done.set_result(fn(*args))
         except BaseException as e:
             done.set_exception(e)
 
@@ -59,7 +60,7 @@ class Batcher:
     def submit(self, loaded, reviews: list[bytes]) -> Future:
         """The request's outputs, to come: its rows of a batch's model call."""
         if len(reviews) > self.params.max_batch_size:
-            return in_thread(loaded, reviews)
+            return in_thread(predict, loaded, reviews)
         done = Future()
         with self._changed:
             batch = self._queue[-1] if self._queue else None
@@ -117,9 +118,9 @@ class Batcher:
 
 
 class ModelCalls:
-    """The predict calls of every front end (REST and gRPC) alike: at most max_queued waiting for
-    or in the model, more refused with 503; through the Batcher when batching is on, so that
-    requests from both merge into one model call."""
+    """The model calls of every front end (REST and gRPC) alike: at most max_queued waiting for
+    or in the model, more refused with 503; predict calls through the Batcher when batching is on,
+    so that requests from both merge into one model call."""
 
     def __init__(self, max_queued: int, batcher: Batcher | None = None):
         self.max_queued = max_queued
@@ -129,6 +130,18 @@ class ModelCalls:
     def submit(self, loaded, reviews: list[bytes]) -> Future:
         """The outputs, to come, of a model call (or of a batch's) that runs on another thread, so
         that the event loop of the HTTP server never waits on the model."""
+        if self._batcher:
+            return self._capped(self._batcher.submit, loaded, reviews)
+        return self._capped(in_thread, predict, loaded, reviews)
+
+    def call(self, fn, *args) -> Future:
+        """fn(*args), model work other than a predict call (an explanation), on a thread of its own
+        under the same cap as predict calls; never batched."""
+        return self._capped(in_thread, fn, *args)
+
+    def _capped(self, start, *args) -> Future:
+        """start(*args), which starts a model call and gives its Future, in one of the max_queued
+        slots, held until the call is done."""
         if not self._slots.acquire(blocking=False):
             raise ClientError(
                 503,
@@ -136,7 +149,7 @@ class ModelCalls:
                 RETRY_AFTER_SECONDS,
             )
         try:
-            done = (self._batcher.submit if self._batcher else in_thread)(loaded, reviews)
+            done = start(*args)
         except BaseException:
             self._slots.release()
             raise

@@ -31,6 +31,10 @@ class Explanation:
     def probability(self) -> float:
         return float(1 / (1 + np.exp(-self.logit)))
 
+    @property
+    def label(self) -> str:
+        return "positive" if self.logit >= 0 else "negative"
+
     def top(self, k: int = 5, sign: int = 1) -> list[tuple[str, float]]:
         """The k words that pushed hardest towards positive (sign 1) or negative (sign -1)."""
         order = np.argsort(-sign * self.attributions, kind="stable")[:k]
@@ -40,11 +44,29 @@ class Explanation:
             if sign * self.attributions[i] > 0
         ]
 
+    def as_dict(self, k: int = 5) -> dict:
+        """The explanation as JSON takes it (the server's explain route)."""
+        return {
+            "tokens": self.words,
+            "log_odds_changes": self.attributions.tolist(),
+            "log_odds": self.logit,
+            "probability": self.probability,
+            "label": self.label,
+            "top_positive": self.top(k, 1),
+            "top_negative": self.top(k, -1),
+        }
+
 
 def explain(
-    predictor, review: str, batch_size: int = 256, max_words: int = MAX_WORDS
+    predictor,
+    review: str,
+    batch_size: int = 256,
+    max_words: int = MAX_WORDS,
+    tokens: list[str] | None = None,
 ) -> Explanation:
-    tokens = predictor.tokens(review)
+    """Occlusion of the review's first max_words tokens (above). `tokens`: the review's, from
+    predictor.tokens(review), where the caller has them already."""
+    tokens = predictor.tokens(review) if tokens is None else tokens
     logit = float(predictor.logits([review])[0])
     # Every variant is the whole review less one token, also past max_words: the attributions are
     # changes of the prediction actually made.
@@ -69,10 +91,9 @@ def render_terminal(e: Explanation, color: bool = True) -> str:
 
 
 def summary(e: Explanation, k: int = 5) -> str:
-    label = "positive" if e.logit >= 0 else "negative"
     fmt = ", ".join
     lines = [
-        f"{label} (P(positive) {e.probability:.4f}, log-odds {e.logit:+.2f}); "
+        f"{e.label} (P(positive) {e.probability:.4f}, log-odds {e.logit:+.2f}); "
         "occlusion: log-odds change "
         f"when each word is removed"
     ]

@@ -1,6 +1,7 @@
 """HTTP/1.1's framing on an asyncio connection, held to what a server meets in the open: a
 request's head within its limits, its body by Content-Length alone, `Refused` for framing that
-cannot be trusted, the JSON answer's bytes, and a closing connection's lingering."""
+cannot be trusted, the answer's bytes (JSON, or a `Document`), and a closing connection's
+lingering."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import functools
 import json
 import re
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from .serving_requests import ClientError
@@ -100,11 +102,13 @@ class Body:
         async with asyncio.timeout(self.read_timeout):
             return await self.reader.read(n)
 
-    async def read(self) -> bytes:
-        """The whole body; one over max_body is refused (413)."""
-        if self.unread > self.max_body:
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body; one over max_body, or over a route's own smaller limit, is refused
+        (413)."""
+        limit = self.max_body if limit is None else min(limit, self.max_body)
+        if self.unread > limit:
             raise ClientError(
-                413, f"request body of {self.unread} bytes is over the limit of {self.max_body}"
+                413, f"request body of {self.unread} bytes is over the limit of {limit}"
             )
         parts = []
         while self.unread > 0:
@@ -134,20 +138,33 @@ def http_date(second: int) -> str:
     return email.utils.formatdate(second, usegmt=True)
 
 
-def response(status: int, obj: dict, retry_after: int | None = None, close: bool = False) -> bytes:
-    """A JSON answer, head and body in one write (one system call, and nothing for Nagle's
-    algorithm to hold back until the client's delayed ACK)."""
-    body = json.dumps(obj).encode()
+@dataclass(frozen=True)
+class Document:
+    """An answer other than JSON: its bytes, their media type, and header fields of its own."""
+
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def response(
+    status: int, obj: dict | Document, retry_after: int | None = None, close: bool = False
+) -> bytes:
+    """A JSON answer (or a Document), head and body in one write (one system call, and nothing for
+    Nagle's algorithm to hold back until the client's delayed ACK)."""
+    if not isinstance(obj, Document):
+        obj = Document(json.dumps(obj).encode(), "application/json")
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: imdb-sentiment\r\n"
-        f"Date: {http_date(int(time.time()))}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
+        f"Date: {http_date(int(time.time()))}\r\nContent-Type: {obj.content_type}\r\n"
+        f"Content-Length: {len(obj.body)}\r\n"
     )
+    head += "".join(f"{name}: {value}\r\n" for name, value in obj.headers)
     if retry_after is not None:
         head += f"Retry-After: {retry_after}\r\n"
     if close:
         head += "Connection: close\r\n"
-    return (head + "\r\n").encode() + body
+    return (head + "\r\n").encode() + obj.body
 
 
 async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -16,9 +16,14 @@ from .files import UserError
 
 
 class Predictor:
-    def __init__(self, model_dir: Path = DEFAULT_EXPORT_DIR):
-        self.path = resolve_version(model_dir)
-        self._loaded = tf.saved_model.load(str(self.path))
+    def __init__(self, model_dir: Path = DEFAULT_EXPORT_DIR, loaded=None):
+        """`loaded`: the version whose folder model_dir is, already loaded (a server's)."""
+        if loaded is None:
+            self.path = resolve_version(model_dir)
+            loaded = tf.saved_model.load(str(self.path))
+        else:
+            self.path = Path(model_dir)
+        self._loaded = loaded
         self._serve = self._loaded.signatures["serving_default"]
 
     def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:

@@ -3,7 +3,9 @@ on an asyncio event loop that carries them (Server), and make_server, which join
 folder's versions and the model calls. The routes are TF Serving's: GET /v1/models/<name>
 [/versions/<v>] (status), GET .../metadata (signatures), POST .../<name>[/versions/<v>]:predict
 with {"instances": [...]} (row format) or {"inputs": ...} (columnar); errors are {"error": "..."}
-with a 4xx code for the client's mistakes.
+with a 4xx code for the client's mistakes. Beside them, unless turned off, two of our own: GET /
+(a page to try the model in a browser) and POST .../<name>[/versions/<v>]:explain with
+{"instances": [review]} (which words pushed the prediction, by occlusion).
 """
 
 from __future__ import annotations
@@ -18,39 +20,63 @@ import uuid
 from pathlib import Path
 
 from .batching import Batcher, ModelCalls
-from .http11 import MAX_LINE, Body, Refused, Request, linger, read_head, response
+from .explain import MAX_WORDS, explain
+from .http11 import MAX_LINE, Body, Document, Refused, Request, linger, read_head, response
 from .model_versions import ModelRepository, signature_metadata
+from .page import render_page, version_notes
+from .predict import Predictor
 from .serving_config import BatchingParameters, Limits
 from .serving_requests import RETRY_AFTER_SECONDS, ClientError, decode_json, parse_reviews
 
 log = logging.getLogger(__name__)
 
 _ROUTE = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$"
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
+    r"(?P<rest>/metadata|:predict|:explain)?$"
 )
+# An explanation runs the model on as many variants of the review as it has tokens, each as long
+# as the review: its cost grows with the square of the length, so its request is held far below
+# predict's limits. 64 KiB holds the longest IMDB review (about 14,000 characters) many times.
+EXPLAIN_MAX_BODY = 64 << 10
+EXPLAIN_MAX_TOKENS = MAX_WORDS
+EXPLAIN_SIGNATURES = ("tokens", "logit", "token_logit")
 
 
 class Api:
-    """TF Serving's REST routes over one model repository, apart from HTTP's framing."""
+    """TF Serving's REST routes over one model repository, apart from HTTP's framing; with `page`,
+    also the page at / and the explain route."""
 
-    def __init__(self, repo: ModelRepository, model_name: str, limits: Limits, calls: ModelCalls):
+    def __init__(
+        self,
+        repo: ModelRepository,
+        model_name: str,
+        limits: Limits,
+        calls: ModelCalls,
+        page: bool = True,
+    ):
         self.repo = repo
         self.model_name = model_name
         self.limits = limits
         self.calls = calls
+        self.page = page
 
     def route(self, target: str) -> tuple[str | None, int | None]:
-        m = _ROUTE.match(target.split("?")[0])
-        if not m:
+        path = target.split("?")[0]
+        if path == "/" and self.page:
+            return "/", None
+        m = _ROUTE.match(path)
+        if not m or (m["rest"] == ":explain" and not self.page):
             raise ClientError(404, f"no such route: {target}")
         if m["name"] != self.model_name:
             raise ClientError(404, f"Servable not found for request: Latest({m['name']})")
         return m["rest"], int(m["version"]) if m["version"] else None
 
-    def get(self, target: str) -> dict:
+    def get(self, target: str) -> dict | Document:
         rest, requested = self.route(target)
-        if rest == ":predict":
-            raise ClientError(405, "predict needs POST")
+        if rest == "/":
+            return self.front_page()
+        if rest in (":predict", ":explain"):
+            raise ClientError(405, f"{rest[1:]} needs POST")
         version, loaded = self.repo.get(requested)
         if rest == "/metadata":
             return {
@@ -74,18 +100,16 @@ class Api:
         }
 
     async def post(self, target: str, read_body) -> dict:
-        """read_body() gives the request's body once the route is known to take one."""
+        """read_body(limit=None) gives the request's body once the route is known to take one."""
         rest, version = self.route(target)
+        if rest == ":explain":
+            return await self.explain(version, await read_body(EXPLAIN_MAX_BODY))
         if rest != ":predict":
-            raise ClientError(405, "only :predict takes POST")
-        raw = await read_body()
-        try:
-            reviews, rows = parse_reviews(decode_json(raw), self.limits.max_batch)
-        except RecursionError:
-            # Deep nesting is the client's doing; json.loads and any walk of what it gave (a repr
-            # in an error message) hit Python's recursion limit on it. Caught here, around both,
-            # so the answer is a 400 rather than a 500 with a traceback in the log.
-            raise ClientError(400, "the request's JSON is nested too deeply") from None
+            raise ClientError(
+                405,
+                "only :predict and :explain take POST" if self.page else "only :predict takes POST",
+            )
+        reviews, rows = _reviews(await read_body(), self.limits.max_batch)
         _, loaded = self.repo.get(version)
         prob, label = await asyncio.wrap_future(self.calls.submit(loaded, reviews))
         if rows:
@@ -93,6 +117,53 @@ class Api:
                 "predictions": [{"probability": p, "label": lab} for p, lab in zip(prob, label)]
             }
         return {"outputs": {"probability": prob, "label": label}}
+
+    async def explain(self, requested: int | None, raw: bytes) -> dict:
+        """Which tokens pushed the prediction of one review, on a model call's thread under the
+        same cap as predict's."""
+        [review], _ = _reviews(raw, max_batch=1)
+        version, loaded = self.repo.get(requested)
+        missing = [name for name in EXPLAIN_SIGNATURES if name not in loaded.signatures]
+        if missing:
+            raise ClientError(
+                400,
+                f"version {version} cannot explain: it was exported without the "
+                f"{', '.join(missing)} signatures; export it again with scripts/train.py",
+            )
+        folder = self.repo.base / str(version)
+        done = self.calls.call(explain_review, Predictor(folder, loaded), review.decode())
+        return {"model_version": str(version), "explanations": [await asyncio.wrap_future(done)]}
+
+    def front_page(self) -> Document:
+        """The page, listing the versions served now with their model cards or figures."""
+        versions = self.repo.loaded_versions()
+        return render_page(
+            self.model_name, {v: version_notes(self.repo.base / str(v)) for v in versions}
+        )
+
+
+def _reviews(raw: bytes, max_batch: int) -> tuple[list[bytes], bool]:
+    """The reviews of a predict or explain request's body, checked (parse_reviews)."""
+    try:
+        return parse_reviews(decode_json(raw), max_batch)
+    except RecursionError:
+        # Deep nesting is the client's doing; json.loads and any walk of what it gave (a repr in
+        # an error message) hit Python's recursion limit on it. Caught here, around both, so the
+        # answer is a 400 rather than a 500 with a traceback in the log.
+        raise ClientError(400, "the request's JSON is nested too deeply") from None
+
+
+def explain_review(predictor: Predictor, review: str) -> dict:
+    """The explain route's answer for one review (explain.explain), refused beyond
+    EXPLAIN_MAX_TOKENS of the model's tokens; runs on a model call's thread."""
+    tokens = predictor.tokens(review)
+    if len(tokens) > EXPLAIN_MAX_TOKENS:
+        raise ClientError(
+            400,
+            f"the review has {len(tokens)} tokens; explain takes at most {EXPLAIN_MAX_TOKENS} "
+            "(predict takes longer ones)",
+        )
+    return explain(predictor, review, tokens=tokens).as_dict()
 
 
 class Server:
@@ -255,12 +326,16 @@ def make_server(
     poll_seconds: float = 2.0,
     access_log: bool = False,
     batching: BatchingParameters | None = None,
+    page: bool = True,
+    latest_versions: int = 1,
 ):
     """The server (not started: call serve_forever), its model repository and the model calls
-    (for a gRPC server beside it to share); `batching` turns on request batching."""
-    repo = ModelRepository(model_dir)
+    (for a gRPC server beside it to share); `batching` turns on request batching, `page` the page
+    at / and the explain route; the newest `latest_versions` versions are served."""
+    repo = ModelRepository(model_dir, keep=latest_versions)
     calls = ModelCalls(limits.max_queued, Batcher(batching) if batching else None)
-    server = Server((host, port), Api(repo, model_name, limits, calls), limits, access_log)
+    api = Api(repo, model_name, limits, calls, page)
+    server = Server((host, port), api, limits, access_log)
 
     def poll():
         while True:

@@ -5,9 +5,12 @@
 
 Routes: GET /v1/models/<name> (status), GET /v1/models/<name>/metadata (signatures),
 POST /v1/models/<name>[/versions/<v>]:predict with {"instances": [...]} or {"inputs": [...]}.
+Not TF Serving's, turned off by --no-page: GET / (a page to try the model in a browser) and
+POST /v1/models/<name>[/versions/<v>]:explain with {"instances": [review]} (its words' effects).
 --grpc-port 8500 also serves TF Serving's gRPC API (PredictionService.Predict and
 GetModelMetadata, ModelService.GetModelStatus) through the same model calls and batches.
-The newest version folder is served; a new one is picked up within --poll-seconds, no restart.
+The newest version folder is served (the newest N with --latest-versions N); a new one is picked
+up within --poll-seconds, no restart.
 --enable_batching merges concurrent requests into one model call, with TF Serving's batching
 parameters (flags, or the same --batching_parameters_file TF Serving reads).
 SIGTERM or Ctrl-C stops accepting, lets the requests in flight finish (--drain-seconds), exits 0.
@@ -22,14 +25,18 @@ from imdb_sentiment import cli
 log = logging.getLogger(__name__)
 
 
-def main(argv=None) -> int:
+# TF Serving's batching parameters, each also a flag of its own name
+BATCHING_FLAGS = {
+    "max_batch_size": "most reviews in one model call",
+    "batch_timeout_micros": "longest a batch waits for more requests",
+    "num_batch_threads": "model calls at once",
+    "max_enqueued_batches": "batches waiting for a thread; more requests get 503",
+}
+
+
+def parse_args(argv=None):
     from imdb_sentiment.config import DEFAULT_EXPORT_DIR
-    from imdb_sentiment.serving_config import (
-        BatchingParameters,
-        Limits,
-        default,
-        read_batching_parameters,
-    )
+    from imdb_sentiment.serving_config import BatchingParameters, Limits, default
 
     limit = Limits()
     p = cli.Parser(__doc__)
@@ -41,6 +48,19 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--model-name", default="imdb_sentiment", help="name in the URL (default %(default)s)"
+    )
+    p.add_argument(
+        "--latest-versions",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve the newest N versions, as TF Serving's model_version_policy "
+        "{ latest { num_versions: N } } (default %(default)s)",
+    )
+    p.add_argument(
+        "--no-page",
+        action="store_true",
+        help="leave out the page at / and the explain route (neither is TF Serving's)",
     )
     p.add_argument(
         "--host",
@@ -97,8 +117,8 @@ def main(argv=None) -> int:
         "--max-queued",
         type=int,
         default=limit.max_queued,
-        help="predict requests waiting for or in a model call; more are answered 503 with "
-        "Retry-After (default %(default)s)",
+        help="predict and explain requests waiting for or in a model call; more are answered 503 "
+        "with Retry-After (default %(default)s)",
     )
     p.add_argument(
         "--drain-seconds",
@@ -125,33 +145,36 @@ def main(argv=None) -> int:
         help="TF Serving's batching parameters file (`max_batch_size { value: 256 }` lines); "
         "a flag below overrides the value it gives",
     )
-    batching_flags = {  # TF Serving's names
-        "max_batch_size": "most reviews in one model call",
-        "batch_timeout_micros": "longest a batch waits for more requests",
-        "num_batch_threads": "model calls at once",
-        "max_enqueued_batches": "batches waiting for a thread; more requests get 503",
-    }
-    for name, meaning in batching_flags.items():
+    for name, meaning in BATCHING_FLAGS.items():
         value = default(BatchingParameters, name)
         shown = "the number of CPUs" if value is None else value
         batching.add_argument(
             "--" + name.replace("_", "-"), dest=name, type=int, help=f"{meaning} (default {shown})"
         )
     args = p.parse_args(argv)
-    cli.load_tensorflow(intra_op_threads=args.intra_op_threads)
+    if args.latest_versions < 1:
+        p.error("--latest-versions must be at least 1")
+    return args
 
-    from imdb_sentiment.files import UserError
-    from imdb_sentiment.serve import make_server
 
-    batching = None
-    if args.enable_batching:
-        file = args.batching_parameters_file
-        given = read_batching_parameters(file) if file else {}
-        given.update({k: getattr(args, k) for k in batching_flags if getattr(args, k) is not None})
-        batching = BatchingParameters(**given)
-        log.info(f"batching: {batching}")
+def batching_parameters(args):
+    """The BatchingParameters of --enable_batching (its file, then the flags given), or None."""
+    from imdb_sentiment.serving_config import BatchingParameters, read_batching_parameters
 
-    limits = Limits(
+    if not args.enable_batching:
+        return None
+    file = args.batching_parameters_file
+    given = read_batching_parameters(file) if file else {}
+    given.update({k: getattr(args, k) for k in BATCHING_FLAGS if getattr(args, k) is not None})
+    batching = BatchingParameters(**given)
+    log.info(f"batching: {batching}")
+    return batching
+
+
+def limits(args):
+    from imdb_sentiment.serving_config import Limits
+
+    return Limits(
         max_body=int(args.max_body_mb * (1 << 20)),
         max_batch=args.max_batch,
         read_timeout=args.read_timeout,
@@ -159,46 +182,72 @@ def main(argv=None) -> int:
         max_connections=args.max_connections,
         max_queued=args.max_queued,
     )
+
+
+def start(args):
+    """The REST server (not serving yet) and, with --grpc-port, the gRPC server beside it (started;
+    else None), both on the model folder's versions, through the same model calls."""
+    from imdb_sentiment.files import UserError
+    from imdb_sentiment.serve import make_server
+
+    limited = limits(args)
     try:
         server, repo, calls = make_server(
             args.model_dir,
             args.model_name,
             args.host,
             args.port,
-            limits,
+            limited,
             args.poll_seconds,
             args.access_log,
-            batching,
+            batching_parameters(args),
+            page=not args.no_page,
+            latest_versions=args.latest_versions,
         )
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
-    host, port = server.server_address[:2]
     log.info(f"serving {args.model_name} versions {repo.loaded_versions()} from {args.model_dir}")
-    grpc_server = None
-    if args.grpc_port is not None:
-        from imdb_sentiment.grpc_serve import make_grpc_server
+    if args.grpc_port is None:
+        return server, None
+    from imdb_sentiment.grpc_serve import make_grpc_server
 
-        grpc_server, grpc_port = make_grpc_server(
-            repo, calls, args.model_name, args.host, args.grpc_port, limits, args.access_log
-        )
-        log.info(f"gRPC listening on {host}:{grpc_port} (PredictionService, ModelService)")
+    grpc_server, grpc_port = make_grpc_server(
+        repo, calls, args.model_name, args.host, args.grpc_port, limited, args.access_log
+    )
+    host = server.server_address[0]
+    log.info(f"gRPC listening on {host}:{grpc_port} (PredictionService, ModelService)")
+    return server, grpc_server
+
+
+def serve_until_stopped(server, grpc_server, drain_seconds: float) -> None:
+    """Serves until SIGTERM or Ctrl-C, then drains both servers within drain_seconds."""
 
     def stop(signum, frame):
-        log.info(f"{signal.Signals(signum).name}: draining (at most {args.drain_seconds} s)")
+        log.info(f"{signal.Signals(signum).name}: draining (at most {drain_seconds} s)")
         server.shutdown()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info(f"listening on http://{host}:{port}/v1/models/{args.model_name}")
     server.serve_forever()
     # gRPC refuses new calls at once and drains those in flight meanwhile, within the same
     # --drain-seconds (grpc cancels what is left then)
-    grpc_stopped = grpc_server.stop(args.drain_seconds) if grpc_server else None
-    left = server.stop(args.drain_seconds)
+    grpc_stopped = grpc_server.stop(drain_seconds) if grpc_server else None
+    left = server.stop(drain_seconds)
     if grpc_stopped:
         grpc_stopped.wait()
     if left:
-        log.warning(f"stopped with {left} requests unfinished after {args.drain_seconds} s")
+        log.warning(f"stopped with {left} requests unfinished after {drain_seconds} s")
     else:
         log.info("stopped")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cli.load_tensorflow(intra_op_threads=args.intra_op_threads)
+    server, grpc_server = start(args)
+    host, port = server.server_address[:2]
+    if not args.no_page:
+        log.info(f"the page: http://{host}:{port}/ (try the model in a browser)")
+    log.info(f"listening on http://{host}:{port}/v1/models/{args.model_name}")
+    serve_until_stopped(server, grpc_server, args.drain_seconds)
     return 0
