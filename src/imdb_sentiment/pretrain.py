@@ -212,7 +212,9 @@ def reviews_checksum(reviews: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def corpus(splits, unlabelled: list[str], cfg: Config) -> tuple[list[str], list[str], dict]:
+def corpus(
+    splits: data.Splits, unlabelled: list[str], cfg: Config
+) -> tuple[list[str], list[str], dict]:
     """(pretraining texts, held-out texts, counts): the unlabelled and the training reviews, less a
     seeded slice of the training split held out to measure the language models."""
     train = splits.train.review.tolist()
@@ -231,7 +233,7 @@ def corpus(splits, unlabelled: list[str], cfg: Config) -> tuple[list[str], list[
     return texts, held_out, counts
 
 
-def encoder_key(cfg: Config, splits, unlabelled: list[str]) -> str:
+def encoder_key(cfg: Config, splits: data.Splits, unlabelled: list[str]) -> str:
     """Identifies an encoder by what it depends on: the pretraining settings and all the data."""
     settings = json.dumps({f: getattr(cfg, f) for f in PRETRAIN_FIELDS}, sort_keys=True)
     h = hashlib.sha256(settings.encode())
@@ -240,7 +242,7 @@ def encoder_key(cfg: Config, splits, unlabelled: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def default_dir(cfg: Config, splits, unlabelled: list[str], cache_dir: Path) -> Path:
+def default_dir(cfg: Config, splits: data.Splits, unlabelled: list[str], cache_dir: Path) -> Path:
     return Path(cache_dir) / "encoders" / encoder_key(cfg, splits, unlabelled)
 
 
