@@ -17,6 +17,7 @@ from imdb_sentiment import fit
 run = fit("{data}", {config}, run_dir="{out}/run", export_dir="{out}/models")
 print(run.results.val.accuracy, run.results.test.accuracy, run.export_path)
 print(run.card.splitlines()[0])
+print(*run.predict(["A wonderful film.", "Dull and pointless."]))
 """
 
 
@@ -31,8 +32,10 @@ def test_fit_from_python_returns_typed_results_and_exports_a_card(tiny_csv, tmp_
     config = {**TINY_CONFIG, "epochs": 2}
     proc = python("-c", README_SNIPPET.format(data=tiny_csv, config=config, out=tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    first, title = proc.stdout.splitlines()[-2:]
+    first, title, predicted = proc.stdout.splitlines()[-3:]
     val, test, version = first.split()
+    positive, negative = map(float, predicted.split())
+    assert positive > 0.5 > negative  # the tiny data's words, read by the trained model
     assert title == "# Model card: imdb-sentiment"
     assert version == str(tmp_path / "models" / "1")
     card = (tmp_path / "models" / "1" / "model_card.md").read_text()

@@ -69,6 +69,11 @@ class Run:
 
     def predict(self, reviews: list[str]) -> np.ndarray:
         """P(positive) of each raw review, as the exported model gives it."""
+        if self.model is None:
+            raise UserError(
+                f"{self.run_dir}: this run was finished before and is not loaded; predict with "
+                "its export (predict.Predictor) or runs.load_artifacts(run.run_dir)"
+            )
         from .features import predict_features
         from .text import tokenize_corpus
 
