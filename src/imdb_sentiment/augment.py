@@ -161,8 +161,10 @@ class PairRows:
         before, after = rest[rest < at[0]], rest[rest > at[0]]
         index = np.concatenate([before, *[at] * times, after])
         rows = self.take(index)
-        copy = np.concatenate([np.zeros(len(before)), *[np.full(len(at), c) for c in range(times)]])
-        copy = np.concatenate([copy, np.zeros(len(after))]).astype(np.int64)
+        copy = np.repeat(np.arange(times), len(at))  # which copy each repeated row is of
+        copy = np.concatenate(
+            [np.zeros(len(before), np.int64), copy, np.zeros(len(after), np.int64)]
+        )
         span = int(self.pair.max()) + 1 if len(self) else 1
         rows.pair = np.where(rows.pair >= 0, rows.pair + copy * span, -1)
         return rows

@@ -141,7 +141,7 @@ HARD_LINES = (
 )
 
 
-def _probabilities(model, vectorizer, texts: list[str]) -> np.ndarray:
+def positive_probabilities(model, vectorizer, texts: list[str]) -> np.ndarray:
     """P(positive) of raw texts, as the exported model gives it."""
     from .features import predict_features
     from .text import tokenize_corpus
@@ -151,7 +151,7 @@ def _probabilities(model, vectorizer, texts: list[str]) -> np.ndarray:
 
 def hard_lines(model, vectorizer) -> list[LineRead]:
     """The model's reading of HARD_LINES."""
-    p = _probabilities(model, vectorizer, [text for text, _ in HARD_LINES])
+    p = positive_probabilities(model, vectorizer, [text for text, _ in HARD_LINES])
     return [LineRead(text, label, float(q)) for (text, label), q in zip(HARD_LINES, p)]
 
 
@@ -159,7 +159,7 @@ def missed_edits(model, vectorizer, pairs, k: int = 5) -> list[MissedEdit]:
     """Up to k pairs (counterfactuals.Pairs) whose edit the model reads wrong, the shortest
     first: what the model card shows of the edits it still gets wrong."""
     texts, labels = pairs.rows()
-    p = _probabilities(model, vectorizer, texts)
+    p = positive_probabilities(model, vectorizer, texts)
     n = len(pairs)
     wrong = np.flatnonzero((p[n:] >= 0.5) != (labels[n:] == 1))
     shortest = sorted(wrong, key=lambda i: len(pairs.edit[i]))[:k]

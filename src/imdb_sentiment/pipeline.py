@@ -33,6 +33,7 @@ from .evaluate import (
     hard_lines,
     mcnemar,
     missed_edits,
+    positive_probabilities,
 )
 from .export import export
 from .files import UserError, save_model, write_json
@@ -74,11 +75,7 @@ class Run:
                 f"{self.run_dir}: this run was finished before and is not loaded; predict with "
                 "its export (predict.Predictor) or runs.load_artifacts(run.run_dir)"
             )
-        from .features import predict_features
-        from .text import tokenize_corpus
-
-        features = self.vectorizer.features(tokenize_corpus(list(reviews)))
-        return predict_features(self.model, features)[:, 0]
+        return positive_probabilities(self.model, self.vectorizer, list(reviews))
 
 
 @dataclass
