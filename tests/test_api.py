@@ -118,3 +118,32 @@ def test_docs_name_every_field_of_metrics_json():
     table = (ROOT / "docs" / "training.md").read_text().split("### metrics.json")[1]
     for f in dataclasses.fields(Results):
         assert f"`{f.name}`" in table, f.name
+
+
+def test_a_run_says_where_its_time_went_and_benchmark_prints_it(trained, tmp_path):
+    """metrics.json holds the phases in order, their times adding up to at most the command's,
+    and `benchmark.py --phases` prints them with their rates, two runs side by side."""
+    raw = json.loads((trained["run_dir"] / "metrics.json").read_text())
+    phases = {p["name"].split(",")[0]: p for p in raw["phases"]}
+    assert list(phases)[:3] == ["reading the reviews", "pairs", "tokenizing"]
+    assert list(phases)[-1] == "evaluating"
+    assert {"LSTM", "bag", "blend"} <= set(phases)
+    assert all(p["seconds"] >= 0 for p in raw["phases"])
+    assert phases["LSTM"]["seconds"] > 0 and phases["LSTM"]["rows"] % raw["epochs_run"] == 0
+    config = json.loads((trained["run_dir"] / "config.json").read_text())
+    assert phases["bag"]["name"] == f"bag, {len(config['ngram_c_grid'])} values of C"
+
+    slower = tmp_path / "slower"
+    slower.mkdir()
+    raw["phases"] = [{**p, "seconds": 2 * p["seconds"]} for p in raw["phases"]]
+    (slower / "metrics.json").write_text(json.dumps(raw))
+    proc = python("scripts/benchmark.py", "--phases", str(trained["run_dir"]), str(slower))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout.splitlines()
+    lstm = next(line for line in table if line.startswith("| LSTM |"))
+    rate = phases["LSTM"]["rows"] / phases["LSTM"]["seconds"]
+    assert f", {rate:,.0f} |" in lstm and lstm.endswith("| 2.00 |")
+    assert table[-1].startswith("| all phases |") and table[-1].endswith("| 2.00 |")
+
+    proc = python("scripts/benchmark.py", "--phases", str(tmp_path))
+    assert proc.returncode != 0 and "metrics.json" in proc.stderr and "Traceback" not in proc.stderr

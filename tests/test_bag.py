@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import tensorflow as tf
 from conftest import NEGATIVE, POSITIVE, synthetic_reviews, train_tiny
 
@@ -168,3 +169,25 @@ def test_the_bag_also_fits_the_unlabelled_reviews_as_the_trained_lstm_labels_the
 
     np.testing.assert_allclose(saved, bag_weights((lstm >= 0).astype(int)), atol=1e-6)
     assert not np.allclose(saved, bag_weights((lstm < 0).astype(int)), atol=1e-3)
+
+
+def test_fits_of_the_c_grid_in_threads_are_the_fits_made_one_by_one():
+    """Each C's fit runs on its own core; liblinear's primal solver draws no random numbers, so
+    on a problem this small (no BLAS call split across threads) the fits, their scores and the
+    choice are those of fitting one after another."""
+    from imdb_sentiment.selection import fit_on_validation
+
+    rng = np.random.default_rng(0)
+    x = sp.random(600, 3000, density=0.01, format="csr", random_state=1)
+    y = (x @ rng.normal(size=3000) + 0.1 * rng.normal(size=600) > 0).astype(int)
+    grid = (0.03, 0.1, 0.3, 1.0)
+    fits = [
+        fit_on_validation(
+            x[:400], y[:400], x[400:], y[400:], grid, "t", workers=w, solver="liblinear"
+        )
+        for w in (1, 4)
+    ]
+    (acc1, c1, clf1), (acc2, c2, clf2) = fits
+    assert (acc1, c1) == (acc2, c2)
+    assert np.array_equal(clf1.coef_, clf2.coef_)
+    assert np.array_equal(clf1.intercept_, clf2.intercept_)

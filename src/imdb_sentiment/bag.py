@@ -12,6 +12,7 @@ raw text.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import numpy as np
@@ -87,6 +88,7 @@ def fit_bag(
         val_labels,
         cfg.ngram_c_grid,
         "n-gram bag",
+        workers=os.cpu_count() or 1,
         solver="liblinear",
         max_iter=1000,
         random_state=cfg.seed,

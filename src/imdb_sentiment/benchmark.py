@@ -28,7 +28,14 @@ from .data import strip_html
 from .export import SUB_BATCH, export, serving_archive
 from .model import adam, as_float32, build_model, compile_model, lstm_model
 from .pretrain import LanguageModels
-from .train import LstmRows, build_compiled_model, input_vectors, make_dataset, steps_per_epoch
+from .train import (
+    LstmRows,
+    build_compiled_model,
+    cpu_features,
+    input_vectors,
+    make_dataset,
+    steps_per_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ class Figures(Section):
 @dataclass
 class Machine(Section):
     cores: int | None
+    cpu_features: list[str]  # train.SPEED_FEATURES it has
     platform: str
     tensorflow: str
     gpus: list[str]
@@ -170,7 +178,8 @@ class Speed(Figures):
         """The printed report: a line per section, parity's only when it ran."""
         t, i, s, c = self.training, self.inference, self.sub_batching, self.compute
         lines = [
-            f"\nmachine: {self.about.machine.cores} cores, TensorFlow "
+            f"\nmachine: {self.about.machine.cores} cores "
+            f"({', '.join(self.about.machine.cpu_features) or 'no AVX2'}), TensorFlow "
             f"{self.about.machine.tensorflow}, GPUs: {self.about.machine.gpus or 'none'}",
             f"training: {t.train_reviews_per_s:.0f} reviews/s, "
             f"{t.train_real_tokens_per_s:.0f} real tokens/s; one epoch {self.epoch_seconds:.0f}s; "
@@ -325,6 +334,7 @@ class Bench:
     def about(self) -> About:
         machine = Machine(
             cores=os.cpu_count(),
+            cpu_features=cpu_features(),
             platform=platform.platform(),
             tensorflow=tf.__version__,
             gpus=[g.name for g in tf.config.list_physical_devices("GPU")],

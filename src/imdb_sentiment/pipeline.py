@@ -38,6 +38,7 @@ from .evaluate import (
 from .export import export
 from .files import UserError, save_model, write_json
 from .pretrain import Encoder, find_or_make
+from .progress import Phases
 from .report import write_report
 from .results import Paired, Results
 from .runs import RUNS_DIR, choose_run_dir, finished_run, load_artifacts, new_run_dir
@@ -138,24 +139,34 @@ def fit(
     run_dir = Path(run_dir) if run_dir else None
     _check_distribute(steps, cfg, sources, run_dir)
     strategy = make_strategy(steps.distribute)
-    splits = review_data.load(data, cfg, sources.cache_dir)
+    phases = Phases()
+    with phases("reading the reviews") as phase:
+        splits = review_data.load(data, cfg, sources.cache_dir)
+        phase.rows = len(splits.train) + len(splits.val) + len(splits.test)
     if finished_run(run_dir, steps.fresh, cfg, splits.checksum):
         return _finished(run_dir, cfg)
     run_dir = choose_run_dir(run_dir, steps.fresh, cfg, splits.checksum)
     log.info(f"run: {run_dir}")
-    inputs = _training_inputs(cfg, splits, sources)
+    with phases("pairs, unlabelled reviews and encoder"):
+        inputs = _training_inputs(cfg, splits, sources)
     # Only the chief writes run_dir and the export; other workers write a folder removed on exit.
     with writable_run_dir(run_dir, strategy) as out:
         cfg.save(out / "config.json")
         pairs_report = inputs.pairs.report if inputs.pairs else None
         write_json(out / "data_report.json", _data_report(splits, pairs_report))
-        trained = train(cfg, splits, out, strategy, inputs.encoder, inputs.unlabelled, inputs.pairs)
+        trained = train(
+            cfg, splits, out, strategy, inputs.encoder, inputs.unlabelled, inputs.pairs, phases
+        )
     if not is_chief(strategy):
         return None  # the rest needs no other worker: the trained model predicts in this process
-    results, predictions = _measure(trained, splits, inputs, steps)
+    with phases("evaluating"):
+        results, predictions = _measure(trained, splits, inputs, steps)
+    results.phases = phases.done  # metrics.json is written in the last phase, so ends before it
     run = Run(results, trained.model, trained.vectorizer, cfg, run_dir)
     command = _command(data, run, sources, steps)
-    _write_run(run, trained, splits, predictions, command, steps.export_dir)
+    with phases("writing the run" + (" and the export" if steps.export_dir else "")):
+        _write_run(run, trained, splits, predictions, command, steps.export_dir)
+    log.info(f"phases: {sum(p.seconds for p in phases.done):.0f}s in all")
     return run
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tqdm import tqdm
+
+from .results import Phase
+
+log = logging.getLogger(__name__)
 
 
 def shown() -> bool:
@@ -27,3 +34,22 @@ def bar(iterable=None, *, total: int | None = None, desc: str, unit: str = "revi
         file=sys.stderr,
         disable=not shown(),
     )
+
+
+class Phases:
+    """A command's phases, timed as they run: each is logged as it ends, with its rate, and kept
+    in order (`done`) for the run's metrics, so a run says where its time went."""
+
+    def __init__(self) -> None:
+        self.done: list[Phase] = []
+
+    @contextmanager
+    def __call__(self, name: str, rows: int | None = None) -> Iterator[Phase]:
+        """Times the block; it may set the phase's rows when only the block knows them."""
+        phase, t0 = Phase(name, rows=rows), time.perf_counter()
+        yield phase
+        phase.seconds = round(time.perf_counter() - t0, 1)
+        self.done.append(phase)
+        rate = phase.rows_per_second
+        rows = f", {phase.rows:,} rows at {rate:,.0f}/s" if rate else ""
+        log.info(f"phase: {name} took {phase.seconds:.0f}s{rows}")

@@ -6,10 +6,14 @@ docs/training.md has one table of its fields."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .files import UserError
 
 
 class Record:
@@ -177,6 +181,20 @@ class MissedEdit(Record):
 
 
 @dataclass
+class Phase(Record):
+    """One phase of a training command: its wall-clock seconds and the rows it went through
+    (progress.Phases)."""
+
+    name: str
+    seconds: float = 0.0
+    rows: int | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.rows and self.seconds > 0 else None
+
+
+@dataclass
 class Results(Record):
     """Everything a training run measured (metrics.json). `test` and the dev pairs' edits are
     there only when the test split was read."""
@@ -194,7 +212,54 @@ class Results(Record):
     model_vs_baseline: Paired | None = None
     hard_lines: list[LineRead] = field(default_factory=list)  # evaluate.HARD_LINES read
     missed_edits: dict[str, list[MissedEdit]] = field(default_factory=dict)  # a few, by set
+    phases: list[Phase] = field(default_factory=list)  # up to the run's writing, in order
 
     def splits(self) -> dict[str, SplitScores]:
         """The model's scores of each split read: validation, then test when read."""
         return {name: s for name, s in (("val", self.val), ("test", self.test)) if s is not None}
+
+
+def read_phases(run_dir: Path) -> Results:
+    """A finished run's results (its metrics.json), refused when they record no phases."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        results = Results.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read it ({e}): is {run_dir} a finished run?") from None
+    if not results.phases:
+        raise UserError(f"{path}: no phases: the run was made before runs recorded them")
+    return results
+
+
+def phase_table(runs: dict[str, Results]) -> str:
+    """The phases of runs side by side, as a Markdown table: each run's seconds, share of its
+    whole and rows/s per phase, and with two runs the second's time over the first's. A phase
+    is matched across runs by its name up to the first comma ("bag, 4 values of C")."""
+
+    def by_key(results: Results) -> dict[str, Phase]:
+        return {p.name.split(",")[0]: p for p in results.phases}
+
+    tables = {name: by_key(r) for name, r in runs.items()}
+    keys = list(dict.fromkeys(k for t in tables.values() for k in t))
+    totals = {name: sum(p.seconds for p in t.values()) for name, t in tables.items()}
+    ratio = len(runs) == 2
+    head = ["phase"] + [f"{n}: s (share), rows/s" for n in runs] + (["ratio"] if ratio else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+
+    def cell(p: Phase | None, total: float) -> str:
+        if p is None:
+            return "-"
+        rate = f", {p.rows_per_second:,.0f}" if p.rows_per_second else ""
+        return f"{p.seconds:,.0f} ({p.seconds / total:.0%}){rate}" if total else "-"
+
+    def row(label: str, phases: list[Phase | None]) -> str:
+        cells = [cell(p, totals[n]) for p, n in zip(phases, runs)]
+        if ratio:
+            a, b = phases
+            cells.append(f"{b.seconds / a.seconds:.2f}" if a and b and a.seconds else "-")
+        return "| " + " | ".join([label, *cells]) + " |"
+
+    lines += [row(k, [t.get(k) for t in tables.values()]) for k in keys]
+    whole = [Phase("whole", totals[n]) for n in runs]
+    lines.append(row("all phases", whole))
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ the LSTM labels -> the blend of the two on validation."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from .model import (
     set_bag,
     set_blend,
 )
+from .progress import Phases
 from .results import Blend, Parts
 from .resume import Fitted, resumable_fit
 from .runs import CHECKPOINT
@@ -195,11 +197,30 @@ def setup_devices(cfg: Config) -> None:
     if gpus and cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     policy = keras.mixed_precision.global_policy().name  # the caller may have set one too
+    cpu = f"{os.cpu_count()} CPU cores" + (f" with {', '.join(f)}" if (f := cpu_features()) else "")
     log.info(
         f"devices: {len(gpus)} GPU(s)"
-        + (" (cuDNN LSTM)" if gpus else ", training on CPU")
+        + (" (cuDNN LSTM)" if gpus else f", training on {cpu}")
         + ("" if policy == "float32" else f"; {policy} in training, float32 in the model it makes")
     )
+
+
+# The vector extensions that set the LSTM's speed on a CPU: an epoch takes about half as long
+# with AVX-512 as with AVX2 alone (docs/results.md, training time).
+SPEED_FEATURES = ("avx512f", "avx2", "fma")
+
+
+def cpu_features() -> list[str]:
+    """Which of SPEED_FEATURES this CPU has, as Linux's /proc/cpuinfo names them ([] elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return [f for f in SPEED_FEATURES if f in flags]
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -312,6 +333,7 @@ def train(
     encoder: StartingWeights | None = None,
     unlabelled: list[str] | None = None,
     counterfactuals: Counterfactuals | None = None,
+    phases: Phases | None = None,
 ) -> Trained:
     """The default model, step by step: vectorize the reviews, make the minimal pairs, fit the
     LSTM part, then the n-gram bag (on the training reviews, the pairs and the unlabelled reviews
@@ -319,14 +341,17 @@ def train(
 
     encoder: a pretrained encoder the LSTM starts from (it refuses one that does not match).
     unlabelled: reviews without labels, for the bag (cfg.bag_unlabelled). counterfactuals: the
-    human pairs, whose training pairs both parts train on."""
+    human pairs, whose training pairs both parts train on. phases: where each step's time is
+    noted."""
+    phases = phases or Phases()
     keras.utils.set_random_seed(cfg.seed)
     setup_devices(cfg)
-    corpus = vectorize(cfg, splits, run_dir)
-    matrix, emb_report = input_vectors(
-        corpus.vectorizer.vocabulary, cfg, corpus.train_x["token_ids"], corpus.train_y
-    )
-    pairs, made_report = pair_rows(cfg, counterfactuals, corpus, matrix)
+    with phases("tokenizing, input vectors and pairs", rows=len(splits.train) + len(splits.val)):
+        corpus = vectorize(cfg, splits, run_dir)
+        matrix, emb_report = input_vectors(
+            corpus.vectorizer.vocabulary, cfg, corpus.train_x["token_ids"], corpus.train_y
+        )
+        pairs, made_report = pair_rows(cfg, counterfactuals, corpus, matrix)
     trained_pairs = pairs.repeated(HUMAN, cfg.counterfactual_repeats)
     rows = lstm_rows(cfg, corpus, trained_pairs)
     strategy = strategy or tf.distribute.get_strategy()
@@ -334,7 +359,9 @@ def train(
     if encoder:
         encoder.start(model, cfg, corpus.vectorizer.vocabulary, splits.train.review)
         log.info(f"pretrained: the LSTM starts from the encoder in {encoder.path}")
-    fitted = fit_lstm(lstm, cfg, batch_size, rows, corpus, run_dir, strategy)
+    with phases("LSTM") as phase:
+        fitted = fit_lstm(lstm, cfg, batch_size, rows, corpus, run_dir, strategy)
+        phase.rows = rows.count * (len(fitted.history["loss"]) - fitted.first_epoch)
     # Mixed precision ends with training: the blend is fitted, and the model evaluated, saved and
     # exported, in the float32 it serves in.
     model = as_float32(model)
@@ -342,9 +369,10 @@ def train(
     if cfg.ngram_buckets:
         # After the LSTM, which labels the unlabelled reviews the bag also fits. Deterministic,
         # so a resumed run fits the same bag again rather than checkpointing 4M weights.
-        fit_bag_part(model, cfg, corpus, trained_pairs, unlabelled, splits, parts)
+        fit_bag_part(model, cfg, corpus, trained_pairs, unlabelled, splits, parts, phases)
         val_pairs = counterfactuals.val if counterfactuals else None
-        parts.blend = blend_on_validation(model, corpus, splits.val, cfg, val_pairs)
+        with phases("blend"):
+            parts.blend = blend_on_validation(model, corpus, splits.val, cfg, val_pairs)
     return Trained(
         model,
         corpus.vectorizer,
@@ -394,6 +422,11 @@ class LstmRows:
     features: dict[str, tf.RaggedTensor]  # {"token_ids": ragged [rows, tokens]}
     labels: np.ndarray
     pairs: PairRows | None
+
+    @property
+    def count(self) -> int:
+        """Rows in an epoch, the paired ones included."""
+        return len(self.labels) + (len(self.pairs) if self.pairs is not None else 0)
 
 
 def lstm_rows(cfg: Config, corpus: Corpus, pairs: PairRows) -> LstmRows:
@@ -504,6 +537,7 @@ def fit_bag_part(
     unlabelled: list[str] | None,
     splits: data.Splits,
     parts: Parts,
+    phases: Phases,
 ) -> None:
     """Fits the n-gram bag into `model` on the training reviews, the minimal pairs of kinds the
     bag reads and (cfg.bag_unlabelled) the unlabelled reviews the LSTM labels; notes in
@@ -512,11 +546,14 @@ def fit_bag_part(
     ids = tf.concat([corpus.train_x["ngram_ids"], in_bag.features["ngram_ids"]], axis=0)
     y = np.concatenate([corpus.train_y, in_bag.labels])
     if cfg.bag_unlabelled and unlabelled:
-        more_ids, more_y = lstm_labelled(model, corpus.vectorizer, unlabelled, splits)
+        with phases("labelling the unlabelled reviews", rows=len(unlabelled)):
+            more_ids, more_y = lstm_labelled(model, corpus.vectorizer, unlabelled, splits)
         if len(more_y):
             ids, y = tf.concat([ids, more_ids], 0), np.concatenate([y, more_y])
             parts.bag_unlabelled_reviews = len(more_y)
-    bag = fit_bag(ids, y, corpus.val_x["ngram_ids"], corpus.val_y, cfg)
+    grid = len(cfg.ngram_c_grid)
+    with phases(f"bag, {grid} value{'s' if grid > 1 else ''} of C", rows=len(y) * grid):
+        bag = fit_bag(ids, y, corpus.val_x["ngram_ids"], corpus.val_y, cfg)
     set_bag(model, bag["weights"], bag["bias"])
     parts.bag_val_accuracy, parts.bag_C = bag["val_accuracy"], bag["C"]
     parts.bag_seconds = bag["seconds"]

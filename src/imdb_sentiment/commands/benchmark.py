@@ -10,6 +10,9 @@ review padded to max_len and tokenized again each epoch; one review at a time th
 BeautifulSoup, the tokenizer and model.predict) as ratios; peak memory. --json writes every
 figure as one JSON object.
 
+--phases RUN_DIR [RUN_DIR] measures nothing: it prints where finished runs' time went, from
+their metrics.json (a run records its phases as it goes).
+
 --export-precision measures only the serving speed of a GPU-trained model's two possible exports:
 the float16 graph it was exported as before model.as_float32 (mixed_float16 policy), and float32.
 """
@@ -21,6 +24,11 @@ from imdb_sentiment import cli
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.phases:
+        from imdb_sentiment.results import phase_table, read_phases
+
+        print(phase_table({str(run): read_phases(run) for run in args.phases}))
+        return 0
     cli.load_tensorflow()
     from imdb_sentiment import benchmark
     from imdb_sentiment.files import write_json
@@ -64,6 +72,14 @@ def parse_args(argv):
         "BiLSTM, the size PyTorch's peer (../shared/tools/peer_torch_lstm.py) runs",
     )
     p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument(
+        "--phases",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="only print where finished runs' time went, phase by phase (seconds, share, "
+        "rows/s), side by side; with two runs, the second's time over the first's",
+    )
     p.add_argument(
         "--parity-epochs",
         type=int,
