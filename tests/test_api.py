@@ -44,6 +44,15 @@ def test_fit_from_python_returns_typed_results_and_exports_a_card(tiny_csv, tmp_
     assert (metrics["val"]["accuracy"], metrics["test"]["accuracy"]) == (float(val), float(test))
     assert metrics["epochs_run"] == 2
 
+    # The same call again finds the run finished and gives back its results, training nothing.
+    again = f"run = fit('{tiny_csv}', {config}, run_dir='{tmp_path}/run')"
+    proc = python(
+        "-c",
+        f"from imdb_sentiment import fit\n{again}\nprint(run.trained, run.results.val.accuracy)",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["False", val]
+
 
 def test_the_card_shows_the_results_figures(trained):
     """Every figure the card gives is the one in metrics.json, to the digits it prints."""
@@ -121,8 +130,9 @@ def test_docs_name_every_field_of_metrics_json():
 
 
 def test_a_run_says_where_its_time_went_and_benchmark_prints_it(trained, tmp_path):
-    """metrics.json holds the phases in order, their times adding up to at most the command's,
-    and `benchmark.py --phases` prints them with their rates, two runs side by side."""
+    """metrics.json holds the phases in order, the LSTM's rows a whole number of epochs, and
+    `benchmark.py --phases` prints them with their rates, two runs side by side, and refuses a
+    folder that is no finished run without a traceback."""
     raw = json.loads((trained["run_dir"] / "metrics.json").read_text())
     phases = {p["name"].split(",")[0]: p for p in raw["phases"]}
     assert list(phases)[:3] == ["reading the reviews", "pairs", "tokenizing"]

@@ -10,7 +10,6 @@ parse their flags, call these and print.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shlex
 import time
@@ -40,7 +39,7 @@ from .files import UserError, save_model, write_json
 from .pretrain import Encoder, find_or_make
 from .progress import Phases
 from .report import write_report
-from .results import Paired, Results
+from .results import Paired, Results, read_results
 from .runs import RUNS_DIR, choose_run_dir, finished_run, load_artifacts, new_run_dir
 from .short import short_inputs
 from .text import Vectorizer
@@ -330,8 +329,7 @@ def _command(data, run: Run, sources: Sources, steps: Steps) -> str:
 
 def _finished(run_dir: Path, cfg: Config) -> Run:
     """The finished run in run_dir, its results as it wrote them."""
-    results = Results.from_dict(json.loads((run_dir / "metrics.json").read_text()))
-    return Run(results, None, None, cfg, run_dir, trained=False)
+    return Run(read_results(run_dir), None, None, cfg, run_dir, trained=False)
 
 
 @dataclass

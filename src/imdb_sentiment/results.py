@@ -219,13 +219,19 @@ class Results(Record):
         return {name: s for name, s in (("val", self.val), ("test", self.test)) if s is not None}
 
 
-def read_phases(run_dir: Path) -> Results:
-    """A finished run's results (its metrics.json), refused when they record no phases."""
+def read_results(run_dir: Path) -> Results:
+    """A finished run's results, as it wrote them (its metrics.json)."""
     path = Path(run_dir) / "metrics.json"
     try:
-        results = Results.from_dict(json.loads(path.read_text()))
+        return Results.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read it ({e}): is {run_dir} a finished run?") from None
+
+
+def read_phases(run_dir: Path) -> Results:
+    """A finished run's results, refused when they record no phases."""
+    results = read_results(run_dir)
+    path = Path(run_dir) / "metrics.json"
     if not results.phases:
         raise UserError(f"{path}: no phases: the run was made before runs recorded them")
     return results
